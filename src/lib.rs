@@ -1,0 +1,5 @@
+//! Patina: a REST/JSON gateway in front of legacy databases, driven by mapping files.
+
+pub mod codec;
+pub mod diag;
+pub mod sql;
