@@ -3,3 +3,6 @@
 pub mod codec;
 pub mod diag;
 pub mod sql;
+pub mod config;
+pub mod catalog;
+pub mod mapping;

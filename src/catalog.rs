@@ -1,0 +1,160 @@
+//! The compiled catalog: every route checked and planned (SQL rewritten for its dialect, bind
+//! order fixed, parameter and column codecs typed) and the router that finds a route for a
+//! request. Built by `mapping::compile`; read by the HTTP layer. Holds no connections.
+
+use std::sync::Arc;
+
+use crate::codec::{BindValue, ColumnCodec, ColumnType, ParamType, Trim};
+
+/// Where a parameter comes from in the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamLocation {
+    Path,
+    Query,
+}
+
+/// A checked route parameter.
+#[derive(Clone, Debug)]
+pub struct ParamPlan {
+    pub name: String,
+    pub location: ParamLocation,
+    pub ty: ParamType,
+    pub required: bool,
+    pub default: Option<BindValue>,
+    pub description: Option<String>,
+    pub example: Option<serde_json::Value>,
+}
+
+/// A checked column rule. `ty: None` means "decide from the column's SQL type".
+#[derive(Clone, Debug)]
+pub struct ColumnPlan {
+    /// The column name as the mapping wrote it; matched case-insensitively.
+    pub db_name: String,
+    pub output: String,
+    pub ty: Option<ColumnType>,
+    pub trim: Trim,
+    pub null_if: Vec<String>,
+    pub description: Option<String>,
+    pub example: Option<serde_json::Value>,
+}
+
+impl ColumnPlan {
+    /// The codec to use for a result column whose SQL type suggests `fallback`.
+    pub fn codec(&self, fallback: &ColumnType) -> ColumnCodec {
+        ColumnCodec {
+            ty: self.ty.clone().unwrap_or_else(|| fallback.clone()),
+            trim: self.trim,
+            null_if: self.null_if.clone(),
+        }
+    }
+}
+
+/// Everything needed to serve one route.
+#[derive(Clone, Debug)]
+pub struct RoutePlan {
+    pub id: String,
+    /// API version, from the mapping folder (`v1`).
+    pub version: String,
+    pub method: String,
+    /// The full path with the version prefix, e.g. `/v1/jobs/{job_number}`.
+    pub path: String,
+    /// The mapping file, for log lines.
+    pub file: String,
+    pub summary: Option<String>,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub scopes: Vec<String>,
+    /// One object (404 when no row) rather than a list.
+    pub one: bool,
+    /// Row cap for list routes.
+    pub max_rows: usize,
+    pub source: String,
+    /// The SQL as the driver receives it, placeholders rewritten.
+    pub sql: Arc<str>,
+    /// For each placeholder in order, the index into `params` of the value it takes.
+    pub bind_order: Vec<usize>,
+    pub params: Vec<ParamPlan>,
+    pub columns: Vec<ColumnPlan>,
+}
+
+impl RoutePlan {
+    /// The column rule for a result column name (case-insensitive).
+    pub fn column(&self, db_name: &str) -> Option<&ColumnPlan> {
+        self.columns
+            .iter()
+            .find(|c| c.db_name.eq_ignore_ascii_case(db_name))
+    }
+}
+
+/// The result of looking a request up.
+#[derive(Debug)]
+pub enum Lookup<'a> {
+    Found {
+        route: &'a Arc<RoutePlan>,
+        /// Raw (still percent-encoded) path parameter values.
+        path_params: Vec<(String, String)>,
+    },
+    /// The path exists, but not for this method.
+    MethodNotAllowed(Vec<String>),
+    NotFound,
+}
+
+/// All routes of all versions, ready to serve.
+#[derive(Debug)]
+pub struct Catalog {
+    pub routes: Vec<Arc<RoutePlan>>,
+    router: matchit::Router<Vec<usize>>,
+}
+
+impl Catalog {
+    /// Build the router. Paths were checked for conflicts during compilation, so this only
+    /// fails on a bug; the error says which path.
+    pub fn new(routes: Vec<Arc<RoutePlan>>) -> Result<Self, String> {
+        let mut by_path: indexmap::IndexMap<&str, Vec<usize>> = indexmap::IndexMap::new();
+        for (i, r) in routes.iter().enumerate() {
+            by_path.entry(r.path.as_str()).or_default().push(i);
+        }
+        let mut router = matchit::Router::new();
+        for (path, idx) in by_path {
+            router
+                .insert(path, idx)
+                .map_err(|e| format!("route path {path}: {e}"))?;
+        }
+        Ok(Self { routes, router })
+    }
+
+    pub fn lookup(&self, method: &str, path: &str) -> Lookup<'_> {
+        let Ok(m) = self.router.at(path) else {
+            return Lookup::NotFound;
+        };
+        let found = m
+            .value
+            .iter()
+            .map(|&i| &self.routes[i])
+            .find(|r| r.method == method || (method == "HEAD" && r.method == "GET"));
+        match found {
+            Some(route) => Lookup::Found {
+                route,
+                path_params: m
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+            None => Lookup::MethodNotAllowed(
+                m.value
+                    .iter()
+                    .map(|&i| self.routes[i].method.clone())
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The API versions served, sorted.
+    pub fn versions(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.routes.iter().map(|r| r.version.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}

@@ -1,0 +1,488 @@
+//! The gateway config file (`patina.toml`): its raw serde form, `${VAR}` expansion from the
+//! environment, and the checked, typed [`Config`] the rest of the program runs on. Secrets stay
+//! wrapped in [`Secret`] so they never reach logs. Mapping files are compiled elsewhere.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::diag::{Diagnostics, LoadError, SourceFile};
+use crate::sql::Dialect;
+
+/// A value that must not be printed: `Debug` and `Display` show `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The secret itself, for the one place that needs it (opening a connection).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    /// Address to listen on, e.g. `127.0.0.1:8080` (port 0 picks a free port).
+    listen: Option<Spanned<String>>,
+    /// Folder holding one sub-folder per API version (`v1/`, `v2/`) of mapping files; relative
+    /// to the config file. Default `mappings`.
+    mappings: Option<Spanned<String>>,
+    /// Upper bound on rows a list route returns when the route sets none. Default 1000.
+    max_rows: Option<Spanned<usize>>,
+}
+
+/// `[sources.NAME.pool]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    /// Connections (and worker threads) for this source. Default 4.
+    max: Option<Spanned<usize>>,
+    /// How long a request waits for a free connection before 503. Default `2s`.
+    acquire_timeout: Option<Spanned<String>>,
+}
+
+/// `[sources.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    /// `odbc` (any ODBC driver) or `mssql` (SQL Server's native protocol).
+    kind: Spanned<String>,
+    /// ODBC connection string; `${VAR}` is read from the environment.
+    connection_string: Option<Spanned<String>>,
+    /// `db2i`, `mssql`, `postgres` or `sqlite`.
+    dialect: Option<Spanned<String>>,
+    pool: Option<RawPool>,
+    /// Longest a statement may run before the driver cancels it (e.g. `5s`).
+    statement_timeout: Option<Spanned<String>>,
+    /// Longest a login may take. Default `5s`.
+    login_timeout: Option<Spanned<String>>,
+    /// Largest text value fetched, in bytes. Default 65536.
+    max_text_bytes: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: Option<RawServer>,
+    #[serde(default)]
+    sources: IndexMap<String, Spanned<RawSource>>,
+}
+
+/// What kind of client library talks to a source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    Odbc,
+}
+
+/// A checked source definition.
+#[derive(Clone, Debug)]
+pub struct SourceConfig {
+    pub name: String,
+    pub kind: SourceKind,
+    pub connection_string: Secret,
+    pub dialect: Dialect,
+    pub pool_max: usize,
+    pub acquire_timeout: Duration,
+    pub statement_timeout: Option<Duration>,
+    pub login_timeout: Duration,
+    pub max_text_bytes: usize,
+}
+
+/// The checked gateway configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub file: PathBuf,
+    pub listen: String,
+    pub mappings_dir: PathBuf,
+    pub max_rows: usize,
+    pub sources: IndexMap<String, SourceConfig>,
+}
+
+pub const DEFAULT_MAX_ROWS: usize = 1000;
+
+impl Config {
+    /// Read and check a config file, expanding `${VAR}` from the process environment.
+    pub fn load(path: &Path) -> Result<Config, LoadError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| LoadError {
+            diagnostics: {
+                let mut d = Diagnostics::new();
+                d.file_error(
+                    &name,
+                    format!("cannot read the config file: {e}"),
+                    Some("pass another one with --config FILE".into()),
+                );
+                d.into_vec()
+            },
+        })?;
+        Self::parse(path, &text, &|v| std::env::var(v).ok())
+    }
+
+    /// Check config text; `env` looks up `${VAR}` references.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, LoadError> {
+        let file = SourceFile::new(path.display().to_string(), text);
+        let mut diags = Diagnostics::new();
+        let raw = match toml::from_str::<RawConfig>(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                diags.error(&file, span, e.message().trim().to_string());
+                return Err(LoadError {
+                    diagnostics: diags.into_vec(),
+                });
+            }
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let server = raw.server;
+        let listen = server
+            .as_ref()
+            .and_then(|s| s.listen.as_ref())
+            .map_or_else(|| "127.0.0.1:8080".to_string(), |l| l.get_ref().clone());
+        let mappings_dir = server
+            .as_ref()
+            .and_then(|s| s.mappings.as_ref())
+            .map_or_else(|| "mappings".to_string(), |m| m.get_ref().clone());
+        let max_rows = server
+            .as_ref()
+            .and_then(|s| s.max_rows.as_ref())
+            .map_or(DEFAULT_MAX_ROWS, |m| {
+                if *m.get_ref() == 0 {
+                    diags.error(&file, m.span(), "`max_rows` must be at least 1");
+                }
+                *m.get_ref()
+            });
+        let mut sources = IndexMap::new();
+        for (name, src) in raw.sources {
+            if let Some(s) = compile_source(&file, &name, src, env, &mut diags) {
+                sources.insert(name, s);
+            }
+        }
+        if diags.has_errors() {
+            return Err(LoadError {
+                diagnostics: diags.into_vec(),
+            });
+        }
+        Ok(Config {
+            file: path.to_path_buf(),
+            listen,
+            mappings_dir: base.join(mappings_dir),
+            max_rows,
+            sources,
+        })
+    }
+}
+
+fn compile_source(
+    file: &SourceFile,
+    name: &str,
+    src: Spanned<RawSource>,
+    env: &dyn Fn(&str) -> Option<String>,
+    diags: &mut Diagnostics,
+) -> Option<SourceConfig> {
+    let span = src.span();
+    let src = src.into_inner();
+    let errors_before = diags.errors().count();
+    let kind = match src.kind.get_ref().as_str() {
+        "odbc" => Some(SourceKind::Odbc),
+        "mssql" => {
+            diags.error_hint(
+                file,
+                src.kind.span(),
+                format!("source `{name}`: kind `mssql` is not available in this build"),
+                "reach SQL Server through its ODBC driver for now: kind = \"odbc\", \
+                 dialect = \"mssql\"",
+            );
+            None
+        }
+        other => {
+            diags.error_hint(
+                file,
+                src.kind.span(),
+                format!("source `{name}`: unknown kind `{other}`"),
+                "use kind = \"odbc\"",
+            );
+            None
+        }
+    };
+    let connection_string = match &src.connection_string {
+        Some(cs) => match expand_env(cs.get_ref(), env) {
+            Ok(s) => Some(Secret::new(s)),
+            Err(missing) => {
+                diags.error_hint(
+                    file,
+                    cs.span(),
+                    format!(
+                        "source `{name}`: environment variable{} {} not set",
+                        if missing.len() == 1 { "" } else { "s" },
+                        missing
+                            .iter()
+                            .map(|m| format!("`{m}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    "export it before starting, or give a default: ${VAR:-value}",
+                );
+                None
+            }
+        },
+        None => {
+            diags.error_hint(
+                file,
+                span.clone(),
+                format!("source `{name}` has no `connection_string`"),
+                "add connection_string = \"Driver={...};...\"",
+            );
+            None
+        }
+    };
+    let dialect = match &src.dialect {
+        Some(d) => Dialect::parse(d.get_ref()).or_else(|| {
+            diags.error_hint(
+                file,
+                d.span(),
+                format!("source `{name}`: unknown dialect `{}`", d.get_ref()),
+                format!("use one of: {}", Dialect::NAMES.join(", ")),
+            );
+            None
+        }),
+        None => {
+            diags.error_hint(
+                file,
+                span,
+                format!("source `{name}` has no `dialect`"),
+                format!("add dialect = one of: {}", Dialect::NAMES.join(", ")),
+            );
+            None
+        }
+    };
+    let mut duration = |v: &Option<Spanned<String>>, field: &str| -> Option<Duration> {
+        let v = v.as_ref()?;
+        parse_duration(v.get_ref()).or_else(|| {
+            diags.error_hint(
+                file,
+                v.span(),
+                format!("source `{name}`: `{field}` is not a duration"),
+                "write it like \"500ms\", \"5s\" or \"1m\"",
+            );
+            None
+        })
+    };
+    let acquire_timeout = duration(
+        &src.pool.as_ref().and_then(|p| p.acquire_timeout.clone()),
+        "pool.acquire_timeout",
+    )
+    .unwrap_or(Duration::from_secs(2));
+    let statement_timeout = duration(&src.statement_timeout, "statement_timeout");
+    let login_timeout =
+        duration(&src.login_timeout, "login_timeout").unwrap_or(Duration::from_secs(5));
+    let pool_max = match src.pool.as_ref().and_then(|p| p.max.as_ref()) {
+        Some(m) if *m.get_ref() == 0 || *m.get_ref() > 256 => {
+            diags.error(
+                file,
+                m.span(),
+                format!("source `{name}`: `pool.max` must be between 1 and 256"),
+            );
+            1
+        }
+        Some(m) => *m.get_ref(),
+        None => 4,
+    };
+    let max_text_bytes = src.max_text_bytes.as_ref().map_or(65_536, |m| *m.get_ref());
+    if diags.errors().count() > errors_before {
+        return None;
+    }
+    Some(SourceConfig {
+        name: name.to_string(),
+        kind: kind?,
+        connection_string: connection_string?,
+        dialect: dialect?,
+        pool_max,
+        acquire_timeout,
+        statement_timeout,
+        login_timeout,
+        max_text_bytes: max_text_bytes.max(256),
+    })
+}
+
+/// `500ms`, `5s`, `2m`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    match unit.trim() {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        _ => None,
+    }
+}
+
+/// Replace `${VAR}` and `${VAR:-default}`; `$${` stands for a literal `${`. On failure, the
+/// names of every missing variable.
+pub fn expand_env(
+    s: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, Vec<String>> {
+    let mut out = String::with_capacity(s.len());
+    let mut missing = Vec::new();
+    let mut rest = s;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos..];
+        if after.starts_with("$${") {
+            out.push_str("${");
+            rest = &after[3..];
+        } else if let Some(body) = after.strip_prefix("${") {
+            let Some(end) = body.find('}') else {
+                out.push_str(after);
+                rest = "";
+                break;
+            };
+            let inner = &body[..end];
+            let (var, default) = match inner.split_once(":-") {
+                Some((v, d)) => (v, Some(d)),
+                None => (inner, None),
+            };
+            match (env(var).filter(|v| !v.is_empty()), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => missing.push(var.to_string()),
+            }
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(missing)
+    }
+}
+
+/// A connection string with password-like attributes replaced, for logs.
+pub fn redact_connection_string(s: &str) -> String {
+    s.split(';')
+        .map(|part| match part.split_once('=') {
+            Some((k, _))
+                if matches!(
+                    k.trim().to_ascii_lowercase().as_str(),
+                    "pwd" | "password" | "passwd" | "authentication" | "accesstoken"
+                ) =>
+            {
+                format!("{k}=***")
+            }
+            _ => part.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(v: &str) -> Option<String> {
+        match v {
+            "HOST" => Some("db1".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn expands_variables_and_defaults() {
+        assert_eq!(expand_env("S=${HOST};", &env).as_deref(), Ok("S=db1;"));
+        assert_eq!(expand_env("${NOPE:-x.db}", &env).as_deref(), Ok("x.db"));
+        assert_eq!(expand_env("${EMPTY:-d}", &env).as_deref(), Ok("d"));
+        assert_eq!(expand_env("a$${b}$c", &env).as_deref(), Ok("a${b}$c"));
+        assert_eq!(
+            expand_env("${A};${HOST};${B}", &env),
+            Err(vec!["A".to_string(), "B".to_string()])
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("5h"), None);
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_connection_string("Driver={X};UID=me;PWD=s3cret;Server=h"),
+            "Driver={X};UID=me;PWD=***;Server=h"
+        );
+        assert_eq!(format!("{:?}", Secret::new("pw")), "Secret(***)");
+    }
+
+    #[test]
+    fn missing_variable_names_the_line() {
+        let text = "[sources.mfg]\nkind = \"odbc\"\ndialect = \"db2i\"\nconnection_string = \"PWD=${AS400_PASSWORD}\"\n";
+        let err = Config::parse(Path::new("patina.toml"), text, &env).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("patina.toml:4:21: error"), "{msg}");
+        assert!(msg.contains("`AS400_PASSWORD`"), "{msg}");
+        assert!(!msg.contains("PWD="), "the value is not echoed: {msg}");
+    }
+
+    #[test]
+    fn reports_several_source_errors_at_once() {
+        let text = "[sources.a]\nkind = \"oracle\"\ndialect = \"x\"\nconnection_string = \"y\"\n\
+                    pool = { max = 0, acquire_timeout = \"soon\" }\n";
+        let err = Config::parse(Path::new("p.toml"), text, &env).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("unknown kind `oracle`"), "{msg}");
+        assert!(msg.contains("unknown dialect `x`"), "{msg}");
+        assert!(msg.contains("`pool.max` must be between"), "{msg}");
+        assert!(msg.contains("`pool.acquire_timeout` is not a duration"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_fields_are_errors() {
+        let err = Config::parse(Path::new("p.toml"), "[server]\nlisten = \"x\"\nport = 1\n", &env)
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("p.toml:3:1"), "{msg}");
+        assert!(msg.contains("unknown field `port`"), "{msg}");
+    }
+
+    #[test]
+    fn defaults() {
+        let text = "[sources.d]\nkind = \"odbc\"\ndialect = \"sqlite\"\nconnection_string = \"Driver={SQLite3};Database=${DB:-demo.db}\"\n";
+        let c = Config::parse(Path::new("conf/p.toml"), text, &env).expect("valid");
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.mappings_dir, Path::new("conf/mappings"));
+        let s = &c.sources["d"];
+        assert_eq!(s.connection_string.expose(), "Driver={SQLite3};Database=demo.db");
+        assert_eq!(s.pool_max, 4);
+        assert_eq!(s.acquire_timeout, Duration::from_secs(2));
+    }
+}
