@@ -6,3 +6,7 @@ pub mod sql;
 pub mod config;
 pub mod catalog;
 pub mod mapping;
+pub mod source;
+pub mod encode;
+pub mod http;
+pub mod app;

@@ -1,0 +1,124 @@
+//! Start-up: config → compiled catalog → running sources → bound server, and the live check of
+//! every route against its database (`patina check --db`, and warnings at start). Owns the
+//! order in which things are built; each step's logic lives in its own module.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::diag::{Diagnostic, LoadError, Severity};
+use crate::http::{self, AppState, Gateway};
+use crate::mapping::{self, Compiled, SourceInfo};
+use crate::source::{Source, SqlType};
+
+/// Compile the mappings a config points at.
+pub fn compile_catalog(config: &Config) -> Result<Compiled, LoadError> {
+    let infos: IndexMap<String, SourceInfo> = config
+        .sources
+        .iter()
+        .map(|(n, s)| (n.clone(), SourceInfo { dialect: s.dialect }))
+        .collect();
+    mapping::load_dir(&config.mappings_dir, &infos, config.max_rows)
+}
+
+/// Load and compile everything a config names, without touching a database.
+pub fn load(config_path: &Path) -> Result<(Config, Compiled), LoadError> {
+    let config = Config::load(config_path)?;
+    let compiled = compile_catalog(&config)?;
+    Ok((config, compiled))
+}
+
+/// Start a source for every configured one.
+pub fn start_sources(config: &Config) -> HashMap<String, Arc<Source>> {
+    config
+        .sources
+        .iter()
+        .map(|(name, cfg)| (name.clone(), Source::start(cfg)))
+        .collect()
+}
+
+/// Bind the server for a loaded config. `listen` overrides the config's address.
+pub fn build(
+    config: &Config,
+    catalog: Arc<Catalog>,
+    sources: HashMap<String, Arc<Source>>,
+    listen: Option<&str>,
+) -> std::io::Result<Gateway> {
+    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    http::bind(
+        AppState::new(catalog, sources),
+        listen.unwrap_or(&config.listen),
+        workers,
+    )
+}
+
+/// Prepare every route's statement on its source and compare what the database reports with
+/// the mapping: result columns the mapping names, parameter counts, column types the gateway
+/// cannot decode. Nothing is executed.
+pub async fn check_against_sources(
+    catalog: &Catalog,
+    sources: &HashMap<String, Arc<Source>>,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let diag = |severity, route: &crate::catalog::RoutePlan, message: String, hint: Option<&str>| Diagnostic {
+        severity,
+        file: route.file.clone(),
+        line: 0,
+        column: 0,
+        message: format!("route `{}`: {message}", route.id),
+        hint: hint.map(str::to_string),
+    };
+    for route in &catalog.routes {
+        let Some(source) = sources.get(&route.source) else {
+            continue;
+        };
+        match source.describe(Arc::clone(&route.sql)).await {
+            Err(e) => out.push(diag(
+                Severity::Error,
+                route,
+                format!("source `{}` could not prepare the statement: {e}", route.source),
+                Some("run the SQL by hand against the source to see why"),
+            )),
+            Ok(d) => {
+                if d.params != route.bind_order.len() {
+                    out.push(diag(
+                        Severity::Error,
+                        route,
+                        format!(
+                            "the database sees {} parameter(s), the mapping binds {}",
+                            d.params,
+                            route.bind_order.len()
+                        ),
+                        Some("check for `?` or named markers the gateway did not rewrite"),
+                    ));
+                }
+                for col in &route.columns {
+                    if !d.columns.iter().any(|c| c.name.eq_ignore_ascii_case(&col.db_name)) {
+                        let have: Vec<&str> = d.columns.iter().map(|c| c.name.as_str()).collect();
+                        out.push(diag(
+                            Severity::Error,
+                            route,
+                            format!("mapped column `{}` is not in the result", col.db_name),
+                            Some(&format!("the statement returns: {}", have.join(", "))),
+                        ));
+                    }
+                }
+                for c in &d.columns {
+                    if let SqlType::Unsupported(t) = &c.sql_type {
+                        out.push(diag(
+                            Severity::Warning,
+                            route,
+                            format!("column `{}` has a type the gateway has no codec for ({t}); it is served as text", c.name),
+                            Some("give it a `type` in the mapping, or CAST it in the SQL"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
+}

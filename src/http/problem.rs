@@ -1,0 +1,157 @@
+//! The one place internal errors become client errors: `application/problem+json` bodies
+//! (RFC 9457) with stable `type` slugs. Full causes are logged by the caller; nothing here ever
+//! carries SQL, driver text or secrets to the client.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, HttpResponseBuilder};
+use serde::Serialize;
+
+use crate::source::SourceError;
+
+/// One bad request parameter.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    pub name: String,
+    #[serde(rename = "in")]
+    pub location: &'static str,
+    pub detail: String,
+}
+
+/// A problem to report to the client.
+#[derive(Clone, Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    /// Stable slug; the `type` is `/problems/<slug>`.
+    pub slug: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+    pub retry_after: Option<u64>,
+    pub allow: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "type")]
+    ty: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    instance: &'a str,
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+            allow: None,
+        }
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not Found", detail)
+    }
+
+    pub fn bad_parameters(errors: Vec<FieldError>) -> Self {
+        let detail = if errors.len() == 1 {
+            "A request parameter is invalid.".to_string()
+        } else {
+            format!("{} request parameters are invalid.", errors.len())
+        };
+        Self {
+            errors,
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid-parameters", "Invalid Parameters", detail)
+        }
+    }
+
+    pub fn method_not_allowed(allowed: &[String]) -> Self {
+        Self {
+            allow: Some(allowed.join(", ")),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method Not Allowed",
+                format!("This resource answers {}.", allowed.join(", ")),
+            )
+        }
+    }
+
+    /// The client-facing form of a source error. The caller logs the full error.
+    pub fn from_source(e: &SourceError) -> Self {
+        match e {
+            SourceError::Busy(_) => Self {
+                retry_after: Some(1),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "source-busy",
+                    "Source Busy",
+                    "Every connection to the database is in use. Try again shortly.",
+                )
+            },
+            SourceError::Unavailable(_) | SourceError::Closed => Self {
+                retry_after: Some(5),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "source-unavailable",
+                    "Source Unavailable",
+                    "The database behind this route cannot be reached right now.",
+                )
+            },
+            SourceError::Timeout => Self::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "statement-timeout",
+                "Statement Timeout",
+                "The database did not answer in time; the statement was cancelled.",
+            ),
+            SourceError::Query(_) => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "statement-failed",
+                "Statement Failed",
+                "The database rejected this route's statement. The gateway log has the details.",
+            ),
+            SourceError::Decode(s) => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "undecodable-value",
+                "Undecodable Value",
+                format!(
+                    "Field `{}` holds a stored value its mapping cannot decode. The gateway log \
+                     has the details.",
+                    s.column
+                ),
+            ),
+        }
+    }
+
+    pub fn response(&self, instance: &str, request_id: &str) -> HttpResponse {
+        let body = Body {
+            ty: format!("/problems/{}", self.slug),
+            title: self.title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            instance,
+            request_id,
+            errors: &self.errors,
+        };
+        let mut b = HttpResponseBuilder::new(self.status);
+        b.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
+        b.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        if let Some(s) = self.retry_after {
+            b.insert_header((header::RETRY_AFTER, s.to_string()));
+        }
+        if let Some(a) = &self.allow
+            && let Ok(v) = HeaderValue::from_str(a)
+        {
+            b.insert_header((header::ALLOW, v));
+        }
+        b.body(serde_json::to_vec(&body).unwrap_or_default())
+    }
+}

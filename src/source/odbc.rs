@@ -1,0 +1,516 @@
+//! The ODBC source: a pool of worker threads, each owning one connection and a cache of
+//! prepared statements, fed through a channel. Driver calls block, so they never run on the
+//! async runtime; async callers wait on a semaphore (the pool's size, with the acquire
+//! timeout) and a oneshot reply. A broken connection is dropped and reopened on the next
+//! statement. Owns driver types and SQLSTATE classification; does not know about HTTP.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use odbc_api::buffers::{BufferDesc, ColumnarDynBuffer};
+use odbc_api::handles::StatementConnection;
+use odbc_api::parameter::{InputParameter, VarCharBox};
+use odbc_api::{
+    Connection, ConnectionOptions, ConnectionTransitions, Cursor, DataType, Nullable, Prepared,
+    RowSetBuffer,
+    ResultSetMetadata,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tracing::{debug, info, warn};
+
+use super::{ColumnInfo, Described, RowSink, SinkError, SourceError, SqlType};
+use crate::codec::{BindKind, BindValue, Cell};
+use crate::config::{SourceConfig, redact_connection_string};
+
+/// Largest buffer for one batch of rows, across all columns.
+const BATCH_BYTES: usize = 4 << 20;
+/// Most rows fetched in one round trip.
+const MAX_BATCH_ROWS: usize = 1000;
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 512;
+
+enum Job {
+    Query {
+        sql: Arc<str>,
+        binds: Vec<BindValue>,
+        max_rows: usize,
+        sink: Box<dyn RowSink>,
+        reply: oneshot::Sender<Result<Box<dyn RowSink>, SourceError>>,
+        _permit: OwnedSemaphorePermit,
+    },
+    Describe {
+        sql: Arc<str>,
+        reply: oneshot::Sender<Result<Described, SourceError>>,
+        _permit: OwnedSemaphorePermit,
+    },
+}
+
+/// A pool of connections to one ODBC source.
+#[derive(Debug)]
+pub struct OdbcPool {
+    name: String,
+    permits: Arc<Semaphore>,
+    acquire_timeout: Duration,
+    jobs: crossbeam_channel::Sender<Job>,
+}
+
+impl OdbcPool {
+    /// Spawn the workers. Each opens its connection right away (logging a failure) and again
+    /// whenever a statement needs one.
+    pub fn start(cfg: SourceConfig) -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let cfg = Arc::new(cfg);
+        info!(
+            source = %cfg.name,
+            connection = %redact_connection_string(cfg.connection_string.expose()),
+            pool = cfg.pool_max,
+            "starting ODBC source"
+        );
+        for i in 0..cfg.pool_max {
+            let rx = rx.clone();
+            let cfg = Arc::clone(&cfg);
+            let spawned = std::thread::Builder::new()
+                .name(format!("odbc-{}-{i}", cfg.name))
+                .spawn(move || Worker::new(cfg).run(&rx));
+            if let Err(e) = spawned {
+                warn!(error = %e, "could not start an ODBC worker thread");
+            }
+        }
+        Self {
+            name: cfg.name.clone(),
+            permits: Arc::new(Semaphore::new(cfg.pool_max)),
+            acquire_timeout: cfg.acquire_timeout,
+            jobs: tx,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn acquire(&self) -> Result<OwnedSemaphorePermit, SourceError> {
+        match tokio::time::timeout(
+            self.acquire_timeout,
+            Arc::clone(&self.permits).acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(_)) => Err(SourceError::Closed),
+            Err(_) => Err(SourceError::Busy(self.acquire_timeout)),
+        }
+    }
+
+    pub async fn query(
+        &self,
+        sql: Arc<str>,
+        binds: Vec<BindValue>,
+        max_rows: usize,
+        sink: Box<dyn RowSink>,
+    ) -> Result<Box<dyn RowSink>, SourceError> {
+        let permit = self.acquire().await?;
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::Query {
+                sql,
+                binds,
+                max_rows,
+                sink,
+                reply,
+                _permit: permit,
+            })
+            .map_err(|_| SourceError::Closed)?;
+        rx.await.map_err(|_| SourceError::Closed)?
+    }
+
+    pub async fn describe(&self, sql: Arc<str>) -> Result<Described, SourceError> {
+        let permit = self.acquire().await?;
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::Describe {
+                sql,
+                reply,
+                _permit: permit,
+            })
+            .map_err(|_| SourceError::Closed)?;
+        rx.await.map_err(|_| SourceError::Closed)?
+    }
+}
+
+type Stmt = Prepared<StatementConnection<Arc<Connection<'static>>>>;
+
+/// A prepared statement with what was learned about its result set.
+struct CachedStatement {
+    prepared: Stmt,
+    columns: Option<(Vec<ColumnInfo>, Vec<BufferDesc>)>,
+    buffer: Option<ColumnarDynBuffer>,
+}
+
+struct Worker {
+    cfg: Arc<SourceConfig>,
+    // Statements hold the connection; they are dropped before it.
+    statements: HashMap<Arc<str>, CachedStatement>,
+    conn: Option<Arc<Connection<'static>>>,
+    last_failure: Option<Instant>,
+}
+
+impl Worker {
+    fn new(cfg: Arc<SourceConfig>) -> Self {
+        Self {
+            cfg,
+            statements: HashMap::new(),
+            conn: None,
+            last_failure: None,
+        }
+    }
+
+    fn run(mut self, jobs: &crossbeam_channel::Receiver<Job>) {
+        if let Err(e) = self.connection() {
+            warn!(source = %self.cfg.name, error = %e, "source not reachable at start; will retry on demand");
+        }
+        while let Ok(job) = jobs.recv() {
+            match job {
+                Job::Query {
+                    sql,
+                    binds,
+                    max_rows,
+                    mut sink,
+                    reply,
+                    _permit,
+                } => {
+                    let result = self
+                        .query(&sql, &binds, max_rows, sink.as_mut())
+                        .map(|()| sink);
+                    let _ = reply.send(result);
+                }
+                Job::Describe {
+                    sql,
+                    reply,
+                    _permit,
+                } => {
+                    let _ = reply.send(self.describe(&sql));
+                }
+            }
+        }
+    }
+
+    fn connection(&mut self) -> Result<Arc<Connection<'static>>, SourceError> {
+        if let Some(c) = &self.conn {
+            return Ok(Arc::clone(c));
+        }
+        let env = odbc_api::environment()
+            .map_err(|e| SourceError::Unavailable(format!("ODBC environment: {e}")))?;
+        let login = u32::try_from(self.cfg.login_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
+        let started = Instant::now();
+        match env.connect_with_connection_string(
+            self.cfg.connection_string.expose(),
+            ConnectionOptions {
+                login_timeout_sec: Some(login),
+                ..ConnectionOptions::default()
+            },
+        ) {
+            Ok(c) => {
+                if self.last_failure.take().is_some() {
+                    info!(source = %self.cfg.name, "source reachable again");
+                }
+                debug!(source = %self.cfg.name, ms = started.elapsed().as_millis(), "connected");
+                let c = Arc::new(c);
+                self.conn = Some(Arc::clone(&c));
+                Ok(c)
+            }
+            Err(e) => {
+                self.last_failure = Some(Instant::now());
+                Err(SourceError::Unavailable(redact_connection_string(&e.to_string())))
+            }
+        }
+    }
+
+    /// Forget the connection and everything prepared on it.
+    fn reset(&mut self) {
+        self.statements.clear();
+        self.conn = None;
+    }
+
+    /// Turn a driver error into a source error, dropping the connection when it broke.
+    fn classify(&mut self, e: &odbc_api::Error) -> SourceError {
+        let state = sqlstate(e);
+        let text = e.to_string();
+        let dead = self
+            .conn
+            .as_ref()
+            .is_none_or(|c| c.is_dead().unwrap_or(true));
+        if state.as_deref().is_some_and(|s| s.starts_with("08")) || dead {
+            warn!(source = %self.cfg.name, sqlstate = state.as_deref().unwrap_or("-"), error = %text, "connection lost; it will be reopened");
+            self.reset();
+            return SourceError::Unavailable(text);
+        }
+        match state.as_deref() {
+            Some("HYT00" | "HYT01" | "57014") => SourceError::Timeout,
+            _ => SourceError::Query(text),
+        }
+    }
+
+    fn prepare(&mut self, sql: &Arc<str>) -> Result<&mut CachedStatement, SourceError> {
+        if !self.statements.contains_key(sql) {
+            let conn = self.connection()?;
+            let prepared = conn.into_prepared(sql);
+            let mut prepared = match prepared {
+                Ok(p) => p,
+                Err(e) => return Err(self.classify(&e)),
+            };
+            if let Some(t) = self.cfg.statement_timeout {
+                let secs = usize::try_from(t.as_secs().max(1)).unwrap_or(usize::MAX);
+                if let Err(e) = prepared.set_query_timeout_sec(secs) {
+                    debug!(source = %self.cfg.name, error = %e, "driver ignores statement timeouts");
+                }
+            }
+            if self.statements.len() >= STATEMENT_CACHE {
+                self.statements.clear();
+            }
+            self.statements.insert(
+                Arc::clone(sql),
+                CachedStatement {
+                    prepared,
+                    columns: None,
+                    buffer: None,
+                },
+            );
+        }
+        Ok(self
+            .statements
+            .get_mut(sql)
+            .expect("statement was just inserted"))
+    }
+
+    fn query(
+        &mut self,
+        sql: &Arc<str>,
+        binds: &[BindValue],
+        max_rows: usize,
+        sink: &mut dyn RowSink,
+    ) -> Result<(), SourceError> {
+        let max_text = self.cfg.max_text_bytes;
+        let stmt = self.prepare(sql)?;
+        match run_statement(stmt, binds, max_rows, max_text, sink) {
+            Ok(()) => Ok(()),
+            Err(RunError::Sink(s)) => Err(SourceError::Decode(s)),
+            Err(RunError::Truncated) => Err(SourceError::Query(format!(
+                "a value is longer than max_text_bytes ({max_text}); raise it for this source"
+            ))),
+            Err(RunError::Odbc(e)) => {
+                let classified = self.classify(&e);
+                // A failed statement may leave its handle in a bad state: prepare afresh.
+                self.statements.remove(sql);
+                Err(classified)
+            }
+        }
+    }
+
+    fn describe(&mut self, sql: &Arc<str>) -> Result<Described, SourceError> {
+        let stmt = self.prepare(sql)?;
+        let described = describe_prepared(&mut stmt.prepared);
+        match described {
+            Ok(d) => Ok(d),
+            Err(e) => {
+                let classified = self.classify(&e);
+                self.statements.remove(sql);
+                Err(classified)
+            }
+        }
+    }
+}
+
+enum RunError {
+    Odbc(odbc_api::Error),
+    Sink(SinkError),
+    Truncated,
+}
+
+impl From<odbc_api::Error> for RunError {
+    fn from(e: odbc_api::Error) -> Self {
+        match e {
+            odbc_api::Error::TooLargeValueForBuffer { .. } => RunError::Truncated,
+            e => RunError::Odbc(e),
+        }
+    }
+}
+
+fn to_parameter(v: &BindValue) -> Box<dyn InputParameter> {
+    match v {
+        BindValue::Int(i) => Box::new(*i),
+        BindValue::Float(f) => Box::new(*f),
+        BindValue::Text(t) => Box::new(VarCharBox::from_string(t.clone())),
+        BindValue::Null(BindKind::Int) => Box::new(Nullable::<i64>::null()),
+        BindValue::Null(BindKind::Float) => Box::new(Nullable::<f64>::null()),
+        BindValue::Null(BindKind::Text) => Box::new(VarCharBox::null()),
+    }
+}
+
+fn run_statement(
+    stmt: &mut CachedStatement,
+    binds: &[BindValue],
+    max_rows: usize,
+    max_text: usize,
+    sink: &mut dyn RowSink,
+) -> Result<(), RunError> {
+    let params: Vec<Box<dyn InputParameter>> = binds.iter().map(to_parameter).collect();
+    let Some(mut cursor) = stmt.prepared.execute(params.as_slice())? else {
+        sink.begin(&[]).map_err(RunError::Sink)?;
+        return Ok(());
+    };
+    if stmt.columns.is_none() {
+        stmt.columns = Some(describe_result(&mut cursor, max_text)?);
+    }
+    let (columns, descs) = stmt.columns.as_ref().expect("described above");
+    sink.begin(columns).map_err(RunError::Sink)?;
+    if columns.is_empty() {
+        return Ok(());
+    }
+    let row_bytes: usize = descs.iter().map(BufferDesc::bytes_per_row).sum::<usize>().max(1);
+    let batch = (BATCH_BYTES / row_bytes).clamp(1, MAX_BATCH_ROWS).min(max_rows.max(1));
+    let buffer = match stmt.buffer.take() {
+        Some(b) if b.row_array_size() == batch => b,
+        _ => ColumnarDynBuffer::try_from_descs(batch, descs.iter().copied())?,
+    };
+    let mut block = cursor.bind_buffer(buffer)?;
+    let mut remaining = max_rows;
+    'fetch: while remaining > 0 {
+        let Some(rows) = block.fetch_with_truncation_check(true)? else {
+            break;
+        };
+        let slices: Vec<_> = (0..rows.num_cols()).map(|c| rows.column(c)).collect();
+        let mut cells: Vec<Cell<'_>> = Vec::with_capacity(slices.len());
+        for r in 0..rows.num_rows() {
+            if remaining == 0 {
+                break 'fetch;
+            }
+            cells.clear();
+            for s in &slices {
+                let cell = if let Some(t) = s.as_text() {
+                    t.get(r).map_or(Cell::Null, Cell::Text)
+                } else if let Some(b) = s.as_binary() {
+                    b.get(r).map_or(Cell::Null, Cell::Binary)
+                } else {
+                    Cell::Null
+                };
+                cells.push(cell);
+            }
+            sink.row(&cells).map_err(RunError::Sink)?;
+            remaining -= 1;
+        }
+    }
+    let (_cursor, buffer) = block.unbind()?;
+    stmt.buffer = Some(buffer);
+    Ok(())
+}
+
+fn describe_result(
+    meta: &mut impl ResultSetMetadata,
+    max_text: usize,
+) -> Result<(Vec<ColumnInfo>, Vec<BufferDesc>), odbc_api::Error> {
+    let n = meta.num_result_cols()?;
+    let mut columns = Vec::new();
+    let mut descs = Vec::new();
+    for i in 1..=u16::try_from(n).unwrap_or(0) {
+        let name = meta.col_name(i)?;
+        let dt = meta.col_data_type(i)?;
+        let (sql_type, desc) = classify_type(dt, max_text);
+        columns.push(ColumnInfo { name, sql_type });
+        descs.push(desc);
+    }
+    Ok((columns, descs))
+}
+
+fn describe_prepared(stmt: &mut Stmt) -> Result<Described, odbc_api::Error> {
+    let (columns, _) = describe_result(stmt, 65_536)?;
+    let params = stmt.num_params()?;
+    Ok(Described {
+        columns,
+        params: usize::from(params),
+    })
+}
+
+fn len_or(len: Option<NonZeroUsize>, per_char: usize, max_text: usize) -> usize {
+    len.map_or(max_text, |l| l.get().saturating_mul(per_char))
+        .clamp(1, max_text)
+}
+
+/// The decoding type and fetch buffer for a column. Everything but binary data is fetched as
+/// text: it keeps every digit of a decimal and every driver can produce it.
+fn classify_type(dt: DataType, max_text: usize) -> (SqlType, BufferDesc) {
+    let text = |n: usize| BufferDesc::Text {
+        max_str_len: n.clamp(1, max_text),
+    };
+    match dt {
+        DataType::TinyInt | DataType::SmallInt | DataType::Integer | DataType::BigInt => {
+            (SqlType::Integer, text(21))
+        }
+        DataType::Numeric { precision, scale } | DataType::Decimal { precision, scale } => (
+            SqlType::Decimal { precision, scale },
+            text(if precision == 0 { 64 } else { precision + 3 }),
+        ),
+        DataType::Float { .. } | DataType::Real | DataType::Double => (SqlType::Float, text(40)),
+        DataType::Bit => (SqlType::Boolean, text(8)),
+        DataType::Date => (SqlType::Date, text(16)),
+        DataType::Time { .. } => (SqlType::Time, text(24)),
+        DataType::Timestamp { .. } => (SqlType::Timestamp, text(40)),
+        DataType::Char { length }
+        | DataType::Varchar { length }
+        | DataType::WChar { length }
+        | DataType::WVarchar { length }
+        | DataType::LongVarchar { length }
+        | DataType::WLongVarchar { length } => (SqlType::Text, text(len_or(length, 4, max_text))),
+        DataType::Binary { length }
+        | DataType::Varbinary { length }
+        | DataType::LongVarbinary { length } => (
+            SqlType::Binary,
+            BufferDesc::Binary {
+                max_bytes: len_or(length, 1, max_text),
+            },
+        ),
+        DataType::Unknown => (SqlType::Unsupported("unknown".into()), text(max_text)),
+        DataType::Other {
+            data_type,
+            column_size,
+            ..
+        } => (
+            SqlType::Unsupported(format!("SQL type {}", data_type.0)),
+            text(len_or(column_size, 4, max_text)),
+        ),
+    }
+}
+
+/// The SQLSTATE of a driver error, when it has one.
+fn sqlstate(e: &odbc_api::Error) -> Option<String> {
+    match e {
+        odbc_api::Error::Diagnostics { record, .. } => Some(record.state.as_str().to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_gets_a_buffer_within_bounds() {
+        let cases = [
+            DataType::Integer,
+            DataType::Decimal { precision: 17, scale: 4 },
+            DataType::Varchar { length: NonZeroUsize::new(1_000_000_000) },
+            DataType::LongVarchar { length: None },
+            DataType::Varbinary { length: NonZeroUsize::new(16) },
+            DataType::Unknown,
+        ];
+        for dt in cases {
+            let (_, desc) = classify_type(dt, 4096);
+            assert!(desc.bytes_per_row() <= 4096 + 16, "{dt:?} → {desc:?}");
+        }
+        assert_eq!(
+            classify_type(DataType::Decimal { precision: 17, scale: 4 }, 4096).0,
+            SqlType::Decimal { precision: 17, scale: 4 }
+        );
+    }
+}
