@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Run every test: installs what the tests need, starts a private PostgreSQL cluster on a free
+# loopback port, loads the demo fixtures into it, runs lints and the test suite against
+# SQLite (ODBC) and PostgreSQL (ODBC), and stops the cluster again.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$PATINA_ROOT"
+
+ensure_packages unixodbc-dev odbcinst libsqliteodbc odbc-postgresql sqlite3 postgresql-15 postgresql-client-15
+
+work="$PATINA_ROOT/target/test-env"
+mkdir -p "$work"
+odbc_registry "$work/odbc"
+
+trap pg_stop EXIT
+pg_start "$work/pg"
+pg_psql -d postgres -c "CREATE ROLE patina LOGIN PASSWORD 'patina-test'" -c "CREATE DATABASE patina OWNER patina"
+PGPASSWORD=patina-test psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U patina -d patina \
+  -f fixtures/demo/schema.postgres.sql -f fixtures/demo/data.sql
+
+export PATINA_TEST_PG="Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=$PG_PORT;Database=patina;Uid=patina;Pwd=patina-test;"
+export PATINA_TEST_PG_PSQL="postgresql://patina:patina-test@127.0.0.1:$PG_PORT/patina"
+# Tests that need PostgreSQL fail rather than skip when it is missing here.
+export PATINA_REQUIRE_PG=1
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "==> tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --no-fail-fast
+else
+  cargo test --no-fail-fast
+fi
