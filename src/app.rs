@@ -64,7 +64,10 @@ pub async fn check_against_sources(
     sources: &HashMap<String, Arc<Source>>,
 ) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let diag = |severity, route: &crate::catalog::RoutePlan, message: String, hint: Option<&str>| Diagnostic {
+    let diag = |severity,
+                route: &crate::catalog::RoutePlan,
+                message: String,
+                hint: Option<&str>| Diagnostic {
         severity,
         file: route.file.clone(),
         line: 0,
@@ -77,12 +80,26 @@ pub async fn check_against_sources(
             continue;
         };
         match source.describe(Arc::clone(&route.sql)).await {
-            Err(e) => out.push(diag(
-                Severity::Error,
-                route,
-                format!("source `{}` could not prepare the statement: {e}", route.source),
-                Some("run the SQL by hand against the source to see why"),
-            )),
+            Err(e) => {
+                let text = e.to_string();
+                let hint = if text.contains("could not determine data type of parameter")
+                    || text.contains("SQL0418")
+                {
+                    "the database cannot infer a parameter's type (typically `:p IS NULL`): \
+                     write CAST(:p AS CHAR(1)) IS NULL, with the column's type"
+                } else {
+                    "run the SQL by hand against the source to see why"
+                };
+                out.push(diag(
+                    Severity::Error,
+                    route,
+                    format!(
+                        "source `{}` could not prepare the statement: {text}",
+                        route.source
+                    ),
+                    Some(hint),
+                ));
+            }
             Ok(d) => {
                 if d.params != route.bind_order.len() {
                     out.push(diag(
@@ -97,7 +114,11 @@ pub async fn check_against_sources(
                     ));
                 }
                 for col in &route.columns {
-                    if !d.columns.iter().any(|c| c.name.eq_ignore_ascii_case(&col.db_name)) {
+                    if !d
+                        .columns
+                        .iter()
+                        .any(|c| c.name.eq_ignore_ascii_case(&col.db_name))
+                    {
                         let have: Vec<&str> = d.columns.iter().map(|c| c.name.as_str()).collect();
                         out.push(diag(
                             Severity::Error,

@@ -72,7 +72,10 @@ pub enum ColumnType {
     Number,
     /// Exact decimal: every digit the database returned. `scale` pads to that many decimals
     /// (never rounds); `as_string` emits a JSON string for clients that parse numbers as floats.
-    Decimal { scale: Option<u8>, as_string: bool },
+    Decimal {
+        scale: Option<u8>,
+        as_string: bool,
+    },
     Boolean {
         true_values: Vec<String>,
         false_values: Vec<String>,
@@ -338,10 +341,9 @@ pub fn normalize_decimal(text: &str, scale: Option<u8>) -> Result<String, Decode
     // Some drivers render small values in exponent form (`1E-4`): expand it exactly.
     let expanded;
     let body = if let Some(pos) = body.find(['e', 'E']) {
-        expanded = expand_exponent(&body[..pos], &body[pos + 1..])
-            .ok_or_else(|| DecodeError {
-                reason: format!("`{}` is not a decimal", clip(t)),
-            })?;
+        expanded = expand_exponent(&body[..pos], &body[pos + 1..]).ok_or_else(|| DecodeError {
+            reason: format!("`{}` is not a decimal", clip(t)),
+        })?;
         expanded.as_str()
     } else {
         body
@@ -380,9 +382,15 @@ fn expand_exponent(mantissa: &str, exp: &str) -> Option<String> {
     let digits: String = format!("{int}{frac}");
     let point = i32::try_from(int.len()).ok()? + exp;
     if point <= 0 {
-        Some(format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize)))
+        Some(format!(
+            "0.{}{digits}",
+            "0".repeat(point.unsigned_abs() as usize)
+        ))
     } else if point as usize >= digits.len() {
-        Some(format!("{digits}{}", "0".repeat(point as usize - digits.len())))
+        Some(format!(
+            "{digits}{}",
+            "0".repeat(point as usize - digits.len())
+        ))
     } else {
         let (a, b) = digits.split_at(point as usize);
         Some(format!("{a}.{b}"))
@@ -733,7 +741,10 @@ mod tests {
             scale: None,
             as_string: false,
         });
-        assert_eq!(text(&c, "123456789012345678.1234"), "123456789012345678.1234");
+        assert_eq!(
+            text(&c, "123456789012345678.1234"),
+            "123456789012345678.1234"
+        );
         assert_eq!(text(&c, "00012.50"), "12.50");
         assert_eq!(text(&c, "-.5"), "-0.5");
         assert_eq!(text(&c, "+3"), "3");
@@ -779,7 +790,10 @@ mod tests {
         assert_eq!(text(&c, "981231"), "\"1998-12-31\"");
         assert_eq!(text(&c, "0"), "null");
         assert_eq!(text(&c, "1000229"), "\"2000-02-29\"");
-        assert!(json(&c, Cell::Text(b"1010229")).is_err(), "2001 is no leap year");
+        assert!(
+            json(&c, Cell::Text(b"1010229")).is_err(),
+            "2001 is no leap year"
+        );
         assert!(json(&c, Cell::Text(b"1241301")).is_err());
         assert!(json(&c, Cell::Text(b"12401050")).is_err());
     }
@@ -927,7 +941,10 @@ mod tests {
         let t = ParamType::Date(DateFormat::Yyyymmdd);
         assert_eq!(t.parse("2024-01-05"), Ok(BindValue::Int(20_240_105)));
         let t = ParamType::Date(DateFormat::Iso);
-        assert_eq!(t.parse("2024-01-05"), Ok(BindValue::Text("2024-01-05".into())));
+        assert_eq!(
+            t.parse("2024-01-05"),
+            Ok(BindValue::Text("2024-01-05".into()))
+        );
     }
 
     #[test]

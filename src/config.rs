@@ -161,15 +161,16 @@ impl Config {
             .as_ref()
             .and_then(|s| s.mappings.as_ref())
             .map_or_else(|| "mappings".to_string(), |m| m.get_ref().clone());
-        let max_rows = server
-            .as_ref()
-            .and_then(|s| s.max_rows.as_ref())
-            .map_or(DEFAULT_MAX_ROWS, |m| {
-                if *m.get_ref() == 0 {
-                    diags.error(&file, m.span(), "`max_rows` must be at least 1");
-                }
-                *m.get_ref()
-            });
+        let max_rows =
+            server
+                .as_ref()
+                .and_then(|s| s.max_rows.as_ref())
+                .map_or(DEFAULT_MAX_ROWS, |m| {
+                    if *m.get_ref() == 0 {
+                        diags.error(&file, m.span(), "`max_rows` must be at least 1");
+                    }
+                    *m.get_ref()
+                });
         let mut sources = IndexMap::new();
         for (name, src) in raw.sources {
             if let Some(s) = compile_source(&file, &name, src, env, &mut diags) {
@@ -339,10 +340,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 
 /// Replace `${VAR}` and `${VAR:-default}`; `$${` stands for a literal `${`. On failure, the
 /// names of every missing variable.
-pub fn expand_env(
-    s: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, Vec<String>> {
+pub fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Vec<String>> {
     let mut out = String::with_capacity(s.len());
     let mut missing = Vec::new();
     let mut rest = s;
@@ -462,13 +460,20 @@ mod tests {
         assert!(msg.contains("unknown kind `oracle`"), "{msg}");
         assert!(msg.contains("unknown dialect `x`"), "{msg}");
         assert!(msg.contains("`pool.max` must be between"), "{msg}");
-        assert!(msg.contains("`pool.acquire_timeout` is not a duration"), "{msg}");
+        assert!(
+            msg.contains("`pool.acquire_timeout` is not a duration"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn unknown_fields_are_errors() {
-        let err = Config::parse(Path::new("p.toml"), "[server]\nlisten = \"x\"\nport = 1\n", &env)
-            .unwrap_err();
+        let err = Config::parse(
+            Path::new("p.toml"),
+            "[server]\nlisten = \"x\"\nport = 1\n",
+            &env,
+        )
+        .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("p.toml:3:1"), "{msg}");
         assert!(msg.contains("unknown field `port`"), "{msg}");
@@ -481,7 +486,10 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:8080");
         assert_eq!(c.mappings_dir, Path::new("conf/mappings"));
         let s = &c.sources["d"];
-        assert_eq!(s.connection_string.expose(), "Driver={SQLite3};Database=demo.db");
+        assert_eq!(
+            s.connection_string.expose(),
+            "Driver={SQLite3};Database=demo.db"
+        );
         assert_eq!(s.pool_max, 4);
         assert_eq!(s.acquire_timeout, Duration::from_secs(2));
     }

@@ -129,7 +129,13 @@ impl Diagnostics {
         message: impl Into<String>,
         hint: impl Into<String>,
     ) {
-        self.at(Severity::Error, file, Some(span), message, Some(hint.into()));
+        self.at(
+            Severity::Error,
+            file,
+            Some(span),
+            message,
+            Some(hint.into()),
+        );
     }
 
     pub fn warning(
@@ -163,7 +169,9 @@ impl Diagnostics {
     }
 
     pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.items.iter().filter(|d| d.severity == Severity::Warning)
+        self.items
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
     }
 
     pub fn all(&self) -> &[Diagnostic] {

@@ -1,12 +1,12 @@
 //! Patina: a REST/JSON gateway in front of legacy databases, driven by mapping files.
 
-pub mod codec;
-pub mod diag;
-pub mod sql;
-pub mod config;
+pub mod app;
 pub mod catalog;
-pub mod mapping;
-pub mod source;
+pub mod codec;
+pub mod config;
+pub mod diag;
 pub mod encode;
 pub mod http;
-pub mod app;
+pub mod mapping;
+pub mod source;
+pub mod sql;

@@ -10,7 +10,11 @@ use patina::diag::Severity;
 use tracing::{info, warn};
 
 #[derive(Parser, Debug)]
-#[command(name = "patina", version, about = "A REST/JSON gateway in front of legacy databases")]
+#[command(
+    name = "patina",
+    version,
+    about = "A REST/JSON gateway in front of legacy databases"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,7 +47,9 @@ enum Command {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PATINA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,odbc_api=error"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -70,7 +76,9 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 fn serve(config_path: &std::path::Path, listen: Option<&str>) -> ExitCode {
@@ -138,7 +146,10 @@ fn check(config_path: &std::path::Path, db: bool) -> ExitCode {
         for d in &found {
             eprintln!("{d}");
         }
-        let errors = found.iter().filter(|d| d.severity == Severity::Error).count();
+        let errors = found
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
         if errors > 0 {
             eprintln!("{errors} error(s) against the live database");
             return ExitCode::FAILURE;

@@ -173,13 +173,18 @@ fn read_dir(dir: &Path, diags: &mut Diagnostics) -> Vec<MappingFile> {
     paths.sort();
     let mut out = Vec::new();
     for p in paths {
-        let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         if p.is_dir() {
             if !is_version_name(&name) {
                 diags.file_error(
                     &p.display().to_string(),
                     format!("`{name}` is not a usable API version folder name"),
-                    Some("name version folders like v1, v2 (letters, digits, `.`, `_`, `-`)".into()),
+                    Some(
+                        "name version folders like v1, v2 (letters, digits, `.`, `_`, `-`)".into(),
+                    ),
                 );
                 continue;
             }
@@ -374,9 +379,14 @@ fn compile_file<'f>(
         );
     }
     for rv in route_values {
-        if let Some(plan) =
-            compile_route(mf, &rv, file_source.as_ref(), sources, default_max_rows, diags)
-        {
+        if let Some(plan) = compile_route(
+            mf,
+            &rv,
+            file_source.as_ref(),
+            sources,
+            default_max_rows,
+            diags,
+        ) {
             routes.push((Arc::new(plan), file, rv.span()));
         }
     }
@@ -401,7 +411,12 @@ fn deserialize<T: serde::de::DeserializeOwned>(
             } else {
                 format!("check the {what}'s value types")
             };
-            diags.error_hint(file, e.span().unwrap_or(span), format!("{what}: {msg}"), hint);
+            diags.error_hint(
+                file,
+                e.span().unwrap_or(span),
+                format!("{what}: {msg}"),
+                hint,
+            );
             None
         }
     }
@@ -496,14 +511,24 @@ fn compile_route(
         // Still check params and columns, so that their mistakes are reported in this pass.
         for (name, v) in raw_params {
             if v.get_ref().as_str().is_none()
-                && let Some(rp) = deserialize::<RawParam>(file, v, &format!("parameter `{}`", name.get_ref()), diags)
+                && let Some(rp) = deserialize::<RawParam>(
+                    file,
+                    v,
+                    &format!("parameter `{}`", name.get_ref()),
+                    diags,
+                )
             {
                 compile_param(file, &name, ParamLocation::Query, rp, diags);
             }
         }
         for (name, v) in raw_columns {
             if v.get_ref().as_str().is_none()
-                && let Some(rc) = deserialize::<RawColumn>(file, v, &format!("column `{}`", name.get_ref()), diags)
+                && let Some(rc) = deserialize::<RawColumn>(
+                    file,
+                    v,
+                    &format!("column `{}`", name.get_ref()),
+                    diags,
+                )
             {
                 compile_column(file, &name, rc, diags);
             }
@@ -526,7 +551,9 @@ fn compile_route(
     if method != "GET" {
         diags.error_hint(
             file,
-            raw.method.as_ref().map_or(route_span.clone(), Spanned::span),
+            raw.method
+                .as_ref()
+                .map_or(route_span.clone(), Spanned::span),
             format!("route `{id}`: method `{method}` is not served by this version of Patina"),
             "only GET (read) routes can be mapped so far",
         );
@@ -579,7 +606,12 @@ fn compile_route(
                 ..RawParam::default()
             })
         } else {
-            deserialize(file, v.clone(), &format!("parameter `{}`", name.get_ref()), diags)
+            deserialize(
+                file,
+                v.clone(),
+                &format!("parameter `{}`", name.get_ref()),
+                diags,
+            )
         };
         let Some(rp) = raw_param else { continue };
         if !is_identifier(name.get_ref()) {
@@ -626,7 +658,11 @@ fn compile_route(
         ),
         Ok(found) => {
             if sql_text.trim().is_empty() {
-                diags.error(file, raw.sql.span(), format!("route `{id}`: `sql` is empty"));
+                diags.error(
+                    file,
+                    raw.sql.span(),
+                    format!("route `{id}`: `sql` is empty"),
+                );
             }
             for f in &found {
                 match params.iter().position(|p| p.name == f.name) {
@@ -636,8 +672,14 @@ fn compile_route(
                             diags.error_hint(
                                 file,
                                 sql_offset_span(file, &raw.sql, f.span.start, f.span.len()),
-                                format!("route `{id}`: `:{}` is used in the SQL but not declared", f.name),
-                                format!("add params.{} = {{ type = \"string\" }} (or integer, date, …)", f.name),
+                                format!(
+                                    "route `{id}`: `:{}` is used in the SQL but not declared",
+                                    f.name
+                                ),
+                                format!(
+                                    "add params.{} = {{ type = \"string\" }} (or integer, date, …)",
+                                    f.name
+                                ),
                             );
                         }
                     }
@@ -648,7 +690,10 @@ fn compile_route(
                     diags.error_hint(
                         file,
                         param_spans[i].clone(),
-                        format!("route `{id}`: parameter `{}` is declared but the SQL never uses `:{}`", p.name, p.name),
+                        format!(
+                            "route `{id}`: parameter `{}` is declared but the SQL never uses `:{}`",
+                            p.name, p.name
+                        ),
                         "use it in the SQL, or remove the declaration",
                     );
                 }
@@ -668,14 +713,25 @@ fn compile_route(
                 ..RawColumn::default()
             })
         } else {
-            deserialize(file, v.clone(), &format!("column `{}`", name.get_ref()), diags)
+            deserialize(
+                file,
+                v.clone(),
+                &format!("column `{}`", name.get_ref()),
+                diags,
+            )
         };
         let Some(rc) = raw_col else { continue };
-        if columns.iter().any(|c| c.db_name.eq_ignore_ascii_case(name.get_ref())) {
+        if columns
+            .iter()
+            .any(|c| c.db_name.eq_ignore_ascii_case(name.get_ref()))
+        {
             diags.error(
                 file,
                 name.span(),
-                format!("column `{}` is mapped twice (names are not case-sensitive)", name.get_ref()),
+                format!(
+                    "column `{}` is mapped twice (names are not case-sensitive)",
+                    name.get_ref()
+                ),
             );
             continue;
         }
@@ -686,7 +742,10 @@ fn compile_route(
                 diags.error_hint(
                     file,
                     span.clone(),
-                    format!("route `{id}`: two columns are named `{}` in the response", c.output),
+                    format!(
+                        "route `{id}`: two columns are named `{}` in the response",
+                        c.output
+                    ),
                     format!("the other is on line {l}; give each its own `name`"),
                 );
             }
@@ -708,7 +767,11 @@ fn compile_route(
     }
     let max_rows = match &raw.max_rows {
         Some(m) if *m.get_ref() == 0 => {
-            diags.error(file, m.span(), format!("route `{id}`: `max_rows` must be at least 1"));
+            diags.error(
+                file,
+                m.span(),
+                format!("route `{id}`: `max_rows` must be at least 1"),
+            );
             1
         }
         Some(m) => *m.get_ref(),
@@ -807,7 +870,12 @@ fn check_path(file: &SourceFile, path: &Spanned<String>, diags: &mut Diagnostics
     let span = path.span();
     let mut names = Vec::new();
     if !p.starts_with('/') {
-        diags.error_hint(file, span.clone(), format!("path `{p}` must start with `/`"), format!("write \"/{p}\""));
+        diags.error_hint(
+            file,
+            span.clone(),
+            format!("path `{p}` must start with `/`"),
+            format!("write \"/{p}\""),
+        );
         return names;
     }
     if p.contains(['?', '#', ' ']) || p.contains("//") {
@@ -822,7 +890,12 @@ fn check_path(file: &SourceFile, path: &Spanned<String>, diags: &mut Diagnostics
     let mut rest = p.as_str();
     while let Some(open) = rest.find('{') {
         let Some(close) = rest[open..].find('}') else {
-            diags.error_hint(file, span.clone(), format!("path `{p}` has an unclosed `{{`"), "close it with `}`");
+            diags.error_hint(
+                file,
+                span.clone(),
+                format!("path `{p}` has an unclosed `{{`"),
+                "close it with `}`",
+            );
             return names;
         };
         let name = &rest[open + 1..open + close];
@@ -834,7 +907,11 @@ fn check_path(file: &SourceFile, path: &Spanned<String>, diags: &mut Diagnostics
                 "write path parameters like {job_number}",
             );
         } else if names.iter().any(|n| n == name) {
-            diags.error(file, span.clone(), format!("path parameter `{{{name}}}` appears twice"));
+            diags.error(
+                file,
+                span.clone(),
+                format!("path parameter `{{{name}}}` appears twice"),
+            );
         } else {
             names.push(name.to_string());
         }
@@ -856,7 +933,11 @@ fn toml_int(
     match v.get_ref() {
         toml::Value::Integer(i) => Some(*i),
         _ => {
-            diags.error(file, v.span(), format!("`{field}` must be a whole number here"));
+            diags.error(
+                file,
+                v.span(),
+                format!("`{field}` must be a whole number here"),
+            );
             None
         }
     }
@@ -935,19 +1016,28 @@ fn compile_param(
             }
         }
         "string" => {
-            reject_fields(file, diags, &fields, &["min_length", "max_length", "pattern"], &what);
-            let pattern = rp.pattern.as_ref().and_then(|p| match regex::Regex::new(p.get_ref()) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    diags.error_hint(
+            reject_fields(
+                file,
+                diags,
+                &fields,
+                &["min_length", "max_length", "pattern"],
+                &what,
+            );
+            let pattern =
+                rp.pattern
+                    .as_ref()
+                    .and_then(|p| match regex::Regex::new(p.get_ref()) {
+                        Ok(r) => Some(r),
+                        Err(e) => {
+                            diags.error_hint(
                         file,
                         p.span(),
                         format!("parameter `{pname}`: `pattern` is not a valid regular expression"),
                         e.to_string().lines().last().unwrap_or("").trim().to_string(),
                     );
-                    None
-                }
-            });
+                            None
+                        }
+                    });
             ParamType::String {
                 min_length: rp.min_length.as_ref().map(|v| *v.get_ref()),
                 max_length: rp.max_length.as_ref().map(|v| *v.get_ref()),
@@ -960,7 +1050,9 @@ fn compile_param(
                 diags.error_hint(
                     file,
                     name.span(),
-                    format!("parameter `{pname}`: give both `true_value` and `false_value`, or neither"),
+                    format!(
+                        "parameter `{pname}`: give both `true_value` and `false_value`, or neither"
+                    ),
                     "e.g. true_value = \"Y\", false_value = \"N\"",
                 );
             }
@@ -983,7 +1075,9 @@ fn compile_param(
                             diags.error(
                                 file,
                                 c.span(),
-                                format!("parameter `{pname}`: the word `{word}` stands for two codes"),
+                                format!(
+                                    "parameter `{pname}`: the word `{word}` stands for two codes"
+                                ),
                             );
                         }
                         words.push((word.clone(), code.clone()));
@@ -1040,11 +1134,19 @@ fn compile_param(
             match toml_text(d.get_ref()).map(|t| ty.parse(&t)) {
                 Some(Ok(v)) => Some(v),
                 Some(Err(why)) => {
-                    diags.error(file, d.span(), format!("parameter `{pname}`: the default {why}"));
+                    diags.error(
+                        file,
+                        d.span(),
+                        format!("parameter `{pname}`: the default {why}"),
+                    );
                     None
                 }
                 None => {
-                    diags.error(file, d.span(), format!("parameter `{pname}`: the default must be a plain value"));
+                    diags.error(
+                        file,
+                        d.span(),
+                        format!("parameter `{pname}`: the default must be a plain value"),
+                    );
                     None
                 }
             }
@@ -1055,12 +1157,20 @@ fn compile_param(
         && let (Ok(a), Ok(b)) = (a.parse::<f64>(), b.parse::<f64>())
         && a > b
     {
-        diags.error(file, lo.span(), format!("parameter `{pname}`: `minimum` is above `maximum`"));
+        diags.error(
+            file,
+            lo.span(),
+            format!("parameter `{pname}`: `minimum` is above `maximum`"),
+        );
     }
     if let (Some(lo), Some(hi)) = (&rp.min_length, &rp.max_length)
         && lo.get_ref() > hi.get_ref()
     {
-        diags.error(file, lo.span(), format!("parameter `{pname}`: `min_length` is above `max_length`"));
+        diags.error(
+            file,
+            lo.span(),
+            format!("parameter `{pname}`: `min_length` is above `max_length`"),
+        );
     }
     if diags.errors().count() > errors_before {
         return None;
@@ -1076,7 +1186,11 @@ fn compile_param(
     })
 }
 
-fn date_format(file: &SourceFile, f: Option<&Spanned<String>>, diags: &mut Diagnostics) -> DateFormat {
+fn date_format(
+    file: &SourceFile,
+    f: Option<&Spanned<String>>,
+    diags: &mut Diagnostics,
+) -> DateFormat {
     match f {
         None => DateFormat::Iso,
         Some(f) => DateFormat::parse(f.get_ref()).unwrap_or_else(|| {
@@ -1111,7 +1225,11 @@ fn compile_column(
         .ty
         .as_ref()
         .map(|t| t.get_ref().as_str())
-        .or(if rc.codes.is_some() { Some("code") } else { None });
+        .or(if rc.codes.is_some() {
+            Some("code")
+        } else {
+            None
+        });
     let what = format!("{} columns", ty_name.unwrap_or("untyped"));
     let ty = match ty_name {
         None => {
@@ -1146,9 +1264,21 @@ fn compile_column(
             })
         }
         Some("boolean") => {
-            reject_fields(file, diags, &fields, &["true_values", "false_values"], &what);
-            let tv = rc.true_values.as_ref().map_or_else(ColumnType::default_true_values, |v| v.get_ref().clone());
-            let fv = rc.false_values.as_ref().map_or_else(ColumnType::default_false_values, |v| v.get_ref().clone());
+            reject_fields(
+                file,
+                diags,
+                &fields,
+                &["true_values", "false_values"],
+                &what,
+            );
+            let tv = rc
+                .true_values
+                .as_ref()
+                .map_or_else(ColumnType::default_true_values, |v| v.get_ref().clone());
+            let fv = rc
+                .false_values
+                .as_ref()
+                .map_or_else(ColumnType::default_false_values, |v| v.get_ref().clone());
             if let Some(both) = tv.iter().find(|t| fv.contains(t)) {
                 diags.error(
                     file,
@@ -1163,7 +1293,11 @@ fn compile_column(
         }
         Some("date") => {
             reject_fields(file, diags, &fields, &["format"], &what);
-            Some(ColumnType::Date(date_format(file, rc.format.as_ref(), diags)))
+            Some(ColumnType::Date(date_format(
+                file,
+                rc.format.as_ref(),
+                diags,
+            )))
         }
         Some("time") => {
             reject_fields(file, diags, &fields, &["format"], &what);
@@ -1186,7 +1320,12 @@ fn compile_column(
             let codes: Vec<(String, String)> = rc
                 .codes
                 .as_ref()
-                .map(|c| c.get_ref().iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .map(|c| {
+                    c.get_ref()
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
                 .unwrap_or_default();
             if codes.is_empty() {
                 diags.error_hint(
@@ -1261,7 +1400,11 @@ fn compile_column(
         .as_ref()
         .map_or_else(|| cname.to_ascii_lowercase(), |n| n.get_ref().clone());
     if output.is_empty() {
-        diags.error(file, rc.name.as_ref().map_or(name.span(), Spanned::span), format!("column `{cname}`: `name` is empty"));
+        diags.error(
+            file,
+            rc.name.as_ref().map_or(name.span(), Spanned::span),
+            format!("column `{cname}`: `name` is empty"),
+        );
     }
     if diags.errors().count() > errors_before {
         return None;
@@ -1284,8 +1427,18 @@ mod tests {
 
     fn sources() -> IndexMap<String, SourceInfo> {
         let mut m = IndexMap::new();
-        m.insert("mfg".to_string(), SourceInfo { dialect: Dialect::Db2i });
-        m.insert("ms".to_string(), SourceInfo { dialect: Dialect::Mssql });
+        m.insert(
+            "mfg".to_string(),
+            SourceInfo {
+                dialect: Dialect::Db2i,
+            },
+        );
+        m.insert(
+            "ms".to_string(),
+            SourceInfo {
+                dialect: Dialect::Mssql,
+            },
+        );
         m
     }
 
@@ -1345,7 +1498,10 @@ params.from = { type = "date", format = "cyymmdd", default = "1990-01-01" }
         assert_eq!(get.params[0].location, ParamLocation::Path);
         assert!(get.params[0].required);
         assert!(get.sql.contains("WHERE JOBNO = ?"));
-        assert_eq!(get.column("jobds").map(|c| c.output.as_str()), Some("description"));
+        assert_eq!(
+            get.column("jobds").map(|c| c.output.as_str()),
+            Some("description")
+        );
         let list = &routes[1];
         assert_eq!(list.max_rows, 50);
         assert_eq!(list.bind_order, [0, 0, 1]);
@@ -1372,7 +1528,10 @@ params.from = { type = "date", format = "cyymmdd", default = "1990-01-01" }
             c.catalog.lookup("POST", "/v1/jobs"),
             crate::catalog::Lookup::MethodNotAllowed(m) if m == ["GET"]
         ));
-        assert!(matches!(c.catalog.lookup("GET", "/v2/jobs"), crate::catalog::Lookup::NotFound));
+        assert!(matches!(
+            c.catalog.lookup("GET", "/v2/jobs"),
+            crate::catalog::Lookup::NotFound
+        ));
     }
 
     #[test]
@@ -1414,15 +1573,25 @@ columns.E = { type = "money" }
     fn unknown_fields_in_params_and_columns_name_their_line() {
         let bad = "source = \"mfg\"\n[[route]]\nid = \"a\"\npath = \"/a\"\nsql = \"SELECT :q\"\nparams.q = { type = \"string\", maxlength = 3 }\ncolumns.X = { nmae = \"x\" }\n";
         let joined = errors_of(&[file("f.toml", bad)]).join("\n");
-        assert!(joined.contains("f.toml:6:31: error: parameter `q`: unknown field `maxlength`"), "{joined}");
-        assert!(joined.contains("f.toml:7:15: error: column `X`: unknown field `nmae`"), "{joined}");
+        assert!(
+            joined.contains("f.toml:6:31: error: parameter `q`: unknown field `maxlength`"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("f.toml:7:15: error: column `X`: unknown field `nmae`"),
+            "{joined}"
+        );
     }
 
     #[test]
     fn undeclared_path_parameter() {
-        let bad = "source = \"mfg\"\n[[route]]\nid = \"a\"\npath = \"/a/{id}\"\nsql = \"SELECT 1\"\n";
+        let bad =
+            "source = \"mfg\"\n[[route]]\nid = \"a\"\npath = \"/a/{id}\"\nsql = \"SELECT 1\"\n";
         let joined = errors_of(&[file("f.toml", bad)]).join("\n");
-        assert!(joined.contains("f.toml:4:8: error: route `a`: path parameter `{id}` is not declared"), "{joined}");
+        assert!(
+            joined.contains("f.toml:4:8: error: route `a`: path parameter `{id}` is not declared"),
+            "{joined}"
+        );
     }
 
     #[test]
@@ -1430,8 +1599,14 @@ columns.E = { type = "money" }
         let a = "source = \"mfg\"\n[[route]]\nid = \"one\"\npath = \"/j/{a}\"\nsql = \"SELECT :a\"\nparams.a = \"integer\"\n";
         let b = "source = \"mfg\"\n\n[[route]]\nid = \"one\"\npath = \"/j/{b}\"\nsql = \"SELECT :b\"\nparams.b = \"integer\"\n";
         let joined = errors_of(&[file("a.toml", a), file("b.toml", b)]).join("\n");
-        assert!(joined.contains("b.toml:3:1: error: route id `one` is already used"), "{joined}");
-        assert!(joined.contains("another route already serves GET /v1/j/{b}"), "{joined}");
+        assert!(
+            joined.contains("b.toml:3:1: error: route id `one` is already used"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("another route already serves GET /v1/j/{b}"),
+            "{joined}"
+        );
         assert!(joined.contains("the first is at a.toml:2"), "{joined}");
     }
 
@@ -1465,28 +1640,44 @@ params.s = { type = "string", required = true, default = "x", pattern = "([" }
         assert!(joined.starts_with("s.toml:2:"), "{joined}");
         let q = "source = \"mfg\"\n[[route]]\nid = \"a\"\npath = \"/a\"\nsql = \"SELECT * FROM T WHERE A = ?\"\n";
         let joined = errors_of(&[file("q.toml", q)]).join("\n");
-        assert!(joined.contains("q.toml:5:34: error: route `a`: `?` placeholder in mapping SQL"), "{joined}");
+        assert!(
+            joined.contains("q.toml:5:34: error: route `a`: `?` placeholder in mapping SQL"),
+            "{joined}"
+        );
     }
 
     #[test]
     fn mssql_sources_get_numbered_placeholders() {
         let m = "source = \"ms\"\n[[route]]\nid = \"a\"\npath = \"/a\"\nsql = \"SELECT * FROM T WHERE A = :a OR B = :a\"\nparams.a = \"string\"\n";
         let c = compile(&[file("m.toml", m)], &sources(), 10).expect("compiles");
-        assert_eq!(c.catalog.routes[0].sql.as_ref(), "SELECT * FROM T WHERE A = @P1 OR B = @P2");
+        assert_eq!(
+            c.catalog.routes[0].sql.as_ref(),
+            "SELECT * FROM T WHERE A = @P1 OR B = @P2"
+        );
     }
 
     #[test]
     fn output_names_must_be_unique_and_methods_get_only() {
         let bad = "source = \"mfg\"\n[[route]]\nid = \"a\"\nmethod = \"POST\"\npath = \"/a\"\nsql = \"SELECT A, B\"\ncolumns.A = \"x\"\ncolumns.B = \"x\"\n";
         let joined = errors_of(&[file("f.toml", bad)]).join("\n");
-        assert!(joined.contains("f.toml:4:10: error: route `a`: method `POST` is not served"), "{joined}");
-        assert!(joined.contains("f.toml:8:9: error: route `a`: two columns are named `x`"), "{joined}");
+        assert!(
+            joined.contains("f.toml:4:10: error: route `a`: method `POST` is not served"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("f.toml:8:9: error: route `a`: two columns are named `x`"),
+            "{joined}"
+        );
     }
 
     #[test]
     fn scopes_warn_that_they_are_not_enforced() {
         let m = "source = \"mfg\"\n[[route]]\nid = \"a\"\npath = \"/a\"\nscopes = [\"jobs:read\"]\nsql = \"SELECT 1\"\n";
         let c = compile(&[file("m.toml", m)], &sources(), 10).expect("compiles");
-        assert!(c.warnings.iter().any(|w| w.message.contains("open to anyone")));
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.message.contains("open to anyone"))
+        );
     }
 }

@@ -187,8 +187,7 @@ fn skip_dollar_quoted(bytes: &[u8], start: usize) -> usize {
     while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {
         j += 1;
     }
-    if bytes.get(j) != Some(&b'$') || bytes[start + 1..j].first().is_some_and(u8::is_ascii_digit)
-    {
+    if bytes.get(j) != Some(&b'$') || bytes[start + 1..j].first().is_some_and(u8::is_ascii_digit) {
         return start + 1;
     }
     let tag = &bytes[start..=j];
@@ -242,13 +241,15 @@ pub fn split_statements(script: &str) -> Vec<String> {
     out
 }
 
+/// Keep a statement without its whole-line comments (some drivers scan for `;` in them).
 fn push_statement(out: &mut Vec<String>, text: &str) {
-    let meaningful = text
+    let kept: Vec<&str> = text
         .lines()
-        .map(str::trim)
-        .any(|l| !l.is_empty() && !l.starts_with("--"));
-    if meaningful {
-        out.push(text.trim().to_string());
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect();
+    let stmt = kept.join("\n");
+    if !stmt.trim().is_empty() {
+        out.push(stmt.trim().to_string());
     }
 }
 
@@ -318,7 +319,7 @@ mod tests {
         let s = "-- head\nCREATE TABLE a (x CHAR(1));\nINSERT INTO a VALUES (';');\n-- tail\n";
         assert_eq!(
             split_statements(s),
-            ["-- head\nCREATE TABLE a (x CHAR(1))", "INSERT INTO a VALUES (';')"]
+            ["CREATE TABLE a (x CHAR(1))", "INSERT INTO a VALUES (';')"]
         );
     }
 }

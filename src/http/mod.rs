@@ -105,11 +105,7 @@ pub fn bind(state: AppState, listen: &str, workers: usize) -> std::io::Result<Ga
 fn request_id(given: Option<&HeaderValue>) -> String {
     given
         .and_then(|v| v.to_str().ok())
-        .filter(|s| {
-            !s.is_empty()
-                && s.len() <= 128
-                && s.bytes().all(|b| b.is_ascii_graphic())
-        })
+        .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string)
 }
 
@@ -162,7 +158,9 @@ async fn serve_route(
                 SourceError::Busy(_) | SourceError::Timeout => {
                     warn!(route = %route.id, source = %route.source, error = %e, "statement not run to completion");
                 }
-                _ => error!(route = %route.id, source = %route.source, file = %route.file, error = %e, "statement failed"),
+                _ => {
+                    error!(route = %route.id, source = %route.source, file = %route.file, error = %e, "statement failed")
+                }
             }
             return Err(Problem::from_source(&e));
         }

@@ -10,11 +10,16 @@ use crate::codec::BindValue;
 
 fn decode(raw: &str, plus_is_space: bool) -> Option<String> {
     let bytes: Vec<u8> = if plus_is_space {
-        raw.bytes().map(|b| if b == b'+' { b' ' } else { b }).collect()
+        raw.bytes()
+            .map(|b| if b == b'+' { b' ' } else { b })
+            .collect()
     } else {
         raw.as_bytes().to_vec()
     };
-    percent_decode(&bytes).decode_utf8().ok().map(|s| s.into_owned())
+    percent_decode(&bytes)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
 }
 
 /// The values to bind, in placeholder order, or every problem found.
@@ -62,10 +67,12 @@ pub fn bind_values(
                     .collect();
                 errors.push(FieldError {
                     detail: if known.is_empty() {
-                        "is not a parameter of this route, which takes no query parameters"
-                            .into()
+                        "is not a parameter of this route, which takes no query parameters".into()
                     } else {
-                        format!("is not a parameter of this route; it takes: {}", known.join(", "))
+                        format!(
+                            "is not a parameter of this route; it takes: {}",
+                            known.join(", ")
+                        )
                     },
                     name: k,
                     location: "query",
@@ -119,7 +126,11 @@ pub fn bind_values(
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(route.bind_order.iter().map(|&i| values[i].clone()).collect())
+    Ok(route
+        .bind_order
+        .iter()
+        .map(|&i| values[i].clone())
+        .collect())
 }
 
 #[cfg(test)]
@@ -142,7 +153,12 @@ params.from = { type = "date", format = "cyymmdd" }
 params.limit = { type = "integer", default = 10, maximum = 50 }
 "#;
         let mut s = indexmap::IndexMap::new();
-        s.insert("s".to_string(), SourceInfo { dialect: Dialect::Postgres });
+        s.insert(
+            "s".to_string(),
+            SourceInfo {
+                dialect: Dialect::Postgres,
+            },
+        );
         let files = [MappingFile {
             version: "v1".into(),
             file: SourceFile::new("f.toml", text),
@@ -176,8 +192,12 @@ params.limit = { type = "integer", default = 10, maximum = 50 }
     #[test]
     fn collects_every_problem() {
         let r = route();
-        let e = bind_values(&r, &path("1 OR 1=1"), "status=bogus&limit=99&limit=1&x=1&job=2")
-            .unwrap_err();
+        let e = bind_values(
+            &r,
+            &path("1 OR 1=1"),
+            "status=bogus&limit=99&limit=1&x=1&job=2",
+        )
+        .unwrap_err();
         let names: Vec<(&str, &str)> = e.iter().map(|e| (e.name.as_str(), e.location)).collect();
         assert_eq!(
             names,

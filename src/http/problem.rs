@@ -45,7 +45,12 @@ struct Body<'a> {
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             slug,
@@ -69,7 +74,12 @@ impl Problem {
         };
         Self {
             errors,
-            ..Self::new(StatusCode::BAD_REQUEST, "invalid-parameters", "Invalid Parameters", detail)
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-parameters",
+                "Invalid Parameters",
+                detail,
+            )
         }
     }
 
@@ -142,7 +152,10 @@ impl Problem {
             errors: &self.errors,
         };
         let mut b = HttpResponseBuilder::new(self.status);
-        b.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
+        b.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        ));
         b.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
         if let Some(s) = self.retry_after {
             b.insert_header((header::RETRY_AFTER, s.to_string()));

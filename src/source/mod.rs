@@ -14,7 +14,10 @@ use crate::config::{SourceConfig, SourceKind};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SqlType {
     Integer,
-    Decimal { precision: usize, scale: i16 },
+    Decimal {
+        precision: usize,
+        scale: i16,
+    },
     Float,
     Boolean,
     Date,

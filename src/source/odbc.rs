@@ -14,8 +14,7 @@ use odbc_api::handles::StatementConnection;
 use odbc_api::parameter::{InputParameter, VarCharBox};
 use odbc_api::{
     Connection, ConnectionOptions, ConnectionTransitions, Cursor, DataType, Nullable, Prepared,
-    RowSetBuffer,
-    ResultSetMetadata,
+    ResultSetMetadata, RowSetBuffer,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tracing::{debug, info, warn};
@@ -222,7 +221,9 @@ impl Worker {
             }
             Err(e) => {
                 self.last_failure = Some(Instant::now());
-                Err(SourceError::Unavailable(redact_connection_string(&e.to_string())))
+                Err(SourceError::Unavailable(redact_connection_string(
+                    &e.to_string(),
+                )))
             }
         }
     }
@@ -368,8 +369,14 @@ fn run_statement(
     if columns.is_empty() {
         return Ok(());
     }
-    let row_bytes: usize = descs.iter().map(BufferDesc::bytes_per_row).sum::<usize>().max(1);
-    let batch = (BATCH_BYTES / row_bytes).clamp(1, MAX_BATCH_ROWS).min(max_rows.max(1));
+    let row_bytes: usize = descs
+        .iter()
+        .map(BufferDesc::bytes_per_row)
+        .sum::<usize>()
+        .max(1);
+    let batch = (BATCH_BYTES / row_bytes)
+        .clamp(1, MAX_BATCH_ROWS)
+        .min(max_rows.max(1));
     let buffer = match stmt.buffer.take() {
         Some(b) if b.row_array_size() == batch => b,
         _ => ColumnarDynBuffer::try_from_descs(batch, descs.iter().copied())?,
@@ -498,10 +505,17 @@ mod tests {
     fn every_type_gets_a_buffer_within_bounds() {
         let cases = [
             DataType::Integer,
-            DataType::Decimal { precision: 17, scale: 4 },
-            DataType::Varchar { length: NonZeroUsize::new(1_000_000_000) },
+            DataType::Decimal {
+                precision: 17,
+                scale: 4,
+            },
+            DataType::Varchar {
+                length: NonZeroUsize::new(1_000_000_000),
+            },
             DataType::LongVarchar { length: None },
-            DataType::Varbinary { length: NonZeroUsize::new(16) },
+            DataType::Varbinary {
+                length: NonZeroUsize::new(16),
+            },
             DataType::Unknown,
         ];
         for dt in cases {
@@ -509,8 +523,18 @@ mod tests {
             assert!(desc.bytes_per_row() <= 4096 + 16, "{dt:?} → {desc:?}");
         }
         assert_eq!(
-            classify_type(DataType::Decimal { precision: 17, scale: 4 }, 4096).0,
-            SqlType::Decimal { precision: 17, scale: 4 }
+            classify_type(
+                DataType::Decimal {
+                    precision: 17,
+                    scale: 4
+                },
+                4096
+            )
+            .0,
+            SqlType::Decimal {
+                precision: 17,
+                scale: 4
+            }
         );
     }
 }
