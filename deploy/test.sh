@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$PATINA_ROOT"
 
-ensure_packages unixodbc-dev odbcinst libsqliteodbc odbc-postgresql sqlite3 postgresql-15 postgresql-client-15
+ensure_packages unixodbc-dev odbcinst libsqliteodbc odbc-postgresql sqlite3 postgresql-15 postgresql-client-15 python3
 
 work="$PATINA_ROOT/target/test-env"
 mkdir -p "$work"
@@ -14,6 +14,7 @@ odbc_registry "$work/odbc"
 
 trap pg_stop EXIT
 pg_start "$work/pg"
+export PGOPTIONS="-c client_min_messages=warning"
 pg_psql -d postgres -c "CREATE ROLE patina LOGIN PASSWORD 'patina-test'" -c "CREATE DATABASE patina OWNER patina"
 PGPASSWORD=patina-test psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U patina -d patina \
   -f fixtures/demo/schema.postgres.sql -f fixtures/demo/data.sql

@@ -381,18 +381,16 @@ fn expand_exponent(mantissa: &str, exp: &str) -> Option<String> {
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let digits: String = format!("{int}{frac}");
     let point = i32::try_from(int.len()).ok()? + exp;
-    if point <= 0 {
-        Some(format!(
-            "0.{}{digits}",
-            "0".repeat(point.unsigned_abs() as usize)
-        ))
-    } else if point as usize >= digits.len() {
-        Some(format!(
-            "{digits}{}",
-            "0".repeat(point as usize - digits.len())
-        ))
+    let Ok(at) = usize::try_from(point) else {
+        let zeros = usize::try_from(point.unsigned_abs()).ok()?;
+        return Some(format!("0.{}{digits}", "0".repeat(zeros)));
+    };
+    if at == 0 {
+        Some(format!("0.{digits}"))
+    } else if at >= digits.len() {
+        Some(format!("{digits}{}", "0".repeat(at - digits.len())))
     } else {
-        let (a, b) = digits.split_at(point as usize);
+        let (a, b) = digits.split_at(at);
         Some(format!("{a}.{b}"))
     }
 }

@@ -347,9 +347,9 @@ pub fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
     while let Some(pos) = rest.find('$') {
         out.push_str(&rest[..pos]);
         let after = &rest[pos..];
-        if after.starts_with("$${") {
+        if let Some(literal) = after.strip_prefix("$${") {
             out.push_str("${");
-            rest = &after[3..];
+            rest = literal;
         } else if let Some(body) = after.strip_prefix("${") {
             let Some(end) = body.find('}') else {
                 out.push_str(after);
@@ -426,7 +426,7 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_mins(2)));
         assert_eq!(parse_duration("5"), None);
         assert_eq!(parse_duration("s"), None);
         assert_eq!(parse_duration("5h"), None);

@@ -1,5 +1,5 @@
 //! Mapping files → compiled [`Catalog`]. Owns the raw serde model of a mapping file and every
-//! check a DBA's mistake can fail, reporting all of them at once with file:line:column and a
+//! check a DBA's mistake can fail, reporting all of them at once with `file:line:column` and a
 //! hint. Pure: reads files, opens no connection; checking against a live database is the
 //! sources' job.
 
@@ -23,7 +23,7 @@ use crate::sql::{self, Dialect};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRoute {
-    /// Unique id; becomes the OpenAPI operationId.
+    /// Unique id; becomes the OpenAPI `operationId`.
     id: Spanned<String>,
     /// HTTP method. Default GET.
     method: Option<Spanned<String>>,
@@ -208,11 +208,14 @@ fn read_dir(dir: &Path, diags: &mut Diagnostics) -> Vec<MappingFile> {
                     Err(e) => diags.file_error(&shown, format!("cannot read: {e}"), None),
                 }
             }
-        } else if name.ends_with(".toml") {
+        } else if p
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
+        {
             diags.file_error(
                 &p.display().to_string(),
                 "mapping files belong in a version folder",
-                Some(format!("move it to {}/v1/{name}", shown)),
+                Some(format!("move it to {shown}/v1/{name}")),
             );
         }
     }
@@ -341,7 +344,7 @@ fn compile_file<'f>(
     let table = table.into_inner();
     let mut file_source: Option<Spanned<String>> = None;
     let mut route_values: Vec<Spanned<DeValue<'_>>> = Vec::new();
-    for (key, value) in table.iter() {
+    for (key, value) in &table {
         match key.get_ref().as_ref() {
             "source" => match value.get_ref().as_str() {
                 Some(s) => file_source = Some(Spanned::new(value.span(), s.to_string())),
@@ -476,7 +479,7 @@ fn compile_route(
     let mut head = DeTable::new();
     let mut raw_params: Vec<(Spanned<String>, Spanned<DeValue<'_>>)> = Vec::new();
     let mut raw_columns: Vec<(Spanned<String>, Spanned<DeValue<'_>>)> = Vec::new();
-    for (k, v) in table.iter() {
+    for (k, v) in table {
         let target = match k.get_ref().as_ref() {
             "params" => Some(&mut raw_params),
             "columns" => Some(&mut raw_columns),
@@ -997,8 +1000,9 @@ fn compile_param(
     let ty_name = rp
         .ty
         .as_ref()
-        .map(|t| t.get_ref().as_str())
-        .unwrap_or(if rp.codes.is_some() { "code" } else { "string" });
+        .map_or(if rp.codes.is_some() { "code" } else { "string" }, |t| {
+            t.get_ref().as_str()
+        });
     let what = format!("{ty_name} parameters");
     let ty = match ty_name {
         "integer" => {

@@ -85,7 +85,7 @@ pub struct ScanError {
 }
 
 /// Find every `:name` parameter, in order, repeats included. Text inside string literals,
-/// quoted identifiers and comments is skipped, as are PostgreSQL `::` casts. A bare `?` is an
+/// quoted identifiers and comments is skipped, as are `PostgreSQL` `::` casts. A bare `?` is an
 /// error: mappings name their parameters.
 pub fn scan_named(sql: &str, dialect: Dialect) -> Result<Vec<NamedParam>, ScanError> {
     let bytes = sql.as_bytes();
@@ -181,7 +181,7 @@ fn skip_quoted(bytes: &[u8], start: usize, close: u8, what: &str) -> Result<usiz
     })
 }
 
-/// `$tag$ ... $tag$` (PostgreSQL). A `$` that does not open such a quote is skipped.
+/// `$tag$ ... $tag$` (`PostgreSQL`). A `$` that does not open such a quote is skipped.
 fn skip_dollar_quoted(bytes: &[u8], start: usize) -> usize {
     let mut j = start + 1;
     while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {

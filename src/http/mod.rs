@@ -159,7 +159,7 @@ async fn serve_route(
                     warn!(route = %route.id, source = %route.source, error = %e, "statement not run to completion");
                 }
                 _ => {
-                    error!(route = %route.id, source = %route.source, file = %route.file, error = %e, "statement failed")
+                    error!(route = %route.id, source = %route.source, file = %route.file, error = %e, "statement failed");
                 }
             }
             return Err(Problem::from_source(&e));

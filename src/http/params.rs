@@ -19,7 +19,7 @@ fn decode(raw: &str, plus_is_space: bool) -> Option<String> {
     percent_decode(&bytes)
         .decode_utf8()
         .ok()
-        .map(|s| s.into_owned())
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// The values to bind, in placeholder order, or every problem found.

@@ -215,6 +215,8 @@ impl Worker {
                     info!(source = %self.cfg.name, "source reachable again");
                 }
                 debug!(source = %self.cfg.name, ms = started.elapsed().as_millis(), "connected");
+                // Shared only with this thread's own prepared statements, never across threads.
+                #[allow(clippy::arc_with_non_send_sync)]
                 let c = Arc::new(c);
                 self.conn = Some(Arc::clone(&c));
                 Ok(c)

@@ -1,0 +1,127 @@
+//! The `patina` binary as a DBA uses it: `check` offline and against the database, and
+//! `serve` refusing to start on a broken mapping.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_patina");
+
+fn run(args: &[&str], dir: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PATINA_CONFIG")
+        .output()
+        .expect("patina runs")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn project(config: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("patina.toml"), config).expect("config");
+    for (rel, body) in files {
+        let p = dir.path().join("mappings").join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, body).expect("mapping");
+    }
+    dir
+}
+
+fn sqlite_config() -> String {
+    let db = common::sqlite();
+    format!(
+        "[sources.demo]\nkind = \"odbc\"\ndialect = \"sqlite\"\nconnection_string = \"{}\"\n",
+        db.connection_string
+    )
+}
+
+#[test]
+fn check_accepts_the_demo() {
+    let o = run(&["check"], Path::new(common::ROOT));
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("ok: 6 route(s) in v1"), "{out}");
+}
+
+#[test]
+fn check_reports_every_mistake_with_its_location() {
+    let bad_jobs = "source = \"demo\"\n\n[[route]]\nid = \"getJob\"\npath = \"/jobs/{job}\"\nsql = \"SELECT * FROM JOBMST WHERE JOBNO = :job_no\"\nparams.job = { type = \"integr\" }\n";
+    let bad_other = "source = \"nowhere\"\n[[route]]\nid = \"getJob\"\npath = \"/x\"\nsql = \"SELECT 1\"\ncolumns.A = { type = \"date\", format = \"ddmmyy\" }\n";
+    let dir = project(
+        &sqlite_config(),
+        &[("v1/jobs.toml", bad_jobs), ("v1/other.toml", bad_other)],
+    );
+    let o = run(&["check"], dir.path());
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    for expected in [
+        "mappings/v1/jobs.toml:7:23: error: parameter `job`: unknown type `integr`",
+        "mappings/v1/jobs.toml:6:43: error: route `getJob`: `:job_no` is used in the SQL but not declared",
+        "mappings/v1/other.toml:1:10: error: unknown source `nowhere`",
+        "mappings/v1/other.toml:6:39: error: unknown date format `ddmmyy`",
+        "hint: ",
+        "errors found; nothing was loaded",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+    }
+}
+
+#[test]
+fn missing_environment_variable_stops_start_up() {
+    let config = "[sources.demo]\nkind = \"odbc\"\ndialect = \"db2i\"\nconnection_string = \"Driver={IBM i Access ODBC Driver};System=${PATINA_TEST_UNSET_HOST};PWD=${PATINA_TEST_UNSET_PW}\"\n";
+    let dir = project(config, &[]);
+    let o = run(&["serve"], dir.path());
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(err.contains("patina.toml:4:21: error"), "{err}");
+    assert!(
+        err.contains("`PATINA_TEST_UNSET_HOST`, `PATINA_TEST_UNSET_PW`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_broken_mapping() {
+    let bad = "source = \"demo\"\n[[route]]\nid = \"a\"\npath = \"/a\"\nsql = \"SELECT 1\"\nsummry = \"typo\"\n";
+    let dir = project(&sqlite_config(), &[("v1/a.toml", bad)]);
+    let o = run(&["serve", "--listen", "127.0.0.1:0"], dir.path());
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(
+        err.contains("mappings/v1/a.toml:6:1: error: route: unknown field `summry`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_db_proves_mappings_against_the_database() {
+    let good = "source = \"demo\"\n[[route]]\nid = \"a\"\npath = \"/a/{n}\"\nsql = \"SELECT JOBNO, JOBDS FROM JOBMST WHERE JOBNO = :n\"\nparams.n = \"integer\"\ncolumns.JOBDS = \"description\"\n";
+    let dir = project(&sqlite_config(), &[("v1/a.toml", good)]);
+    let o = run(&["check", "--db"], dir.path());
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("checked against their databases"), "{out}");
+
+    let wrong = "source = \"demo\"\n[[route]]\nid = \"a\"\npath = \"/a\"\nsql = \"SELECT JOBNO FROM JOBMST\"\ncolumns.JOBDESC = \"description\"\n\n[[route]]\nid = \"b\"\npath = \"/b\"\nsql = \"SELECT NOPE FROM JOBMST\"\n";
+    let dir = project(&sqlite_config(), &[("v1/a.toml", wrong)]);
+    let o = run(&["check", "--db"], dir.path());
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(
+        err.contains("route `a`: mapped column `JOBDESC` is not in the result"),
+        "{err}"
+    );
+    assert!(err.contains("the statement returns: JOBNO"), "{err}");
+    assert!(
+        err.contains("route `b`: source `demo` could not prepare the statement"),
+        "{err}"
+    );
+}
