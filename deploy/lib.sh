@@ -62,9 +62,10 @@ pg_start() {
   PG_DIR="$1"
   local bin; bin="$(pg_bin)"
   PG_PORT="$(free_port)"
-  rm -rf "$PG_DIR"; mkdir -p "$PG_DIR"
+  mkdir -p "$PG_DIR"
   local run=()
   if [ "$(id -u)" -eq 0 ]; then
+    chmod 755 "$PG_DIR"
     chown postgres:postgres "$PG_DIR"
     run=(runuser -u postgres --)
   fi

@@ -12,8 +12,11 @@ work="$PATINA_ROOT/target/test-env"
 mkdir -p "$work"
 odbc_registry "$work/odbc"
 
-trap pg_stop EXIT
-pg_start "$work/pg"
+# The cluster lives under /tmp: the postgres user must be able to reach it, whatever the
+# permissions of the folder this checkout sits in.
+pg_dir="$(mktemp -d /tmp/patina-test-pg.XXXXXX)"
+trap 'pg_stop; rm -rf "$pg_dir"' EXIT
+pg_start "$pg_dir"
 export PGOPTIONS="-c client_min_messages=warning"
 pg_psql -d postgres -c "CREATE ROLE patina LOGIN PASSWORD 'patina-test'" -c "CREATE DATABASE patina OWNER patina"
 PGPASSWORD=patina-test psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U patina -d patina \
