@@ -4,9 +4,11 @@
 # SQLite (ODBC) and PostgreSQL (ODBC), and stops the cluster again.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/api-checks.sh"
 cd "$PATINA_ROOT"
 
-ensure_packages unixodbc-dev odbcinst libsqliteodbc odbc-postgresql sqlite3 postgresql-15 postgresql-client-15 python3
+ensure_packages unixodbc-dev odbcinst libsqliteodbc odbc-postgresql sqlite3 postgresql-15 postgresql-client-15 \
+  python3 python3-venv chromium curl
 
 work="$PATINA_ROOT/target/test-env"
 mkdir -p "$work"
@@ -37,3 +39,5 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --no-fail-fast
 fi
+
+api_checks

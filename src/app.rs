@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::diag::{Diagnostic, LoadError, Severity};
 use crate::http::{self, AppState, Gateway};
 use crate::mapping::{self, Compiled, SourceInfo};
+use crate::openapi::Documents;
 use crate::source::{Source, SqlType};
 
 /// Compile the mappings a config points at.
@@ -44,13 +45,17 @@ pub fn start_sources(config: &Config) -> HashMap<String, Arc<Source>> {
 /// Bind the server for a loaded config. `listen` overrides the config's address.
 pub fn build(
     config: &Config,
-    catalog: Arc<Catalog>,
+    catalog: &Arc<Catalog>,
     sources: HashMap<String, Arc<Source>>,
     listen: Option<&str>,
 ) -> std::io::Result<Gateway> {
     let workers = std::thread::available_parallelism().map_or(2, usize::from);
     http::bind(
-        AppState::new(catalog, sources),
+        AppState::new(
+            Arc::clone(catalog),
+            Arc::new(Documents::build(catalog, &config.docs)),
+            sources,
+        ),
         listen.unwrap_or(&config.listen),
         workers,
     )

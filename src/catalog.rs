@@ -34,6 +34,7 @@ pub struct ColumnPlan {
     pub ty: Option<ColumnType>,
     pub trim: Trim,
     pub null_if: Vec<String>,
+    pub nullable: bool,
     pub description: Option<String>,
     pub example: Option<serde_json::Value>,
 }
@@ -45,6 +46,7 @@ impl ColumnPlan {
             ty: self.ty.clone().unwrap_or_else(|| fallback.clone()),
             trim: self.trim,
             null_if: self.null_if.clone(),
+            nullable: self.nullable,
         }
     }
 }
@@ -62,8 +64,13 @@ pub struct RoutePlan {
     pub file: String,
     pub summary: Option<String>,
     pub description: Option<String>,
+    /// From the mapping, or the mapping file's name.
     pub tags: Vec<String>,
     pub scopes: Vec<String>,
+    /// Deprecated since this date (`YYYY-MM-DD`).
+    pub deprecated: Option<String>,
+    /// Removed after this date (`YYYY-MM-DD`).
+    pub sunset: Option<String>,
     /// One object (404 when no row) rather than a list.
     pub one: bool,
     /// Row cap for list routes.

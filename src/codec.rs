@@ -122,6 +122,9 @@ pub struct ColumnCodec {
     pub trim: Trim,
     /// Stored values (after trimming) that mean "no value".
     pub null_if: Vec<String>,
+    /// Whether null may be returned. A null in a column documented as never null is an error:
+    /// the API document does not lie.
+    pub nullable: bool,
 }
 
 impl ColumnCodec {
@@ -130,6 +133,7 @@ impl ColumnCodec {
             ty,
             trim: Trim::None,
             null_if: Vec::new(),
+            nullable: true,
         }
     }
 }
@@ -158,6 +162,15 @@ impl ColumnCodec {
     /// Append the JSON for one value to `out`. On error nothing useful is appended and the
     /// caller discards the buffer.
     pub fn write_json(&self, cell: Cell<'_>, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+        let start = out.len();
+        self.write_value(cell, out)?;
+        if !self.nullable && &out[start..] == b"null" {
+            return fail("the value is null, but the mapping says `nullable = false`");
+        }
+        Ok(())
+    }
+
+    fn write_value(&self, cell: Cell<'_>, out: &mut Vec<u8>) -> Result<(), DecodeError> {
         let bytes = match cell {
             Cell::Null => {
                 out.extend_from_slice(b"null");
@@ -660,6 +673,32 @@ impl ParamType {
     }
 }
 
+/// Days since 1970-01-01 of a calendar date (proleptic Gregorian).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `YYYY-MM-DD` as seconds since the epoch (midnight UTC) and as an HTTP-date.
+pub fn date_header_forms(iso: &str) -> Option<(i64, String)> {
+    let (y, m, d) = parse_iso_date(iso)?;
+    let days = days_from_civil(y, m, d);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
+        [usize::try_from(days.rem_euclid(7)).ok()?];
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][usize::try_from(m - 1).ok()?];
+    Some((
+        days * 86_400,
+        format!("{weekday}, {d:02} {month} {y:04} 00:00:00 GMT"),
+    ))
+}
+
 fn parse_iso_date(raw: &str) -> Option<(i64, i64, i64)> {
     let b = raw.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
@@ -847,6 +886,18 @@ mod tests {
     }
 
     #[test]
+    fn non_nullable_columns_refuse_null() {
+        let mut c = ColumnCodec::new(ColumnType::Date(DateFormat::Cyymmdd));
+        c.nullable = false;
+        assert!(json(&c, Cell::Null).is_err());
+        assert!(
+            json(&c, Cell::Text(b"0")).is_err(),
+            "the 0 sentinel is null too"
+        );
+        assert_eq!(text(&c, "1240105"), "\"2024-01-05\"");
+    }
+
+    #[test]
     fn binary_is_base64() {
         let c = ColumnCodec::new(ColumnType::Binary);
         assert_eq!(
@@ -956,6 +1007,19 @@ mod tests {
                 Ok(Some((y, m, d)))
             );
         }
+    }
+
+    #[test]
+    fn header_dates() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(
+            date_header_forms("2027-06-30"),
+            Some((1_814_313_600, "Wed, 30 Jun 2027 00:00:00 GMT".to_string()))
+        );
+        assert_eq!(
+            date_header_forms("2000-02-29").map(|d| d.1).as_deref(),
+            Some("Tue, 29 Feb 2000 00:00:00 GMT")
+        );
     }
 
     #[test]

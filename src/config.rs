@@ -75,10 +75,21 @@ struct RawSource {
     max_text_bytes: Option<Spanned<usize>>,
 }
 
+/// `[docs]`: the generated OpenAPI documents.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDocs {
+    /// Title of every version's document (the version is appended).
+    title: Option<String>,
+    /// Introduction shown at the top of Swagger UI (Markdown).
+    description: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     server: Option<RawServer>,
+    docs: Option<RawDocs>,
     #[serde(default)]
     sources: IndexMap<String, Spanned<RawSource>>,
 }
@@ -111,6 +122,7 @@ pub struct Config {
     pub mappings_dir: PathBuf,
     pub max_rows: usize,
     pub sources: IndexMap<String, SourceConfig>,
+    pub docs: crate::openapi::DocsInfo,
 }
 
 pub const DEFAULT_MAX_ROWS: usize = 1000;
@@ -188,6 +200,10 @@ impl Config {
             mappings_dir: base.join(mappings_dir),
             max_rows,
             sources,
+            docs: crate::openapi::DocsInfo {
+                title: raw.docs.as_ref().and_then(|d| d.title.clone()),
+                description: raw.docs.as_ref().and_then(|d| d.description.clone()),
+            },
         })
     }
 }

@@ -8,5 +8,6 @@ pub mod diag;
 pub mod encode;
 pub mod http;
 pub mod mapping;
+pub mod openapi;
 pub mod source;
 pub mod sql;

@@ -34,6 +34,13 @@ enum Command {
         #[arg(long, default_value = "text", env = "PATINA_LOG_FORMAT")]
         log_format: String,
     },
+    /// Write the OpenAPI document of every API version to DIR/<version>.json.
+    Openapi {
+        #[arg(long, default_value = "patina.toml", env = "PATINA_CONFIG")]
+        config: PathBuf,
+        #[arg(long, default_value = "openapi")]
+        out: PathBuf,
+    },
     /// Check the config and every mapping file; exit 1 on any error.
     Check {
         #[arg(long, default_value = "patina.toml", env = "PATINA_CONFIG")]
@@ -68,6 +75,7 @@ fn main() -> ExitCode {
             init_logging(&log_format);
             serve(&config, listen.as_deref())
         }
+        Command::Openapi { config, out } => write_openapi(&config, &out),
         Command::Check { config, db } => {
             init_logging("text");
             check(&config, db)
@@ -96,7 +104,7 @@ fn serve(config_path: &std::path::Path, listen: Option<&str>) -> ExitCode {
     let sources = app::start_sources(&config);
     let system = actix_web::rt::System::new();
     let result: std::io::Result<()> = system.block_on(async {
-        let gateway = app::build(&config, Arc::clone(&catalog), sources.clone(), listen)?;
+        let gateway = app::build(&config, &catalog, sources.clone(), listen)?;
         info!(
             routes = catalog.routes.len(),
             versions = ?catalog.versions(),
@@ -119,6 +127,30 @@ fn serve(config_path: &std::path::Path, listen: Option<&str>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn write_openapi(config_path: &std::path::Path, out: &std::path::Path) -> ExitCode {
+    let (config, compiled) = match app::load(config_path) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let docs = patina::openapi::Documents::build(&compiled.catalog, &config.docs);
+    if let Err(e) = std::fs::create_dir_all(out) {
+        eprintln!("patina: cannot create {}: {e}", out.display());
+        return ExitCode::FAILURE;
+    }
+    for (version, text) in &docs.rendered {
+        let path = out.join(format!("{version}.json"));
+        if let Err(e) = std::fs::write(&path, text) {
+            eprintln!("patina: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        println!("wrote {}", path.display());
+    }
+    ExitCode::SUCCESS
 }
 
 fn check(config_path: &std::path::Path, db: bool) -> ExitCode {

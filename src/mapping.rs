@@ -42,6 +42,10 @@ struct RawRoute {
     /// Return one object (404 when no row) instead of a list.
     #[serde(default)]
     one: bool,
+    /// Deprecated since this date (YYYY-MM-DD): `Deprecation` header, marked in the docs.
+    deprecated: Option<Spanned<String>>,
+    /// The date after which the route goes away: `Sunset` header.
+    sunset: Option<Spanned<String>>,
     /// Row cap for a list route.
     max_rows: Option<Spanned<usize>>,
     /// Overrides the file's `source`.
@@ -98,6 +102,9 @@ struct RawColumn {
     scale: Option<Spanned<u8>>,
     /// Decimals: emit a JSON string instead of a number.
     as_string: Option<Spanned<bool>>,
+    /// Whether the value may be null (default true). A null where `false` is promised fails
+    /// the request rather than contradict the API document.
+    nullable: Option<bool>,
     description: Option<String>,
     example: Option<toml::Value>,
 }
@@ -801,6 +808,46 @@ fn compile_route(
         );
     }
 
+    let date = |v: &Option<Spanned<String>>, field: &str, diags: &mut Diagnostics| {
+        let v = v.as_ref()?;
+        let ok = ParamType::Date(DateFormat::Iso).parse(v.get_ref()).is_ok();
+        if !ok {
+            diags.error_hint(
+                file,
+                v.span(),
+                format!("route `{id}`: `{field}` must be a date"),
+                "write it as \"YYYY-MM-DD\"",
+            );
+        }
+        ok.then(|| v.get_ref().clone())
+    };
+    let deprecated = date(&raw.deprecated, "deprecated", diags);
+    let sunset = date(&raw.sunset, "sunset", diags);
+    if let Some(s) = &raw.sunset {
+        match &deprecated {
+            None if raw.deprecated.is_none() => diags.error_hint(
+                file,
+                s.span(),
+                format!("route `{id}` has a `sunset` but is not `deprecated`"),
+                "add deprecated = \"YYYY-MM-DD\", the date it was deprecated",
+            ),
+            Some(d) if sunset.as_ref().is_some_and(|s| s < d) => diags.error(
+                file,
+                s.span(),
+                format!("route `{id}`: `sunset` is before `deprecated`"),
+            ),
+            _ => {}
+        }
+    }
+    let tags = if raw.tags.is_empty() {
+        Path::new(&file.name)
+            .file_stem()
+            .map(|s| vec![s.to_string_lossy().into_owned()])
+            .unwrap_or_default()
+    } else {
+        raw.tags
+    };
+
     if diags.errors().count() > errors_before {
         return None;
     }
@@ -813,8 +860,10 @@ fn compile_route(
         file: file.name.clone(),
         summary: raw.summary,
         description: raw.description,
-        tags: raw.tags,
+        tags,
         scopes: raw.scopes,
+        deprecated,
+        sunset,
         one: raw.one,
         max_rows,
         source,
@@ -1419,6 +1468,7 @@ fn compile_column(
         ty,
         trim,
         null_if,
+        nullable: rc.nullable.unwrap_or(true),
         description: rc.description,
         example: rc.example.as_ref().map(toml_to_json),
     })

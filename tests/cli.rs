@@ -48,7 +48,7 @@ fn check_accepts_the_demo() {
     let o = run(&["check"], Path::new(common::ROOT));
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
-    assert!(out.contains("ok: 6 route(s) in v1"), "{out}");
+    assert!(out.contains("ok: 7 route(s) in v1"), "{out}");
 }
 
 #[test]

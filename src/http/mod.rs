@@ -17,6 +17,7 @@ use tracing::{Instrument, error, info, warn};
 
 use crate::catalog::{Catalog, Lookup, RoutePlan};
 use crate::encode::JsonRows;
+use crate::openapi::Documents;
 use crate::source::{Source, SourceError};
 use problem::Problem;
 
@@ -26,17 +27,32 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug)]
 pub struct AppState {
     catalog: Arc<Catalog>,
+    docs: Arc<Documents>,
     sources: HashMap<String, Arc<Source>>,
 }
 
 impl AppState {
-    pub fn new(catalog: Arc<Catalog>, sources: HashMap<String, Arc<Source>>) -> Self {
-        Self { catalog, sources }
+    /// `docs` must be built from `catalog`; they are swapped together.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        docs: Arc<Documents>,
+        sources: HashMap<String, Arc<Source>>,
+    ) -> Self {
+        Self {
+            catalog,
+            docs,
+            sources,
+        }
     }
 
     /// The catalog requests are served from (the seam for reloads).
     pub fn catalog(&self) -> Arc<Catalog> {
         Arc::clone(&self.catalog)
+    }
+
+    /// The API documents of the current catalog.
+    pub fn docs(&self) -> Arc<Documents> {
+        Arc::clone(&self.docs)
     }
 }
 
@@ -93,12 +109,33 @@ pub fn bind(state: AppState, listen: &str, workers: usize) -> std::io::Result<Ga
                 .instrument(span)
             })
             .route("/healthz", web::get().to(healthz))
+            .route("/openapi/{file}", web::get().to(openapi_document))
+            .route("/docs", web::get().to(docs_redirect))
+            .route("/docs/{tail:.*}", web::get().to(docs_file))
+            .route("/", web::get().to(docs_redirect))
             .default_service(web::to(dispatch))
     })
     .workers(workers.max(1))
     .listen(listener)?
     .run();
     Ok(Gateway { addr, server })
+}
+
+/// `Deprecation` (RFC 9745) and `Sunset` (RFC 8594) on deprecated routes.
+fn deprecation_headers(route: &RoutePlan, res: &mut HttpResponse) {
+    let forms = |d: &Option<String>| d.as_deref().and_then(crate::codec::date_header_forms);
+    if let Some((epoch, _)) = forms(&route.deprecated)
+        && let Ok(v) = HeaderValue::from_str(&format!("@{epoch}"))
+    {
+        res.headers_mut()
+            .insert(HeaderName::from_static("deprecation"), v);
+    }
+    if let Some((_, http_date)) = forms(&route.sunset)
+        && let Ok(v) = HeaderValue::from_str(&http_date)
+    {
+        res.headers_mut()
+            .insert(HeaderName::from_static("sunset"), v);
+    }
 }
 
 /// Echo a sane client-supplied request id, or make one.
@@ -113,6 +150,86 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn openapi_document(
+    req: HttpRequest,
+    file: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let docs = state.docs();
+    let version = file.strip_suffix(".json").unwrap_or("");
+    match docs.rendered.get(version) {
+        Some(text) => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .body(text.clone()),
+        None => not_found(&req),
+    }
+}
+
+fn not_found(req: &HttpRequest) -> HttpResponse {
+    let rid = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    Problem::not_found("No such document.").response(req.path(), &rid)
+}
+
+async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, "/docs/"))
+        .finish()
+}
+
+/// Swagger UI, from files compiled into the binary, listing every version's document.
+async fn docs_file(
+    req: HttpRequest,
+    tail: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let docs = state.docs();
+    // Newest version first: it is the one Swagger UI opens with.
+    let names: Vec<(&str, String)> = docs
+        .rendered
+        .keys()
+        .rev()
+        .map(|v| (v.as_str(), format!("/openapi/{v}.json")))
+        .collect();
+    let urls: Vec<utoipa_swagger_ui::Url<'_>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, (name, url))| utoipa_swagger_ui::Url::with_primary(name, url, i == 0))
+        .collect();
+    let config = Arc::new(
+        utoipa_swagger_ui::Config::new(urls)
+            .try_it_out_enabled(true)
+            .display_operation_id(true)
+            .persist_authorization(true)
+            .display_request_duration(true),
+    );
+    match utoipa_swagger_ui::serve(&tail, config) {
+        Ok(Some(file)) => {
+            let mut res = HttpResponse::Ok();
+            res.insert_header((header::CONTENT_TYPE, file.content_type));
+            if file.gzpipped {
+                res.insert_header((header::CONTENT_ENCODING, "gzip"));
+            }
+            res.body(file.bytes.into_owned())
+        }
+        Ok(None) => not_found(&req),
+        Err(e) => {
+            error!(error = %e, "Swagger UI file could not be served");
+            Problem::new(
+                actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "docs-unavailable",
+                "Docs Unavailable",
+                "The documentation page could not be built.",
+            )
+            .response(req.path(), "")
+        }
+    }
 }
 
 async fn dispatch(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
@@ -181,6 +298,7 @@ async fn serve_route(
     let mut res = HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .body(body);
+    deprecation_headers(route, &mut res);
     res.extensions_mut().insert(Served {
         route: route.id.clone(),
         rows,

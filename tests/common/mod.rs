@@ -133,9 +133,32 @@ impl Gateway {
         }
     }
 
+    /// The repository's own `patina.toml` (demo mappings, docs settings) over the SQLite
+    /// demo database.
+    pub fn repo_demo() -> Gateway {
+        let db = sqlite();
+        let path = Path::new(ROOT).join("patina.toml");
+        let text = std::fs::read_to_string(&path).expect("patina.toml");
+        let db_path = db
+            .connection_string
+            .split(';')
+            .find_map(|kv| kv.strip_prefix("Database="))
+            .expect("database path")
+            .to_string();
+        let config = Config::parse(&path, &text, &move |v| {
+            (v == "PATINA_DEMO_DB").then(|| db_path.clone())
+        })
+        .unwrap_or_else(|e| panic!("config: {e}"));
+        Self::from_loaded(config, path.parent().expect("root"))
+    }
+
     /// Start from a config file.
     pub fn from_config(config_path: &Path) -> Gateway {
         let config = Config::load(config_path).unwrap_or_else(|e| panic!("config: {e}"));
+        Self::from_loaded(config, config_path.parent().expect("dir"))
+    }
+
+    fn from_loaded(config: Config, dir: &Path) -> Gateway {
         let compiled = app::compile_catalog(&config).unwrap_or_else(|e| panic!("mappings: {e}"));
         let catalog = Arc::new(compiled.catalog);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -143,7 +166,7 @@ impl Gateway {
             let sources = app::start_sources(&config);
             let system = actix_web::rt::System::new();
             system.block_on(async move {
-                let gw = app::build(&config, catalog, sources, Some("127.0.0.1:0"))
+                let gw = app::build(&config, &catalog, sources, Some("127.0.0.1:0"))
                     .expect("bind a free port");
                 tx.send(gw.addr).expect("report address");
                 let _ = gw.server.await;
@@ -154,7 +177,7 @@ impl Gateway {
             .expect("gateway started");
         Gateway {
             base: format!("http://{addr}"),
-            dir: config_path.parent().expect("dir").to_path_buf(),
+            dir: dir.to_path_buf(),
             _tmp: Arc::new(tempfile::tempdir().expect("temp dir")),
         }
     }

@@ -1,0 +1,81 @@
+# Checks of the API as its users see it, run by deploy/test.sh after the Rust tests (sourced;
+# expects lib.sh, $work and PATINA_TEST_PG): the committed OpenAPI documents validated by an
+# independent validator, a property-based API test generated from the document against the
+# demo gateway on SQLite and on PostgreSQL, and Swagger UI rendered in headless Chromium.
+
+GATEWAY_PIDS=()
+stop_gateways() {
+  for pid in "${GATEWAY_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+}
+
+# start_gateway CONFIG LOG : run the debug binary on a free port; sets GATEWAY_URL.
+start_gateway() {
+  local port; port="$(free_port)"
+  target/debug/patina serve --config "$1" --listen "127.0.0.1:$port" >"$2" 2>&1 &
+  GATEWAY_PIDS+=("$!")
+  GATEWAY_URL="http://127.0.0.1:$port"
+  for _ in $(seq 1 100); do
+    curl -fsS "$GATEWAY_URL/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "gateway did not start; its log:" >&2; cat "$2" >&2; return 1
+}
+
+api_checks() {
+  local venv="$work/venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    "openapi-spec-validator==0.9.*" "schemathesis==4.*"
+
+  echo "==> OpenAPI 3.1 validation (openapi-spec-validator)"
+  for f in openapi/*.json; do "$venv/bin/openapi-spec-validator" "$f"; done
+
+  local demo_db="$work/demo.db"
+  rm -f "$demo_db"
+  sqlite3 "$demo_db" < fixtures/demo/schema.sqlite.sql
+  sqlite3 "$demo_db" < fixtures/demo/data.sql
+  cat > "$work/sqlite.toml" <<TOML
+[server]
+mappings = "$PATINA_ROOT/mappings"
+[sources.demo]
+kind = "odbc"
+dialect = "sqlite"
+connection_string = "Driver={SQLite3};Database=$demo_db;ReadOnly=1"
+TOML
+  cat > "$work/postgres.toml" <<TOML
+[server]
+mappings = "$PATINA_ROOT/mappings"
+[sources.demo]
+kind = "odbc"
+dialect = "postgres"
+connection_string = "$PATINA_TEST_PG"
+TOML
+
+  trap 'stop_gateways; pg_stop; rm -rf "$pg_dir"' EXIT
+  local backend
+  for backend in sqlite postgres; do
+    start_gateway "$work/$backend.toml" "$work/gateway-$backend.log"
+    echo "==> property-based API test from the document (schemathesis), $backend"
+    "$venv/bin/schemathesis" run "$GATEWAY_URL/openapi/v1.json" --checks all \
+      --max-examples 100 --seed 20261126 --request-timeout 10 --no-color
+  done
+
+  echo "==> Swagger UI in headless Chromium"
+  local profile; profile="$(mktemp -d)"
+  local chrome=(chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run
+    --disable-background-networking --disable-component-update --disable-sync
+    --user-data-dir="$profile" --virtual-time-budget=15000)
+  mkdir -p target/test-artifacts
+  "${chrome[@]}" --dump-dom "$GATEWAY_URL/docs/" 2>/dev/null > target/test-artifacts/docs.html
+  "${chrome[@]}" --window-size=1280,1400 --screenshot="$PATINA_ROOT/target/test-artifacts/docs.png" \
+    "$GATEWAY_URL/docs/" >/dev/null 2>&1 || true
+  rm -rf "$profile"
+  local missing=0 path
+  for path in /v1/jobs /v1/jobs/{job_number} /v1/jobs/{job_number}/operations /v1/customers \
+      /v1/customers/{customer_number} /v1/customers/{customer_number}/jobs; do
+    grep -q "data-path=\"$path\"" target/test-artifacts/docs.html || { echo "Swagger UI does not list $path"; missing=1; }
+  done
+  [ "$missing" -eq 0 ] || return 1
+  echo "Swagger UI lists every demo route (screenshot: target/test-artifacts/docs.png)"
+  stop_gateways
+}

@@ -1,0 +1,551 @@
+//! The OpenAPI 3.1 document of each API version, built from the compiled catalog (the same
+//! plans the server runs, so the document cannot drift from what is served), and the Swagger
+//! UI configuration that lists them. Pure: no IO.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::json;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{
+    ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
+};
+use utoipa::openapi::tag::TagBuilder;
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, Deprecated, HeaderBuilder, InfoBuilder, OpenApi,
+    OpenApiBuilder, PathItem, PathsBuilder, Ref, RefOr, Required,
+};
+
+use crate::catalog::{Catalog, ColumnPlan, ParamLocation, ParamPlan, RoutePlan};
+use crate::codec::{BindValue, ColumnType, DateFormat, ParamType, TimeFormat, UnknownCode};
+
+/// Document settings from the config's `[docs]` section.
+#[derive(Clone, Debug, Default)]
+pub struct DocsInfo {
+    pub title: Option<String>,
+    pub description: Option<String>,
+}
+
+/// Every version's document, rendered to JSON once.
+#[derive(Debug, Default)]
+pub struct Documents {
+    /// version → pretty-printed JSON (with a final newline), in version order.
+    pub rendered: BTreeMap<String, String>,
+}
+
+impl Documents {
+    pub fn build(catalog: &Catalog, info: &DocsInfo) -> Self {
+        let rendered = catalog
+            .versions()
+            .into_iter()
+            .map(|v| {
+                let doc = document(catalog, &v, info);
+                let mut text = doc.to_pretty_json().unwrap_or_else(|_| "{}".to_string());
+                text.push('\n');
+                (v, text)
+            })
+            .collect();
+        Self { rendered }
+    }
+}
+
+const PROBLEM_SCHEMA: &str = "Problem";
+
+/// The OpenAPI document for one version.
+pub fn document(catalog: &Catalog, version: &str, info: &DocsInfo) -> OpenApi {
+    let routes: Vec<&RoutePlan> = catalog
+        .routes
+        .iter()
+        .filter(|r| r.version == version)
+        .map(AsRef::as_ref)
+        .collect();
+    let mut components = ComponentsBuilder::new().schema(PROBLEM_SCHEMA, problem_schema());
+    let mut paths: BTreeMap<&str, Vec<&RoutePlan>> = BTreeMap::new();
+    for r in &routes {
+        paths.entry(r.path.as_str()).or_default().push(r);
+    }
+    let mut path_builder = PathsBuilder::new();
+    for (path, rs) in paths {
+        let mut item: Option<PathItem> = None;
+        for r in rs {
+            let (op, row_name, row_schema) = operation(r);
+            components = components.schema(row_name, row_schema);
+            let method = match r.method.as_str() {
+                "POST" => HttpMethod::Post,
+                "PUT" => HttpMethod::Put,
+                "PATCH" => HttpMethod::Patch,
+                "DELETE" => HttpMethod::Delete,
+                _ => HttpMethod::Get,
+            };
+            match &mut item {
+                None => item = Some(PathItem::new(method, op)),
+                Some(i) => i.merge_operations(PathItem::new(method, op)),
+            }
+        }
+        if let Some(item) = item {
+            path_builder = path_builder.path(path, item);
+        }
+    }
+    let mut tags: Vec<&str> = routes
+        .iter()
+        .flat_map(|r| r.tags.iter().map(String::as_str))
+        .collect();
+    tags.sort_unstable();
+    tags.dedup();
+    let title = info
+        .title
+        .clone()
+        .unwrap_or_else(|| "Patina API".to_string());
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title(format!("{title} ({version})"))
+                .version(version)
+                .description(Some(info.description.clone().unwrap_or_else(|| {
+                    "Generated from the mapping files by Patina. Errors are \
+                     application/problem+json (RFC 9457)."
+                        .to_string()
+                }))),
+        )
+        .paths(path_builder)
+        .components(Some(components.build()))
+        .tags(Some(
+            tags.into_iter().map(|t| TagBuilder::new().name(t).build()),
+        ))
+        .build()
+}
+
+fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+fn operation(r: &RoutePlan) -> (utoipa::openapi::path::Operation, String, Schema) {
+    let row_name = upper_first(&r.id);
+    let row_ref = RefOr::Ref(Ref::from_schema_name(&row_name));
+    let body: RefOr<Schema> = if r.one {
+        row_ref
+    } else {
+        ObjectBuilder::new()
+            .property(
+                "data",
+                ArrayBuilder::new()
+                    .items(row_ref)
+                    .max_items(Some(r.max_rows))
+                    .description(Some(format!("At most {} rows.", r.max_rows))),
+            )
+            .property(
+                "next",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                    .description(Some("Cursor of the next page; null on the last page.")),
+            )
+            .required("data")
+            .required("next")
+            .into()
+    };
+    let request_id = HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .description(Some("The request id, echoed or generated."))
+        .build();
+    let mut ok = ResponseBuilder::new()
+        .description(if r.one { "The row." } else { "The rows." })
+        .content(
+            "application/json",
+            ContentBuilder::new().schema(Some(body)).build(),
+        )
+        .header("X-Request-Id", request_id);
+    if r.deprecated.is_some() {
+        ok = ok.header(
+            "Deprecation",
+            HeaderBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .description(Some("When the route was deprecated (RFC 9745)."))
+                .build(),
+        );
+    }
+    if r.sunset.is_some() {
+        ok = ok.header(
+            "Sunset",
+            HeaderBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .description(Some("When the route goes away (RFC 8594)."))
+                .build(),
+        );
+    }
+    let mut description = r.description.clone().unwrap_or_default();
+    if let Some(d) = &r.deprecated {
+        if !description.is_empty() {
+            description.push_str("\n\n");
+        }
+        let _ = write!(description, "**Deprecated** since {d}.");
+        if let Some(s) = &r.sunset {
+            let _ = write!(description, " Removed after {s}.");
+        }
+    }
+    let mut op = OperationBuilder::new()
+        .operation_id(Some(r.id.clone()))
+        .summary(r.summary.clone())
+        .description((!description.is_empty()).then_some(description))
+        .tags(Some(r.tags.clone()))
+        .parameters(Some(r.params.iter().map(parameter)))
+        .deprecated(r.deprecated.as_ref().map(|_| Deprecated::True))
+        .response("200", ok.build());
+    if !r.params.is_empty() {
+        op = op.response(
+            "400",
+            problem_response("A parameter is missing, malformed or unknown."),
+        );
+    }
+    if r.one {
+        op = op.response("404", problem_response("No row matches."));
+    }
+    op = op
+        .response(
+            "500",
+            problem_response("The statement failed, or a stored value does not fit its codec."),
+        )
+        .response(
+            "503",
+            problem_response("The database is unreachable or busy; see Retry-After."),
+        )
+        .response(
+            "504",
+            problem_response("The statement timed out and was cancelled."),
+        );
+    (op.build(), row_name, row_schema(r))
+}
+
+fn problem_response(description: &str) -> utoipa::openapi::response::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(RefOr::Ref(Ref::from_schema_name(PROBLEM_SCHEMA))))
+                .build(),
+        )
+        .build()
+}
+
+fn problem_schema() -> Schema {
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    ObjectBuilder::new()
+        .description(Some("RFC 9457 problem details."))
+        .property(
+            "type",
+            string().description(Some("`/problems/<slug>`, stable per kind of problem.")),
+        )
+        .property("title", string())
+        .property("status", ObjectBuilder::new().schema_type(Type::Integer))
+        .property("detail", string())
+        .property("instance", string())
+        .property("request_id", string())
+        .property(
+            "errors",
+            ArrayBuilder::new().items(
+                ObjectBuilder::new()
+                    .property("name", string())
+                    .property("in", string().enum_values(Some(["path", "query"])))
+                    .property("detail", string())
+                    .required("name")
+                    .required("in")
+                    .required("detail"),
+            ),
+        )
+        .required("type")
+        .required("title")
+        .required("status")
+        .required("detail")
+        .into()
+}
+
+fn bind_json(v: &BindValue, ty: &ParamType) -> serde_json::Value {
+    // Defaults are documented in the caller's terms, not the stored form.
+    match (v, ty) {
+        (_, ParamType::Date(_) | ParamType::Code { .. } | ParamType::Boolean { .. }) => {
+            serde_json::Value::Null
+        }
+        (BindValue::Int(i), _) => json!(i),
+        (BindValue::Float(f), _) => json!(f),
+        (BindValue::Text(t), _) => json!(t),
+        (BindValue::Null(_), _) => serde_json::Value::Null,
+    }
+}
+
+fn param_schema(p: &ParamPlan) -> ObjectBuilder {
+    let b = ObjectBuilder::new();
+    match &p.ty {
+        ParamType::Integer { minimum, maximum } => b
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(minimum.map(f64_of))
+            .maximum(maximum.map(f64_of)),
+        ParamType::Number { minimum, maximum } => b
+            .schema_type(Type::Number)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)))
+            .minimum(*minimum)
+            .maximum(*maximum),
+        ParamType::String {
+            min_length,
+            max_length,
+            pattern,
+        } => b
+            .schema_type(Type::String)
+            .min_length(*min_length)
+            .max_length(*max_length)
+            .pattern(pattern.as_ref().map(|p| p.as_str().to_string())),
+        ParamType::Boolean { .. } => b.schema_type(Type::Boolean),
+        // The pattern states the years the storage form can hold.
+        ParamType::Date(f) => b
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
+            .pattern(Some(match f {
+                DateFormat::Cyymmdd => "^(19[0-9]{2}|2[0-8][0-9]{2})-[0-9]{2}-[0-9]{2}$",
+                DateFormat::Iso | DateFormat::Yyyymmdd => {
+                    "^([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-[0-9]{2}-[0-9]{2}$"
+                }
+            })),
+        ParamType::Code { codes } => b
+            .schema_type(Type::String)
+            .enum_values(Some(codes.iter().map(|(w, _)| w.clone()))),
+    }
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn f64_of(v: i64) -> f64 {
+    v as f64
+}
+
+fn parameter(p: &ParamPlan) -> utoipa::openapi::path::Parameter {
+    let mut schema = param_schema(p);
+    if let Some(d) = &p.default {
+        let v = bind_json(d, &p.ty);
+        if !v.is_null() {
+            schema = schema.default(Some(v));
+        }
+    }
+    let mut description = p.description.clone().unwrap_or_default();
+    match &p.ty {
+        ParamType::Date(f) if *f != DateFormat::Iso => {
+            if !description.is_empty() {
+                description.push(' ');
+            }
+            description.push_str("(ISO 8601 date; the gateway converts it for the database.)");
+        }
+        ParamType::Boolean { .. } => {
+            if !description.is_empty() {
+                description.push(' ');
+            }
+            description.push_str("(`true` or `false`.)");
+        }
+        _ => {}
+    }
+    ParameterBuilder::new()
+        .name(&p.name)
+        .parameter_in(match p.location {
+            ParamLocation::Path => ParameterIn::Path,
+            ParamLocation::Query => ParameterIn::Query,
+        })
+        .required(if p.required {
+            Required::True
+        } else {
+            Required::False
+        })
+        .description((!description.is_empty()).then_some(description))
+        .schema(Some(schema))
+        .example(p.example.clone())
+        .build()
+}
+
+fn row_schema(r: &RoutePlan) -> Schema {
+    let mut b = ObjectBuilder::new().description(r.summary.clone());
+    for c in &r.columns {
+        b = b.property(&c.output, column_schema(c)).required(&c.output);
+    }
+    b.into()
+}
+
+fn types(t: Type, nullable: bool) -> SchemaType {
+    if nullable {
+        SchemaType::from_iter([t, Type::Null])
+    } else {
+        SchemaType::Type(t)
+    }
+}
+
+fn column_schema(c: &ColumnPlan) -> ObjectBuilder {
+    let n = c.nullable;
+    let b = ObjectBuilder::new().description(c.description.clone());
+    let b = match &c.ty {
+        None | Some(ColumnType::String) => b.schema_type(types(Type::String, n)),
+        Some(ColumnType::Integer) => b
+            .schema_type(types(Type::Integer, n))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
+        Some(ColumnType::Number) => b
+            .schema_type(types(Type::Number, n))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double))),
+        Some(ColumnType::Decimal { as_string, scale }) => {
+            let b = if *as_string {
+                b.schema_type(types(Type::String, n))
+                    .pattern(Some("^-?[0-9]+(\\.[0-9]+)?$"))
+            } else {
+                b.schema_type(types(Type::Number, n))
+            };
+            b.format(Some(SchemaFormat::Custom("decimal".into())))
+                .description(Some(join(
+                    c.description.as_deref(),
+                    &match scale {
+                        Some(s) => format!("Exact decimal, at least {s} decimal places."),
+                        None => "Exact decimal: every digit the database holds.".to_string(),
+                    },
+                )))
+        }
+        Some(ColumnType::Boolean { .. }) => b.schema_type(types(Type::Boolean, n)),
+        Some(ColumnType::Date(_)) => b
+            .schema_type(types(Type::String, n))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date))),
+        Some(ColumnType::Time(TimeFormat::Iso | TimeFormat::Hhmmss)) => b
+            .schema_type(types(Type::String, n))
+            .pattern(Some("^[0-2][0-9]:[0-5][0-9]:[0-5][0-9]$"))
+            .description(Some(join(
+                c.description.as_deref(),
+                "Local time of day, hh:mm:ss.",
+            ))),
+        Some(ColumnType::DateTime) => b
+            .schema_type(types(Type::String, n))
+            .pattern(Some(
+                "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?$",
+            ))
+            .description(Some(join(
+                c.description.as_deref(),
+                "Local date and time, without offset.",
+            ))),
+        Some(ColumnType::Code { codes, unknown }) => {
+            let words: Vec<serde_json::Value> = codes.iter().map(|(_, w)| json!(w)).collect();
+            let b = b.schema_type(types(Type::String, n || *unknown == UnknownCode::Null));
+            if *unknown == UnknownCode::Raw {
+                b.examples(words.into_iter().take(1)).description(Some(join(
+                    c.description.as_deref(),
+                    &format!(
+                        "One of: {}; a stored code the mapping does not know is passed as is.",
+                        codes
+                            .iter()
+                            .map(|(_, w)| w.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )))
+            } else {
+                let mut values = words;
+                if n || *unknown == UnknownCode::Null {
+                    values.push(serde_json::Value::Null);
+                }
+                b.enum_values(Some(values))
+            }
+        }
+        Some(ColumnType::Binary) => b
+            .schema_type(types(Type::String, n))
+            .content_encoding("base64"),
+    };
+    match &c.example {
+        Some(e) => b.examples([e.clone()]),
+        None => b,
+    }
+}
+
+fn join(a: Option<&str>, b: &str) -> String {
+    match a {
+        Some(a) if !a.is_empty() => format!("{a} {b}"),
+        _ => b.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::SourceFile;
+    use crate::mapping::{MappingFile, SourceInfo, compile};
+    use crate::sql::Dialect;
+
+    fn catalog(text: &str) -> Catalog {
+        let mut s = indexmap::IndexMap::new();
+        s.insert(
+            "s".to_string(),
+            SourceInfo {
+                dialect: Dialect::Sqlite,
+            },
+        );
+        let files = [MappingFile {
+            version: "v1".into(),
+            file: SourceFile::new("jobs.toml", text),
+        }];
+        compile(&files, &s, 100).expect("compiles").catalog
+    }
+
+    #[test]
+    fn documents_parameters_columns_and_errors() {
+        let c = catalog(
+            r#"source = "s"
+[[route]]
+id = "getJob"
+path = "/jobs/{n}"
+one = true
+summary = "One job"
+deprecated = "2026-01-01"
+sunset = "2027-06-30"
+sql = "SELECT A, B, C, D FROM T WHERE N = :n AND S = :s"
+params.n = { type = "integer", minimum = 1, example = 7 }
+params.s = { codes = { R = "released" }, description = "status" }
+columns.A = { name = "a", type = "decimal", scale = 2, nullable = false }
+columns.B = { name = "b", type = "date", format = "cyymmdd" }
+columns.C = { name = "c", codes = { R = "released" }, unknown_code = "error", nullable = false }
+columns.D = { name = "d", type = "time", format = "hhmmss" }
+"#,
+        );
+        let doc = serde_json::to_value(document(&c, "v1", &DocsInfo::default())).expect("json");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let op = &doc["paths"]["/v1/jobs/{n}"]["get"];
+        assert_eq!(op["operationId"], "getJob");
+        assert_eq!(op["deprecated"], true);
+        assert_eq!(op["tags"], json!(["jobs"]));
+        assert_eq!(op["parameters"][0]["in"], "path");
+        assert_eq!(op["parameters"][0]["schema"]["minimum"], 1.0);
+        assert_eq!(op["parameters"][0]["example"], 7);
+        assert_eq!(op["parameters"][1]["schema"]["enum"], json!(["released"]));
+        for status in ["200", "400", "404", "500", "503", "504"] {
+            assert!(op["responses"][status].is_object(), "{status}");
+        }
+        assert!(op["responses"]["200"]["headers"]["Sunset"].is_object());
+        let row = &doc["components"]["schemas"]["GetJob"];
+        assert_eq!(row["properties"]["a"]["type"], "number");
+        assert_eq!(row["properties"]["b"]["type"], json!(["string", "null"]));
+        assert_eq!(row["properties"]["b"]["format"], "date");
+        assert_eq!(row["properties"]["c"]["enum"], json!(["released"]));
+        assert_eq!(row["required"], json!(["a", "b", "c", "d"]));
+        assert!(doc["components"]["schemas"]["Problem"].is_object());
+    }
+
+    #[test]
+    fn lists_use_the_envelope() {
+        let c = catalog(
+            "source = \"s\"\n[[route]]\nid = \"listJobs\"\npath = \"/jobs\"\nmax_rows = 5\nsql = \"SELECT A FROM T\"\ncolumns.A = \"a\"\n",
+        );
+        let doc = serde_json::to_value(document(&c, "v1", &DocsInfo::default())).expect("json");
+        let schema = &doc["paths"]["/v1/jobs"]["get"]["responses"]["200"]["content"]["application/json"]
+            ["schema"];
+        assert_eq!(schema["properties"]["data"]["maxItems"], 5);
+        assert_eq!(
+            schema["properties"]["data"]["items"]["$ref"],
+            "#/components/schemas/ListJobs"
+        );
+        assert_eq!(schema["required"], json!(["data", "next"]));
+        assert!(
+            doc["paths"]["/v1/jobs"]["get"]["responses"]["400"].is_null(),
+            "no params, no 400"
+        );
+    }
+}

@@ -1,0 +1,124 @@
+//! The API documents: generated from the catalog, committed under `openapi/` (so a mapping
+//! change without regenerated docs fails here), served per version, with Swagger UI from the
+//! binary.
+
+mod common;
+
+use std::path::Path;
+
+use common::Gateway;
+use patina::app;
+use patina::openapi::Documents;
+
+#[test]
+fn committed_documents_match_the_mappings() {
+    let root = Path::new(common::ROOT);
+    let (config, compiled) = app::load(&root.join("patina.toml")).expect("demo config loads");
+    let docs = Documents::build(&compiled.catalog, &config.docs);
+    assert!(!docs.rendered.is_empty());
+    let hint = "the mappings changed: run `cargo run -- openapi --out openapi` and commit openapi/";
+    for (version, text) in &docs.rendered {
+        let path = root.join("openapi").join(format!("{version}.json"));
+        let committed = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{} is missing: {hint}", path.display()));
+        assert!(committed == *text, "{} is stale: {hint}", path.display());
+    }
+    for entry in std::fs::read_dir(root.join("openapi")).expect("openapi/") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        let version = name.trim_end_matches(".json");
+        assert!(
+            docs.rendered.contains_key(version),
+            "openapi/{name} has no mapping version: delete it"
+        );
+    }
+}
+
+#[test]
+fn serves_each_version_and_swagger_ui() {
+    let gw = Gateway::repo_demo();
+    let doc = gw.get("/openapi/v1.json");
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.header("content-type"), Some("application/json"));
+    let committed =
+        std::fs::read_to_string(Path::new(common::ROOT).join("openapi/v1.json")).expect("golden");
+    assert_eq!(
+        doc.text, committed,
+        "the served document is the committed one"
+    );
+    let json = doc.json();
+    assert_eq!(json["openapi"], "3.1.0");
+    for path in [
+        "/v1/jobs/{job_number}",
+        "/v1/jobs",
+        "/v1/customers/{customer_number}",
+    ] {
+        assert!(json["paths"][path]["get"].is_object(), "{path}");
+    }
+    gw.get("/openapi/v9.json").problem(404, "not-found");
+
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for from in ["/docs", "/"] {
+        let r = client
+            .get(format!("{}{from}", gw.base))
+            .send()
+            .expect("redirect");
+        assert_eq!(r.status().as_u16(), 308, "{from}");
+        assert_eq!(r.headers()["location"], "/docs/");
+    }
+    let page = gw.get("/docs/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("content-type")
+            .is_some_and(|c| c.starts_with("text/html"))
+    );
+    assert!(page.text.contains("swagger-ui"), "{}", page.text);
+    let init = gw.get("/docs/swagger-initializer.js");
+    assert_eq!(init.status, 200);
+    assert!(init.text.contains("/openapi/v1.json"), "{}", init.text);
+    assert!(
+        !init.text.contains("http://") && !init.text.contains("https://"),
+        "no CDN: {}",
+        init.text
+    );
+    let bundle = gw.get("/docs/swagger-ui-bundle.js");
+    assert_eq!(bundle.status, 200);
+    assert!(
+        bundle.text.len() > 100_000,
+        "the bundle is served from the binary"
+    );
+    gw.get("/docs/nope.js").problem(404, "not-found");
+}
+
+#[test]
+fn deprecated_routes_say_so() {
+    let gw = Gateway::repo_demo();
+    let r = gw.get("/v1/jobs/100001/routing");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.header("deprecation"),
+        Some("@1780272000"),
+        "2026-06-01, RFC 9745"
+    );
+    assert_eq!(
+        r.header("sunset"),
+        Some("Wed, 30 Jun 2027 00:00:00 GMT"),
+        "RFC 8594"
+    );
+    assert!(
+        gw.get("/v1/jobs/100001/operations")
+            .header("deprecation")
+            .is_none()
+    );
+    let doc = gw.get("/openapi/v1.json").json();
+    assert_eq!(
+        doc["paths"]["/v1/jobs/{job_number}/routing"]["get"]["deprecated"],
+        true
+    );
+}
