@@ -34,6 +34,11 @@ api_checks() {
   rm -f "$demo_db"
   sqlite3 "$demo_db" < fixtures/demo/schema.sqlite.sql
   sqlite3 "$demo_db" < fixtures/demo/data.sql
+  local secret; secret="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  local auth="[auth.jwt]
+issuer = \"patina-api-checks\"
+audience = \"patina\"
+hs256_secret = \"$secret\""
   cat > "$work/sqlite.toml" <<TOML
 [server]
 mappings = "$PATINA_ROOT/mappings"
@@ -41,6 +46,7 @@ mappings = "$PATINA_ROOT/mappings"
 kind = "odbc"
 dialect = "sqlite"
 connection_string = "Driver={SQLite3};Database=$demo_db;ReadOnly=1"
+$auth
 TOML
   cat > "$work/postgres.toml" <<TOML
 [server]
@@ -49,14 +55,19 @@ mappings = "$PATINA_ROOT/mappings"
 kind = "odbc"
 dialect = "postgres"
 connection_string = "$PATINA_TEST_PG"
+$auth
 TOML
 
   trap 'stop_gateways; pg_stop; rm -rf "$pg_dir"' EXIT
   local backend
   for backend in sqlite postgres; do
     start_gateway "$work/$backend.toml" "$work/gateway-$backend.log"
+    local token
+    token="$(target/debug/patina token --config "$work/$backend.toml" --sub schemathesis \
+      --scopes "jobs:read customers:read portal" --claim customer_id=1001)"
     echo "==> property-based API test from the document (schemathesis), $backend"
     "$venv/bin/schemathesis" run "$GATEWAY_URL/openapi/v1.json" --checks all \
+      --header "Authorization: Bearer $token" \
       --max-examples 100 --seed 20261126 --request-timeout 10 --no-color
   done
 

@@ -23,19 +23,33 @@ sqlite3 "$db" < fixtures/demo/data.sql
 export PATINA_DEMO_DB="$db"
 echo "==> demo database: $db ($(sqlite3 "$db" 'SELECT COUNT(*) FROM JOBMST') jobs)"
 
+# The JWT secret lives outside the repository: one per demo checkout, under target/.
+secret_file="target/demo/jwt-secret"
+[ -s "$secret_file" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$secret_file"
+export PATINA_JWT_SECRET="$(cat "$secret_file")"
+token="$(target/release/patina token --config patina.toml --sub demo-user --ttl 8h \
+  --scopes "jobs:read customers:read portal" --claim customer_id=1001)"
+
 listen="${PATINA_LISTEN:-127.0.0.1:8080}"
 base="http://$listen"
 target/release/patina check --config patina.toml
 cat <<TXT
 
+A development token (8 hours; scopes jobs:read customers:read portal; customer 1001):
+  TOKEN=$token
+
 Try it (in another terminal):
-  curl -s $base/v1/jobs/100001
-  curl -s '$base/v1/jobs?status=on_hold&plant=CLE'
-  curl -s '$base/v1/jobs?due_from=1999-01-01&due_to=1999-01-31'
-  curl -s $base/v1/jobs/100001/operations
-  curl -s '$base/v1/customers?name=b%C3%A4ck'
-  curl -s $base/v1/customers/1002
-  curl -s -i $base/v1/jobs/abc          # a problem+json error
+  curl -s -H "Authorization: Bearer \$TOKEN" $base/v1/jobs/100001
+  curl -s -H "Authorization: Bearer \$TOKEN" '$base/v1/jobs?status=on_hold&plant=CLE'
+  curl -s -H "Authorization: Bearer \$TOKEN" '$base/v1/jobs?due_from=1999-01-01&due_to=1999-01-31'
+  curl -s -H "Authorization: Bearer \$TOKEN" $base/v1/jobs/100001/operations
+  curl -s -H "Authorization: Bearer \$TOKEN" '$base/v1/customers?name=b%C3%A4ck'
+  curl -s -H "Authorization: Bearer \$TOKEN" $base/v1/my/jobs     # only customer 1001's jobs
+  curl -s -i $base/v1/jobs/100001                                  # 401 without credentials
+  curl -s -i -H "Authorization: Bearer \$TOKEN" $base/v1/jobs/abc  # a problem+json error
+Docs: $base/docs/   (Authorize with the token above to try routes out)
+An API key for a machine client:
+  PATINA_JWT_SECRET=\$(cat $secret_file) target/release/patina keys new --name bi --scopes jobs:read
 
 TXT
 exec target/release/patina serve --config patina.toml --listen "$listen"

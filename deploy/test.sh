@@ -8,7 +8,7 @@ source "$(dirname "$0")/api-checks.sh"
 cd "$PATINA_ROOT"
 
 ensure_packages unixodbc-dev odbcinst libsqliteodbc odbc-postgresql sqlite3 postgresql-15 postgresql-client-15 \
-  python3 python3-venv chromium curl
+  python3 python3-venv chromium curl openssl
 
 work="$PATINA_ROOT/target/test-env"
 mkdir -p "$work"

@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 
+use crate::audit::Audit;
+use crate::auth::Authenticator;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::diag::{Diagnostic, LoadError, Severity};
-use crate::http::{self, AppState, Gateway};
+use crate::http::{self, AppState, Gateway, Security};
 use crate::mapping::{self, Compiled, SourceInfo};
 use crate::openapi::Documents;
 use crate::source::{Source, SqlType};
@@ -50,11 +52,20 @@ pub fn build(
     listen: Option<&str>,
 ) -> std::io::Result<Gateway> {
     let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let security = Security {
+        auth: Authenticator::new(&config.auth)
+            .map_err(|e| std::io::Error::other(format!("[auth]: {e}")))?,
+        rate: config.rate_limit.clone(),
+        audit: Audit::open(config.audit_file.as_deref())
+            .map_err(|e| std::io::Error::other(format!("[audit] file: {e}")))?,
+        cors_origins: config.cors_origins.clone(),
+    };
     http::bind(
         AppState::new(
             Arc::clone(catalog),
             Arc::new(Documents::build(catalog, &config.docs)),
             sources,
+            security,
         ),
         listen.unwrap_or(&config.listen),
         workers,

@@ -11,6 +11,8 @@ use crate::codec::{BindValue, ColumnCodec, ColumnType, ParamType, Trim};
 pub enum ParamLocation {
     Path,
     Query,
+    /// Filled from a claim of the verified token (or API key); never from the request.
+    Claim,
 }
 
 /// A checked route parameter.
@@ -23,6 +25,8 @@ pub struct ParamPlan {
     pub default: Option<BindValue>,
     pub description: Option<String>,
     pub example: Option<serde_json::Value>,
+    /// For `Claim` parameters: the claim's name.
+    pub claim: Option<String>,
 }
 
 /// A checked column rule. `ty: None` means "decide from the column's SQL type".
@@ -66,7 +70,12 @@ pub struct RoutePlan {
     pub description: Option<String>,
     /// From the mapping, or the mapping file's name.
     pub tags: Vec<String>,
+    /// Scopes a caller needs, all of them; empty only when `public`.
     pub scopes: Vec<String>,
+    /// Anyone may call it (said explicitly in the mapping).
+    pub public: bool,
+    /// A limit for this route, per identity, on top of the default.
+    pub rate_limit: Option<crate::auth::ratelimit::RateSpec>,
     /// Deprecated since this date (`YYYY-MM-DD`).
     pub deprecated: Option<String>,
     /// Removed after this date (`YYYY-MM-DD`).

@@ -44,6 +44,9 @@ struct RawServer {
     mappings: Option<Spanned<String>>,
     /// Upper bound on rows a list route returns when the route sets none. Default 1000.
     max_rows: Option<Spanned<usize>>,
+    /// Browser origins allowed to call the API (CORS), e.g. `https://dash.example.com`.
+    #[serde(default)]
+    cors_origins: Vec<String>,
 }
 
 /// `[sources.NAME.pool]`
@@ -85,11 +88,66 @@ struct RawDocs {
     description: Option<String>,
 }
 
+/// `[auth.jwt]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJwt {
+    /// Required `iss`.
+    issuer: Option<String>,
+    /// Required `aud`.
+    audience: Option<String>,
+    /// Shared secret for HS256 tokens (at least 32 bytes); use `${VAR}`.
+    hs256_secret: Option<Spanned<String>>,
+    /// PEM public key of the identity provider, relative to this file.
+    public_key_file: Option<Spanned<String>>,
+    /// The one algorithm that key verifies: RS256, RS384, RS512, PS256, ES256, ES384, EdDSA.
+    public_key_algorithm: Option<Spanned<String>>,
+    /// JWKS document (a file), re-read on schedule and when a token names an unknown key.
+    jwks_file: Option<Spanned<String>>,
+    /// How often the JWKS is re-read. Default `10m`.
+    jwks_refresh: Option<Spanned<String>>,
+    /// Clock skew allowed on `exp` and `nbf`. Default `30s`.
+    leeway: Option<Spanned<String>>,
+}
+
+/// `[auth]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    jwt: Option<RawJwt>,
+    /// Hashed API keys (see `patina keys`), relative to this file.
+    api_keys_file: Option<String>,
+    /// Claim holding the caller's scopes. Default `scope`.
+    scopes_claim: Option<String>,
+}
+
+/// `[rate_limit]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    /// Per identity across all routes, e.g. `600/minute`.
+    default: Option<Spanned<String>>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    #[serde(default)]
+    trusted_proxies: Vec<Spanned<String>>,
+}
+
+/// `[audit]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    /// JSON-lines file; without it, records go to the log under the `audit` target.
+    file: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     server: Option<RawServer>,
     docs: Option<RawDocs>,
+    auth: Option<RawAuth>,
+    rate_limit: Option<RawRateLimit>,
+    audit: Option<RawAudit>,
     #[serde(default)]
     sources: IndexMap<String, Spanned<RawSource>>,
 }
@@ -123,6 +181,11 @@ pub struct Config {
     pub max_rows: usize,
     pub sources: IndexMap<String, SourceConfig>,
     pub docs: crate::openapi::DocsInfo,
+    pub cors_origins: Vec<String>,
+    pub auth: crate::auth::AuthSettings,
+    pub rate_limit: crate::auth::RateSettings,
+    /// Audit log file; `None` logs audit records under the `audit` target.
+    pub audit_file: Option<PathBuf>,
 }
 
 pub const DEFAULT_MAX_ROWS: usize = 1000;
@@ -183,6 +246,15 @@ impl Config {
                     }
                     *m.get_ref()
                 });
+        let auth = raw
+            .auth
+            .map(|a| compile_auth(&file, base, a, env, &mut diags))
+            .unwrap_or_default();
+        let rate_limit = raw
+            .rate_limit
+            .map(|r| compile_rate(&file, &r, &mut diags))
+            .unwrap_or_default();
+        let audit_file = raw.audit.and_then(|a| a.file).map(|f| base.join(f));
         let mut sources = IndexMap::new();
         for (name, src) in raw.sources {
             if let Some(s) = compile_source(&file, &name, src, env, &mut diags) {
@@ -203,7 +275,14 @@ impl Config {
             docs: crate::openapi::DocsInfo {
                 title: raw.docs.as_ref().and_then(|d| d.title.clone()),
                 description: raw.docs.as_ref().and_then(|d| d.description.clone()),
+                bearer: auth.jwt.is_some(),
+                api_keys: auth.api_keys_file.is_some(),
+                rate_limited: rate_limit.default.is_some(),
             },
+            cors_origins: server.map(|s| s.cors_origins).unwrap_or_default(),
+            auth,
+            rate_limit,
+            audit_file,
         })
     }
 }
@@ -338,6 +417,162 @@ fn compile_source(
         login_timeout,
         max_text_bytes: max_text_bytes.max(256),
     })
+}
+
+fn compile_auth(
+    file: &SourceFile,
+    base: &Path,
+    raw: RawAuth,
+    env: &dyn Fn(&str) -> Option<String>,
+    diags: &mut Diagnostics,
+) -> crate::auth::AuthSettings {
+    let jwt = raw.jwt.map(|j| {
+        let duration = |v: &Option<Spanned<String>>,
+                        field: &str,
+                        default: Duration,
+                        diags: &mut Diagnostics| {
+            v.as_ref().map_or(default, |v| {
+                parse_duration(v.get_ref()).unwrap_or_else(|| {
+                    diags.error_hint(
+                        file,
+                        v.span(),
+                        format!("`auth.jwt.{field}` is not a duration"),
+                        "write it like \"30s\" or \"10m\"",
+                    );
+                    default
+                })
+            })
+        };
+        let hs256_secret =
+            j.hs256_secret
+                .as_ref()
+                .and_then(|s| match expand_env(s.get_ref(), env) {
+                    Ok(v) if v.len() >= 32 => Some(Secret::new(v)),
+                    Ok(_) => {
+                        diags.error_hint(
+                            file,
+                            s.span(),
+                            "`auth.jwt.hs256_secret` is shorter than 32 bytes",
+                            "generate one: openssl rand -hex 32",
+                        );
+                        None
+                    }
+                    Err(missing) => {
+                        diags.error_hint(
+                            file,
+                            s.span(),
+                            format!("environment variable `{}` not set", missing.join("`, `")),
+                            "export it before starting; never write the secret into this file",
+                        );
+                        None
+                    }
+                });
+        let public_key = match (&j.public_key_file, &j.public_key_algorithm) {
+            (None, None) => None,
+            (Some(f), Some(a)) => {
+                let alg = match a.get_ref().as_str() {
+                    "RS256" => Some(jsonwebtoken::Algorithm::RS256),
+                    "RS384" => Some(jsonwebtoken::Algorithm::RS384),
+                    "RS512" => Some(jsonwebtoken::Algorithm::RS512),
+                    "PS256" => Some(jsonwebtoken::Algorithm::PS256),
+                    "ES256" => Some(jsonwebtoken::Algorithm::ES256),
+                    "ES384" => Some(jsonwebtoken::Algorithm::ES384),
+                    "EdDSA" => Some(jsonwebtoken::Algorithm::EdDSA),
+                    other => {
+                        diags.error_hint(
+                            file,
+                            a.span(),
+                            format!("`{other}` is not a public-key algorithm"),
+                            "use RS256, RS384, RS512, PS256, ES256, ES384 or EdDSA",
+                        );
+                        None
+                    }
+                };
+                alg.map(|alg| (base.join(f.get_ref()), alg))
+            }
+            (Some(f), None) => {
+                diags.error_hint(
+                    file,
+                    f.span(),
+                    "`public_key_file` needs `public_key_algorithm`",
+                    "name the one algorithm the key verifies, e.g. \"RS256\"",
+                );
+                None
+            }
+            (None, Some(a)) => {
+                diags.error(
+                    file,
+                    a.span(),
+                    "`public_key_algorithm` without `public_key_file`",
+                );
+                None
+            }
+        };
+        if j.hs256_secret.is_none() && j.public_key_file.is_none() && j.jwks_file.is_none() {
+            diags.file_error(
+                &file.name,
+                "[auth.jwt] has no key",
+                Some("set hs256_secret, public_key_file or jwks_file".into()),
+            );
+        }
+        crate::auth::jwt::JwtSettings {
+            issuer: j.issuer,
+            audience: j.audience,
+            hs256_secret,
+            public_key,
+            jwks_file: j.jwks_file.as_ref().map(|f| base.join(f.get_ref())),
+            jwks_refresh: duration(
+                &j.jwks_refresh,
+                "jwks_refresh",
+                Duration::from_mins(10),
+                diags,
+            ),
+            leeway: duration(&j.leeway, "leeway", Duration::from_secs(30), diags),
+        }
+    });
+    crate::auth::AuthSettings {
+        jwt,
+        api_keys_file: raw.api_keys_file.map(|f| base.join(f)),
+        scopes_claim: raw.scopes_claim.unwrap_or_else(|| "scope".into()),
+    }
+}
+
+fn compile_rate(
+    file: &SourceFile,
+    raw: &RawRateLimit,
+    diags: &mut Diagnostics,
+) -> crate::auth::RateSettings {
+    let default = raw.default.as_ref().and_then(|d| {
+        crate::auth::ratelimit::RateSpec::parse(d.get_ref()).or_else(|| {
+            diags.error_hint(
+                file,
+                d.span(),
+                "`rate_limit.default` is not a rate",
+                "write it like \"600/minute\" (per second, minute or hour)",
+            );
+            None
+        })
+    });
+    let trusted_proxies = raw
+        .trusted_proxies
+        .iter()
+        .filter_map(|p| {
+            p.get_ref()
+                .parse()
+                .map_err(|_| {
+                    diags.error(
+                        file,
+                        p.span(),
+                        format!("`{}` is not an IP address", p.get_ref()),
+                    );
+                })
+                .ok()
+        })
+        .collect();
+    crate::auth::RateSettings {
+        default,
+        trusted_proxies,
+    }
 }
 
 /// `500ms`, `5s`, `2m`.

@@ -1,6 +1,8 @@
 //! Patina: a REST/JSON gateway in front of legacy databases, driven by mapping files.
 
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod catalog;
 pub mod codec;
 pub mod config;

@@ -21,6 +21,29 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+enum KeysAction {
+    /// Create a key; it is printed once and never stored.
+    New {
+        /// Who holds it, e.g. bi-dashboard.
+        #[arg(long)]
+        name: String,
+        /// Scopes, comma- or space-separated.
+        #[arg(long, default_value = "")]
+        scopes: String,
+        /// Last valid day, YYYY-MM-DD.
+        #[arg(long)]
+        expires: Option<String>,
+        /// Rate limit for this key, e.g. 60/minute.
+        #[arg(long)]
+        rate: Option<String>,
+    },
+    /// List keys (never the keys themselves).
+    List,
+    /// Revoke a key by id; takes effect without a restart.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand, Debug)]
 enum Command {
     /// Run the gateway.
     Serve {
@@ -40,6 +63,35 @@ enum Command {
         config: PathBuf,
         #[arg(long, default_value = "openapi")]
         out: PathBuf,
+    },
+    /// Manage API keys: only their hashes are stored, in the config's `auth.api_keys_file`.
+    Keys {
+        #[arg(
+            long,
+            default_value = "patina.toml",
+            env = "PATINA_CONFIG",
+            global = true
+        )]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Mint a development JWT signed with the config's `auth.jwt.hs256_secret` (demo use).
+    Token {
+        #[arg(long, default_value = "patina.toml", env = "PATINA_CONFIG")]
+        config: PathBuf,
+        /// The token's subject.
+        #[arg(long, default_value = "dev")]
+        sub: String,
+        /// Scopes, comma- or space-separated.
+        #[arg(long, default_value = "")]
+        scopes: String,
+        /// Extra claims, NAME=VALUE (numbers stay numbers); repeatable.
+        #[arg(long = "claim")]
+        claims: Vec<String>,
+        /// Lifetime, e.g. 30m, 8h (default 1h).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
     },
     /// Check the config and every mapping file; exit 1 on any error.
     Check {
@@ -76,6 +128,14 @@ fn main() -> ExitCode {
             serve(&config, listen.as_deref())
         }
         Command::Openapi { config, out } => write_openapi(&config, &out),
+        Command::Keys { config, action } => keys(&config, action),
+        Command::Token {
+            config,
+            sub,
+            scopes,
+            claims,
+            ttl,
+        } => token(&config, &sub, &scopes, &claims, &ttl),
         Command::Check { config, db } => {
             init_logging("text");
             check(&config, db)
@@ -124,6 +184,173 @@ fn serve(config_path: &std::path::Path, listen: Option<&str>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("patina: cannot serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn split_scopes(s: &str) -> Vec<String> {
+    s.split([',', ' '])
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn load_config(path: &std::path::Path) -> Option<patina::config::Config> {
+    match patina::config::Config::load(path) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("{e}");
+            None
+        }
+    }
+}
+
+fn keys(config_path: &std::path::Path, action: KeysAction) -> ExitCode {
+    use patina::auth::keys::{KeysFile, mint, now_rfc3339};
+    let Some(config) = load_config(config_path) else {
+        return ExitCode::FAILURE;
+    };
+    let Some(path) = config.auth.api_keys_file else {
+        eprintln!(
+            "patina: set [auth] api_keys_file = \"keys.toml\" in {}",
+            config_path.display()
+        );
+        return ExitCode::FAILURE;
+    };
+    let mut file = match KeysFile::read(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("patina: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match action {
+        KeysAction::New {
+            name,
+            scopes,
+            expires,
+            rate,
+        } => {
+            if let Some(e) = &expires
+                && patina::codec::date_header_forms(e).is_none()
+            {
+                eprintln!("patina: --expires must be a date, YYYY-MM-DD");
+                return ExitCode::FAILURE;
+            }
+            if let Some(r) = &rate
+                && patina::auth::ratelimit::RateSpec::parse(r).is_none()
+            {
+                eprintln!("patina: --rate must look like 60/minute (per second, minute or hour)");
+                return ExitCode::FAILURE;
+            }
+            let (key, stored) = mint(&name, split_scopes(&scopes), expires, rate);
+            let id = stored.id.clone();
+            file.keys.push(stored);
+            if let Err(e) = file.write(&path) {
+                eprintln!("patina: {e}");
+                return ExitCode::FAILURE;
+            }
+            eprintln!(
+                "key {id} for {name} added to {}; it is shown once:",
+                path.display()
+            );
+            println!("{key}");
+        }
+        KeysAction::List => {
+            println!(
+                "{:<10} {:<20} {:<24} {:<12} {:<12} status",
+                "id", "name", "scopes", "expires", "rate"
+            );
+            for k in &file.keys {
+                println!(
+                    "{:<10} {:<20} {:<24} {:<12} {:<12} {}",
+                    k.id,
+                    k.name,
+                    k.scopes.join(","),
+                    k.expires.as_deref().unwrap_or("-"),
+                    k.rate.as_deref().unwrap_or("-"),
+                    k.revoked
+                        .as_ref()
+                        .map_or("active".to_string(), |r| format!("revoked {r}"))
+                );
+            }
+        }
+        KeysAction::Revoke { id } => {
+            let Some(k) = file.keys.iter_mut().find(|k| k.id == id) else {
+                eprintln!("patina: no key with id {id} (see `patina keys list`)");
+                return ExitCode::FAILURE;
+            };
+            k.revoked = Some(now_rfc3339());
+            if let Err(e) = file.write(&path) {
+                eprintln!("patina: {e}");
+                return ExitCode::FAILURE;
+            }
+            println!("revoked {id}");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn token(
+    config_path: &std::path::Path,
+    sub: &str,
+    scopes: &str,
+    claims: &[String],
+    ttl: &str,
+) -> ExitCode {
+    let Some(config) = load_config(config_path) else {
+        return ExitCode::FAILURE;
+    };
+    let Some(jwt) = config.auth.jwt.as_ref() else {
+        eprintln!("patina: the config has no [auth.jwt]");
+        return ExitCode::FAILURE;
+    };
+    let Some(secret) = jwt.hs256_secret.as_ref() else {
+        eprintln!("patina: `patina token` signs with auth.jwt.hs256_secret, which is not set");
+        return ExitCode::FAILURE;
+    };
+    let ttl = match ttl.strip_suffix('h').and_then(|h| h.parse::<u64>().ok()) {
+        Some(h) => std::time::Duration::from_secs(h * 3600),
+        None => match patina::config::parse_duration(ttl) {
+            Some(d) => d,
+            None => {
+                eprintln!("patina: --ttl must look like 30m or 8h");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut map = serde_json::Map::new();
+    map.insert("sub".into(), sub.into());
+    map.insert("iat".into(), now.into());
+    map.insert("exp".into(), (now + ttl.as_secs()).into());
+    if let Some(iss) = &jwt.issuer {
+        map.insert("iss".into(), iss.clone().into());
+    }
+    if let Some(aud) = &jwt.audience {
+        map.insert("aud".into(), aud.clone().into());
+    }
+    map.insert("scope".into(), split_scopes(scopes).join(" ").into());
+    for c in claims {
+        let Some((k, v)) = c.split_once('=') else {
+            eprintln!("patina: --claim takes NAME=VALUE");
+            return ExitCode::FAILURE;
+        };
+        let value = v
+            .parse::<i64>()
+            .map_or_else(|_| serde_json::Value::from(v), serde_json::Value::from);
+        map.insert(k.to_string(), value);
+    }
+    match patina::auth::jwt::mint_hs256(secret.expose(), &map) {
+        Ok(t) => {
+            println!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("patina: {e}");
             ExitCode::FAILURE
         }
     }

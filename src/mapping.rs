@@ -42,6 +42,8 @@ struct RawRoute {
     /// Return one object (404 when no row) instead of a list.
     #[serde(default)]
     one: bool,
+    /// Per-identity limit for this route, e.g. `10/minute`.
+    rate_limit: Option<Spanned<String>>,
     /// Deprecated since this date (YYYY-MM-DD): `Deprecation` header, marked in the docs.
     deprecated: Option<Spanned<String>>,
     /// The date after which the route goes away: `Sunset` header.
@@ -74,6 +76,9 @@ struct RawParam {
     codes: Option<Spanned<IndexMap<String, String>>>,
     true_value: Option<Spanned<String>>,
     false_value: Option<Spanned<String>>,
+    /// Fill the parameter from this claim of the caller's verified token (or API key); it
+    /// cannot be set by the request.
+    from_claim: Option<Spanned<String>>,
     description: Option<String>,
     example: Option<toml::Value>,
 }
@@ -633,7 +638,31 @@ fn compile_route(
             );
             continue;
         }
-        let location = if path_params.iter().any(|p| p == name.get_ref()) {
+        let location = if rp.from_claim.is_some() {
+            if path_params.iter().any(|p| p == name.get_ref()) {
+                diags.error_hint(
+                    file,
+                    name.span(),
+                    format!(
+                        "parameter `{}` is in the path and `from_claim`",
+                        name.get_ref()
+                    ),
+                    "a claim-bound value never comes from the request: take it out of the path",
+                );
+            }
+            if raw.public {
+                diags.error_hint(
+                    file,
+                    rp.from_claim.as_ref().map_or(name.span(), Spanned::span),
+                    format!(
+                        "route `{id}` is public but parameter `{}` needs a verified claim",
+                        name.get_ref()
+                    ),
+                    "remove `public = true` and give the route scopes",
+                );
+            }
+            ParamLocation::Claim
+        } else if path_params.iter().any(|p| p == name.get_ref()) {
             ParamLocation::Path
         } else {
             ParamLocation::Query
@@ -796,17 +825,25 @@ fn compile_route(
             "a public route needs no scopes: remove one of the two",
         );
     }
-    if !raw.scopes.is_empty() {
-        diags.warning(
+    if !raw.public && raw.scopes.is_empty() {
+        diags.error_hint(
             file,
             route_span.clone(),
-            format!(
-                "route `{id}` declares scopes, but this version of Patina does not authenticate \
-                 callers yet: the route is open to anyone who can reach the gateway"
-            ),
-            Some("keep the gateway on a private network until authentication is enabled".into()),
+            format!("route `{id}` has no `scopes` and is not `public`"),
+            "give it scopes = [\"jobs:read\"], or say public = true if anyone may call it",
         );
     }
+    let rate_limit = raw.rate_limit.as_ref().and_then(|r| {
+        crate::auth::ratelimit::RateSpec::parse(r.get_ref()).or_else(|| {
+            diags.error_hint(
+                file,
+                r.span(),
+                format!("route `{id}`: `rate_limit` is not a rate"),
+                "write it like \"10/minute\" (per second, minute or hour)",
+            );
+            None
+        })
+    });
 
     let date = |v: &Option<Spanned<String>>, field: &str, diags: &mut Diagnostics| {
         let v = v.as_ref()?;
@@ -862,6 +899,8 @@ fn compile_route(
         description: raw.description,
         tags,
         scopes: raw.scopes,
+        public: raw.public,
+        rate_limit,
         deprecated,
         sunset,
         one: raw.one,
@@ -1169,7 +1208,7 @@ fn compile_param(
             );
             true
         }
-        (_, ParamLocation::Path) => true,
+        (_, ParamLocation::Path | ParamLocation::Claim) => true,
         (Some(r), ParamLocation::Query) => *r.get_ref(),
         (None, ParamLocation::Query) => false,
     };
@@ -1236,6 +1275,7 @@ fn compile_param(
         default,
         description: rp.description,
         example: rp.example.as_ref().map(toml_to_json),
+        claim: rp.from_claim.map(Spanned::into_inner),
     })
 }
 
@@ -1520,6 +1560,7 @@ mod tests {
 [[route]]
 id = "getJob"
 path = "/jobs/{job_number}"
+scopes = ["jobs:read"]
 summary = "One production job"
 one = true
 sql = """
@@ -1534,6 +1575,7 @@ columns.DUEDT = { name = "due_date", type = "date", format = "cyymmdd" }
 [[route]]
 id = "listJobs"
 path = "/jobs"
+public = true
 max_rows = 50
 sql = "SELECT * FROM JOBMST WHERE (:status IS NULL OR STSCD = :status) AND DUEDT >= :from"
 params.status = { codes = { R = "released", C = "complete" } }
@@ -1650,8 +1692,8 @@ columns.E = { type = "money" }
 
     #[test]
     fn duplicate_routes_across_files() {
-        let a = "source = \"mfg\"\n[[route]]\nid = \"one\"\npath = \"/j/{a}\"\nsql = \"SELECT :a\"\nparams.a = \"integer\"\n";
-        let b = "source = \"mfg\"\n\n[[route]]\nid = \"one\"\npath = \"/j/{b}\"\nsql = \"SELECT :b\"\nparams.b = \"integer\"\n";
+        let a = "source = \"mfg\"\n[[route]]\nid = \"one\"\npublic = true\npath = \"/j/{a}\"\nsql = \"SELECT :a\"\nparams.a = \"integer\"\n";
+        let b = "source = \"mfg\"\n\n[[route]]\nid = \"one\"\npublic = true\npath = \"/j/{b}\"\nsql = \"SELECT :b\"\nparams.b = \"integer\"\n";
         let joined = errors_of(&[file("a.toml", a), file("b.toml", b)]).join("\n");
         assert!(
             joined.contains("b.toml:3:1: error: route id `one` is already used"),
@@ -1702,7 +1744,7 @@ params.s = { type = "string", required = true, default = "x", pattern = "([" }
 
     #[test]
     fn mssql_sources_get_numbered_placeholders() {
-        let m = "source = \"ms\"\n[[route]]\nid = \"a\"\npath = \"/a\"\nsql = \"SELECT * FROM T WHERE A = :a OR B = :a\"\nparams.a = \"string\"\n";
+        let m = "source = \"ms\"\n[[route]]\nid = \"a\"\npublic = true\npath = \"/a\"\nsql = \"SELECT * FROM T WHERE A = :a OR B = :a\"\nparams.a = \"string\"\n";
         let c = compile(&[file("m.toml", m)], &sources(), 10).expect("compiles");
         assert_eq!(
             c.catalog.routes[0].sql.as_ref(),
@@ -1725,13 +1767,30 @@ params.s = { type = "string", required = true, default = "x", pattern = "([" }
     }
 
     #[test]
-    fn scopes_warn_that_they_are_not_enforced() {
-        let m = "source = \"mfg\"\n[[route]]\nid = \"a\"\npath = \"/a\"\nscopes = [\"jobs:read\"]\nsql = \"SELECT 1\"\n";
-        let c = compile(&[file("m.toml", m)], &sources(), 10).expect("compiles");
+    fn routes_need_scopes_or_public_and_claims_need_auth() {
+        let m = "source = \"mfg\"\n[[route]]\nid = \"a\"\npath = \"/a\"\nsql = \"SELECT 1\"\n\n[[route]]\nid = \"b\"\npath = \"/b\"\npublic = true\nscopes = [\"x\"]\nsql = \"SELECT :c\"\nparams.c = { type = \"integer\", from_claim = \"customer_id\" }\nrate_limit = \"lots\"\n";
+        let joined = errors_of(&[file("f.toml", m)]).join("\n");
         assert!(
-            c.warnings
-                .iter()
-                .any(|w| w.message.contains("open to anyone"))
+            joined.contains("f.toml:2:1: error: route `a` has no `scopes` and is not `public`"),
+            "{joined}"
         );
+        assert!(
+            joined.contains("route `b` is `public` and has `scopes`"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("route `b` is public but parameter `c` needs a verified claim"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("route `b`: `rate_limit` is not a rate"),
+            "{joined}"
+        );
+        let ok = "source = \"mfg\"\n[[route]]\nid = \"mine\"\npath = \"/mine\"\nscopes = [\"portal\"]\nrate_limit = \"5/second\"\nsql = \"SELECT * FROM J WHERE C = :c\"\nparams.c = { type = \"integer\", from_claim = \"customer_id\" }\n";
+        let c = compile(&[file("m.toml", ok)], &sources(), 10).expect("compiles");
+        let r = &c.catalog.routes[0];
+        assert_eq!(r.params[0].location, ParamLocation::Claim);
+        assert_eq!(r.params[0].claim.as_deref(), Some("customer_id"));
+        assert_eq!(r.rate_limit.map(|s| s.limit), Some(5));
     }
 }

@@ -11,6 +11,9 @@ use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{
     ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
 };
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, Deprecated, HeaderBuilder, InfoBuilder, OpenApi,
@@ -25,6 +28,12 @@ use crate::codec::{BindValue, ColumnType, DateFormat, ParamType, TimeFormat, Unk
 pub struct DocsInfo {
     pub title: Option<String>,
     pub description: Option<String>,
+    /// Bearer JWTs are accepted.
+    pub bearer: bool,
+    /// `X-API-Key` is accepted.
+    pub api_keys: bool,
+    /// A default rate limit applies to every route.
+    pub rate_limited: bool,
 }
 
 /// Every version's document, rendered to JSON once.
@@ -61,6 +70,27 @@ pub fn document(catalog: &Catalog, version: &str, info: &DocsInfo) -> OpenApi {
         .map(AsRef::as_ref)
         .collect();
     let mut components = ComponentsBuilder::new().schema(PROBLEM_SCHEMA, problem_schema());
+    if info.bearer {
+        components = components.security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("A JWT whose `scope` claim lists the caller's scopes."))
+                    .build(),
+            ),
+        );
+    }
+    if info.api_keys {
+        components = components.security_scheme(
+            API_KEY,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-Key",
+                "A key from `patina keys new`; its scopes are set when it is made.",
+            ))),
+        );
+    }
     let mut paths: BTreeMap<&str, Vec<&RoutePlan>> = BTreeMap::new();
     for r in &routes {
         paths.entry(r.path.as_str()).or_default().push(r);
@@ -69,7 +99,7 @@ pub fn document(catalog: &Catalog, version: &str, info: &DocsInfo) -> OpenApi {
     for (path, rs) in paths {
         let mut item: Option<PathItem> = None;
         for r in rs {
-            let (op, row_name, row_schema) = operation(r);
+            let (op, row_name, row_schema) = operation(r, info);
             components = components.schema(row_name, row_schema);
             let method = match r.method.as_str() {
                 "POST" => HttpMethod::Post,
@@ -123,7 +153,10 @@ fn upper_first(s: &str) -> String {
         .unwrap_or_default()
 }
 
-fn operation(r: &RoutePlan) -> (utoipa::openapi::path::Operation, String, Schema) {
+const BEARER: &str = "bearerAuth";
+const API_KEY: &str = "apiKeyAuth";
+
+fn operation(r: &RoutePlan, info: &DocsInfo) -> (utoipa::openapi::path::Operation, String, Schema) {
     let row_name = upper_first(&r.id);
     let row_ref = RefOr::Ref(Ref::from_schema_name(&row_name));
     let body: RefOr<Schema> = if r.one {
@@ -191,7 +224,12 @@ fn operation(r: &RoutePlan) -> (utoipa::openapi::path::Operation, String, Schema
         .summary(r.summary.clone())
         .description((!description.is_empty()).then_some(description))
         .tags(Some(r.tags.clone()))
-        .parameters(Some(r.params.iter().map(parameter)))
+        .parameters(Some(
+            r.params
+                .iter()
+                .filter(|p| p.location != ParamLocation::Claim)
+                .map(parameter),
+        ))
         .deprecated(r.deprecated.as_ref().map(|_| Deprecated::True))
         .response("200", ok.build());
     if !r.params.is_empty() {
@@ -202,6 +240,42 @@ fn operation(r: &RoutePlan) -> (utoipa::openapi::path::Operation, String, Schema
     }
     if r.one {
         op = op.response("404", problem_response("No row matches."));
+    }
+    if r.public {
+        if info.bearer || info.api_keys {
+            // Anyone may call it; credentials, when sent, must still be valid.
+            op = op.security(SecurityRequirement::default());
+            op = op.response("401", problem_response("The credentials sent are invalid."));
+        }
+    } else {
+        if info.bearer {
+            op = op.security(SecurityRequirement::new(BEARER, r.scopes.clone()));
+        }
+        if info.api_keys {
+            op = op.security(SecurityRequirement::new(API_KEY, r.scopes.clone()));
+        }
+        op = op
+            .response(
+                "401",
+                problem_response(
+                    "Credentials are missing, invalid or expired (see WWW-Authenticate).",
+                ),
+            )
+            .response(
+                "403",
+                problem_response(&format!(
+                    "The caller lacks a scope: {}.",
+                    r.scopes.join(", ")
+                )),
+            );
+    }
+    if info.rate_limited || r.rate_limit.is_some() {
+        op = op.response(
+            "429",
+            problem_response(
+                "The caller's rate limit is used up; see Retry-After and RateLimit-*.",
+            ),
+        );
     }
     op = op
         .response(
@@ -348,7 +422,7 @@ fn parameter(p: &ParamPlan) -> utoipa::openapi::path::Parameter {
         .name(&p.name)
         .parameter_in(match p.location {
             ParamLocation::Path => ParameterIn::Path,
-            ParamLocation::Query => ParameterIn::Query,
+            ParamLocation::Query | ParamLocation::Claim => ParameterIn::Query,
         })
         .required(if p.required {
             Required::True
@@ -493,6 +567,7 @@ mod tests {
 [[route]]
 id = "getJob"
 path = "/jobs/{n}"
+scopes = ["jobs:read"]
 one = true
 summary = "One job"
 deprecated = "2026-01-01"
@@ -506,7 +581,12 @@ columns.C = { name = "c", codes = { R = "released" }, unknown_code = "error", nu
 columns.D = { name = "d", type = "time", format = "hhmmss" }
 "#,
         );
-        let doc = serde_json::to_value(document(&c, "v1", &DocsInfo::default())).expect("json");
+        let info = DocsInfo {
+            bearer: true,
+            api_keys: true,
+            ..DocsInfo::default()
+        };
+        let doc = serde_json::to_value(document(&c, "v1", &info)).expect("json");
         assert_eq!(doc["openapi"], "3.1.0");
         let op = &doc["paths"]["/v1/jobs/{n}"]["get"];
         assert_eq!(op["operationId"], "getJob");
@@ -516,7 +596,16 @@ columns.D = { name = "d", type = "time", format = "hhmmss" }
         assert_eq!(op["parameters"][0]["schema"]["minimum"], 1.0);
         assert_eq!(op["parameters"][0]["example"], 7);
         assert_eq!(op["parameters"][1]["schema"]["enum"], json!(["released"]));
-        for status in ["200", "400", "404", "500", "503", "504"] {
+        assert_eq!(
+            op["security"],
+            json!([{"bearerAuth": ["jobs:read"]}, {"apiKeyAuth": ["jobs:read"]}])
+        );
+        assert_eq!(
+            doc["components"]["securitySchemes"]["apiKeyAuth"]["name"],
+            "X-API-Key"
+        );
+        assert!(op["responses"]["429"].is_null(), "no rate limit configured");
+        for status in ["200", "400", "401", "403", "404", "500", "503", "504"] {
             assert!(op["responses"][status].is_object(), "{status}");
         }
         assert!(op["responses"]["200"]["headers"]["Sunset"].is_object());
@@ -532,7 +621,7 @@ columns.D = { name = "d", type = "time", format = "hhmmss" }
     #[test]
     fn lists_use_the_envelope() {
         let c = catalog(
-            "source = \"s\"\n[[route]]\nid = \"listJobs\"\npath = \"/jobs\"\nmax_rows = 5\nsql = \"SELECT A FROM T\"\ncolumns.A = \"a\"\n",
+            "source = \"s\"\n[[route]]\nid = \"listJobs\"\npath = \"/jobs\"\npublic = true\nmax_rows = 5\nsql = \"SELECT A FROM T\"\ncolumns.A = \"a\"\n",
         );
         let doc = serde_json::to_value(document(&c, "v1", &DocsInfo::default())).expect("json");
         let schema = &doc["paths"]["/v1/jobs"]["get"]["responses"]["200"]["content"]["application/json"]

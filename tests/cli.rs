@@ -13,6 +13,7 @@ fn run(args: &[&str], dir: &Path) -> Output {
         .args(args)
         .current_dir(dir)
         .env_remove("PATINA_CONFIG")
+        .env("PATINA_JWT_SECRET", common::SECRET)
         .output()
         .expect("patina runs")
 }
@@ -48,13 +49,13 @@ fn check_accepts_the_demo() {
     let o = run(&["check"], Path::new(common::ROOT));
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
-    assert!(out.contains("ok: 7 route(s) in v1"), "{out}");
+    assert!(out.contains("ok: 8 route(s) in v1"), "{out}");
 }
 
 #[test]
 fn check_reports_every_mistake_with_its_location() {
-    let bad_jobs = "source = \"demo\"\n\n[[route]]\nid = \"getJob\"\npath = \"/jobs/{job}\"\nsql = \"SELECT * FROM JOBMST WHERE JOBNO = :job_no\"\nparams.job = { type = \"integr\" }\n";
-    let bad_other = "source = \"nowhere\"\n[[route]]\nid = \"getJob\"\npath = \"/x\"\nsql = \"SELECT 1\"\ncolumns.A = { type = \"date\", format = \"ddmmyy\" }\n";
+    let bad_jobs = "source = \"demo\"\n\n[[route]]\nid = \"getJob\"\npublic = true\npath = \"/jobs/{job}\"\nsql = \"SELECT * FROM JOBMST WHERE JOBNO = :job_no\"\nparams.job = { type = \"integr\" }\n";
+    let bad_other = "source = \"nowhere\"\n[[route]]\nid = \"getJob\"\npublic = true\npath = \"/x\"\nsql = \"SELECT 1\"\ncolumns.A = { type = \"date\", format = \"ddmmyy\" }\n";
     let dir = project(
         &sqlite_config(),
         &[("v1/jobs.toml", bad_jobs), ("v1/other.toml", bad_other)],
@@ -63,10 +64,10 @@ fn check_reports_every_mistake_with_its_location() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}{err}");
     for expected in [
-        "mappings/v1/jobs.toml:7:23: error: parameter `job`: unknown type `integr`",
-        "mappings/v1/jobs.toml:6:43: error: route `getJob`: `:job_no` is used in the SQL but not declared",
+        "mappings/v1/jobs.toml:8:23: error: parameter `job`: unknown type `integr`",
+        "mappings/v1/jobs.toml:7:43: error: route `getJob`: `:job_no` is used in the SQL but not declared",
         "mappings/v1/other.toml:1:10: error: unknown source `nowhere`",
-        "mappings/v1/other.toml:6:39: error: unknown date format `ddmmyy`",
+        "mappings/v1/other.toml:7:39: error: unknown date format `ddmmyy`",
         "hint: ",
         "errors found; nothing was loaded",
     ] {
@@ -90,27 +91,27 @@ fn missing_environment_variable_stops_start_up() {
 
 #[test]
 fn serve_refuses_a_broken_mapping() {
-    let bad = "source = \"demo\"\n[[route]]\nid = \"a\"\npath = \"/a\"\nsql = \"SELECT 1\"\nsummry = \"typo\"\n";
+    let bad = "source = \"demo\"\n[[route]]\nid = \"a\"\npublic = true\npath = \"/a\"\nsql = \"SELECT 1\"\nsummry = \"typo\"\n";
     let dir = project(&sqlite_config(), &[("v1/a.toml", bad)]);
     let o = run(&["serve", "--listen", "127.0.0.1:0"], dir.path());
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}{err}");
     assert!(
-        err.contains("mappings/v1/a.toml:6:1: error: route: unknown field `summry`"),
+        err.contains("mappings/v1/a.toml:7:1: error: route: unknown field `summry`"),
         "{err}"
     );
 }
 
 #[test]
 fn check_db_proves_mappings_against_the_database() {
-    let good = "source = \"demo\"\n[[route]]\nid = \"a\"\npath = \"/a/{n}\"\nsql = \"SELECT JOBNO, JOBDS FROM JOBMST WHERE JOBNO = :n\"\nparams.n = \"integer\"\ncolumns.JOBDS = \"description\"\n";
+    let good = "source = \"demo\"\n[[route]]\nid = \"a\"\npublic = true\npath = \"/a/{n}\"\nsql = \"SELECT JOBNO, JOBDS FROM JOBMST WHERE JOBNO = :n\"\nparams.n = \"integer\"\ncolumns.JOBDS = \"description\"\n";
     let dir = project(&sqlite_config(), &[("v1/a.toml", good)]);
     let o = run(&["check", "--db"], dir.path());
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
     assert!(out.contains("checked against their databases"), "{out}");
 
-    let wrong = "source = \"demo\"\n[[route]]\nid = \"a\"\npath = \"/a\"\nsql = \"SELECT JOBNO FROM JOBMST\"\ncolumns.JOBDESC = \"description\"\n\n[[route]]\nid = \"b\"\npath = \"/b\"\nsql = \"SELECT NOPE FROM JOBMST\"\n";
+    let wrong = "source = \"demo\"\n[[route]]\nid = \"a\"\npublic = true\npath = \"/a\"\nsql = \"SELECT JOBNO FROM JOBMST\"\ncolumns.JOBDESC = \"description\"\n\n[[route]]\nid = \"b\"\npublic = true\npath = \"/b\"\nsql = \"SELECT NOPE FROM JOBMST\"\n";
     let dir = project(&sqlite_config(), &[("v1/a.toml", wrong)]);
     let o = run(&["check", "--db"], dir.path());
     let (out, err) = text(&o);

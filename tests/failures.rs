@@ -10,7 +10,7 @@ use common::{Gateway, Options, TestDb, assert_no_leak};
 
 fn mapping(sql: &str, extra: &str) -> String {
     format!(
-        "source = \"demo\"\n[[route]]\nid = \"r\"\npath = \"/r\"\nsql = \"\"\"\n{sql}\n\"\"\"\n{extra}\n"
+        "source = \"demo\"\n[[route]]\nid = \"r\"\npath = \"/r\"\npublic = true\nsql = \"\"\"\n{sql}\n\"\"\"\n{extra}\n"
     )
 }
 
@@ -21,6 +21,7 @@ fn gateway_with(db: &TestDb, text: &str, source_extra: &str) -> Gateway {
         &Options {
             source_extra,
             mappings: Some(&files),
+            ..Options::default()
         },
     )
 }

@@ -4,6 +4,7 @@
 
 pub mod params;
 pub mod problem;
+mod route;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,12 +14,14 @@ use std::time::Instant;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
-use tracing::{Instrument, error, info, warn};
+use tracing::{Instrument, error, info};
 
-use crate::catalog::{Catalog, Lookup, RoutePlan};
-use crate::encode::JsonRows;
+use crate::audit::Audit;
+use crate::auth::ratelimit::RateLimits;
+use crate::auth::{Authenticator, RateSettings};
+use crate::catalog::{Catalog, Lookup};
 use crate::openapi::Documents;
-use crate::source::{Source, SourceError};
+use crate::source::Source;
 use problem::Problem;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -29,6 +32,11 @@ pub struct AppState {
     catalog: Arc<Catalog>,
     docs: Arc<Documents>,
     sources: HashMap<String, Arc<Source>>,
+    auth: Authenticator,
+    limits: RateLimits,
+    rate_settings: RateSettings,
+    audit: Audit,
+    cors_origins: Vec<String>,
 }
 
 impl AppState {
@@ -37,11 +45,17 @@ impl AppState {
         catalog: Arc<Catalog>,
         docs: Arc<Documents>,
         sources: HashMap<String, Arc<Source>>,
+        security: Security,
     ) -> Self {
         Self {
             catalog,
             docs,
             sources,
+            auth: security.auth,
+            limits: RateLimits::new(),
+            rate_settings: security.rate,
+            audit: security.audit,
+            cors_origins: security.cors_origins,
         }
     }
 
@@ -54,6 +68,16 @@ impl AppState {
     pub fn docs(&self) -> Arc<Documents> {
         Arc::clone(&self.docs)
     }
+}
+
+/// Everything that decides who may call what, and what is recorded.
+#[derive(Debug)]
+pub struct Security {
+    pub auth: Authenticator,
+    pub rate: RateSettings,
+    pub audit: Audit,
+    /// Origins allowed to call from a browser (CORS); empty allows none.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -88,11 +112,25 @@ pub fn bind(state: AppState, listen: &str, workers: usize) -> std::io::Result<Ga
                 let method = req.method().to_string();
                 let path = req.path().to_string();
                 let started = Instant::now();
+                let allowed_origin = req
+                    .headers()
+                    .get(header::ORIGIN)
+                    .and_then(|o| o.to_str().ok())
+                    .filter(|o| {
+                        req.app_data::<web::Data<AppState>>()
+                            .is_some_and(|s| s.cors_origins.iter().any(|a| a == o))
+                    })
+                    .map(str::to_string);
+                let is_docs = path.starts_with("/docs");
                 let fut = srv.call(req);
                 async move {
                     let mut res: ServiceResponse<_> = fut.await?;
                     if let Ok(v) = HeaderValue::from_str(&id) {
                         res.headers_mut().insert(X_REQUEST_ID, v);
+                    }
+                    security_headers(res.headers_mut(), is_docs);
+                    if let Some(origin) = allowed_origin {
+                        cors_headers(res.headers_mut(), &origin);
                     }
                     let served = res.response().extensions().get::<Served>().cloned();
                     info!(
@@ -121,21 +159,67 @@ pub fn bind(state: AppState, listen: &str, workers: usize) -> std::io::Result<Ga
     Ok(Gateway { addr, server })
 }
 
-/// `Deprecation` (RFC 9745) and `Sunset` (RFC 8594) on deprecated routes.
-fn deprecation_headers(route: &RoutePlan, res: &mut HttpResponse) {
-    let forms = |d: &Option<String>| d.as_deref().and_then(crate::codec::date_header_forms);
-    if let Some((epoch, _)) = forms(&route.deprecated)
-        && let Ok(v) = HeaderValue::from_str(&format!("@{epoch}"))
-    {
-        res.headers_mut()
-            .insert(HeaderName::from_static("deprecation"), v);
+/// Headers every response carries. Swagger UI needs scripts and styles from this origin; API
+/// responses need nothing at all.
+fn security_headers(h: &mut header::HeaderMap, is_docs: bool) {
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(if is_docs {
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+             frame-ancestors 'none'"
+        } else {
+            "default-src 'none'; frame-ancestors 'none'"
+        }),
+    );
+}
+
+/// CORS for an allowed origin: the origin echoed, and the headers scripts may read.
+fn cors_headers(h: &mut header::HeaderMap, origin: &str) {
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(
+                "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, \
+                 Retry-After, Deprecation, Sunset, WWW-Authenticate",
+            ),
+        );
     }
-    if let Some((_, http_date)) = forms(&route.sunset)
-        && let Ok(v) = HeaderValue::from_str(&http_date)
+}
+
+/// A CORS preflight from an allowed origin (the origin header itself is added on the way out).
+fn preflight(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
+    if req.method() != actix_web::http::Method::OPTIONS
+        || !req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
     {
-        res.headers_mut()
-            .insert(HeaderName::from_static("sunset"), v);
+        return None;
     }
+    let origin = req.headers().get(header::ORIGIN)?.to_str().ok()?;
+    if !state.cors_origins.iter().any(|o| o == origin) {
+        return Some(HttpResponse::Forbidden().finish());
+    }
+    Some(
+        HttpResponse::NoContent()
+            .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD"))
+            .insert_header((
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "Authorization, X-API-Key, X-Request-Id, Content-Type",
+            ))
+            .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"))
+            .finish(),
+    )
 }
 
 /// Echo a sane client-supplied request id, or make one.
@@ -238,70 +322,20 @@ async fn dispatch(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
+    if let Some(res) = preflight(&req, &state) {
+        return res;
+    }
     let catalog = state.catalog();
     let path = req.path().to_string();
     let outcome = match catalog.lookup(req.method().as_str(), &path) {
         Lookup::NotFound => Err(Problem::not_found("No route matches this path.")),
         Lookup::MethodNotAllowed(allowed) => Err(Problem::method_not_allowed(&allowed)),
         Lookup::Found { route, path_params } => {
-            serve_route(&state, route, &path_params, req.query_string()).await
+            return route::serve(&req, &state, route, &path_params).await;
         }
     };
     match outcome {
         Ok(res) => res,
         Err(p) => p.response(&path, &rid),
     }
-}
-
-async fn serve_route(
-    state: &AppState,
-    route: &Arc<RoutePlan>,
-    path_params: &[(String, String)],
-    query: &str,
-) -> Result<HttpResponse, Problem> {
-    let binds = params::bind_values(route, path_params, query).map_err(Problem::bad_parameters)?;
-    let Some(source) = state.sources.get(&route.source) else {
-        error!(route = %route.id, source = %route.source, "route refers to a source that is not running");
-        return Err(Problem::from_source(&SourceError::Closed));
-    };
-    let sink = Box::new(JsonRows::new(Arc::clone(route)));
-    let sink = match source
-        .query(Arc::clone(&route.sql), binds, route.max_rows, sink)
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            match &e {
-                SourceError::Busy(_) | SourceError::Timeout => {
-                    warn!(route = %route.id, source = %route.source, error = %e, "statement not run to completion");
-                }
-                _ => {
-                    error!(route = %route.id, source = %route.source, file = %route.file, error = %e, "statement failed");
-                }
-            }
-            return Err(Problem::from_source(&e));
-        }
-    };
-    let (rows_json, rows) = sink.finish();
-    let body = if route.one {
-        if rows == 0 {
-            return Err(Problem::not_found("No row matches these parameters."));
-        }
-        rows_json
-    } else {
-        let mut body = Vec::with_capacity(rows_json.len() + 32);
-        body.extend_from_slice(b"{\"data\":[");
-        body.extend_from_slice(&rows_json);
-        body.extend_from_slice(b"],\"next\":null}");
-        body
-    };
-    let mut res = HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "application/json"))
-        .body(body);
-    deprecation_headers(route, &mut res);
-    res.extensions_mut().insert(Served {
-        route: route.id.clone(),
-        rows,
-    });
-    Ok(res)
 }

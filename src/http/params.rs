@@ -22,12 +22,23 @@ fn decode(raw: &str, plus_is_space: bool) -> Option<String> {
         .map(std::borrow::Cow::into_owned)
 }
 
-/// The values to bind, in placeholder order, or every problem found.
+/// Why values could not be bound.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BindError {
+    /// Bad request parameters (400).
+    Invalid(Vec<FieldError>),
+    /// The verified identity lacks a claim the route binds, or it has the wrong type (403).
+    Claim(String),
+}
+
+/// The values to bind, in placeholder order, or every problem found. `claim` reads a claim of
+/// the verified caller.
 pub fn bind_values(
     route: &RoutePlan,
     path_params: &[(String, String)],
     query: &str,
-) -> Result<Vec<BindValue>, Vec<FieldError>> {
+    claim: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<BindValue>, BindError> {
     let mut errors = Vec::new();
     let mut given: Vec<Option<String>> = vec![None; route.params.len()];
     for (name, raw) in path_params {
@@ -95,6 +106,14 @@ pub fn bind_values(
         let location = match p.location {
             ParamLocation::Path => "path",
             ParamLocation::Query => "query",
+            ParamLocation::Claim => {
+                let name = p.claim.as_deref().unwrap_or(&p.name);
+                match claim(name).map(|v| p.ty.parse(&v)) {
+                    Some(Ok(v)) => values.push(v),
+                    _ => return Err(BindError::Claim(name.to_string())),
+                }
+                continue;
+            }
         };
         let v = match g {
             Some(text) => match p.ty.parse(&text) {
@@ -124,7 +143,7 @@ pub fn bind_values(
         values.push(v);
     }
     if !errors.is_empty() {
-        return Err(errors);
+        return Err(BindError::Invalid(errors));
     }
     Ok(route
         .bind_order
@@ -151,6 +170,7 @@ params.job = { type = "integer" }
 params.status = { codes = { R = "released" } }
 params.from = { type = "date", format = "cyymmdd" }
 params.limit = { type = "integer", default = 10, maximum = 50 }
+public = true
 "#;
         let mut s = indexmap::IndexMap::new();
         s.insert(
@@ -168,6 +188,21 @@ params.limit = { type = "integer", default = 10, maximum = 50 }
 
     fn path(v: &str) -> Vec<(String, String)> {
         vec![("job".to_string(), v.to_string())]
+    }
+
+    fn no_claims(_: &str) -> Option<String> {
+        None
+    }
+
+    fn bind_values(
+        r: &RoutePlan,
+        p: &[(String, String)],
+        q: &str,
+    ) -> Result<Vec<BindValue>, Vec<FieldError>> {
+        super::bind_values(r, p, q, &no_claims).map_err(|e| match e {
+            BindError::Invalid(v) => v,
+            BindError::Claim(c) => panic!("claim {c}"),
+        })
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! carries SQL, driver text or secrets to the client.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpResponse, HttpResponseBuilder};
 use serde::Serialize;
 
@@ -29,6 +29,8 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     pub retry_after: Option<u64>,
     pub allow: Option<String>,
+    /// Further headers (`WWW-Authenticate`, `RateLimit-*`), appended as given.
+    pub headers: Vec<(HeaderName, String)>,
 }
 
 #[derive(Serialize)]
@@ -59,6 +61,47 @@ impl Problem {
             errors: Vec::new(),
             retry_after: None,
             allow: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// 401: missing or invalid credentials. Which part failed is not said.
+    pub fn unauthorized(challenges: Vec<String>) -> Self {
+        Self {
+            headers: challenges
+                .into_iter()
+                .map(|c| (header::WWW_AUTHENTICATE, c))
+                .collect(),
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                "This route needs valid credentials: a Bearer token or an X-API-Key.",
+            )
+        }
+    }
+
+    /// 403: authenticated, but not allowed.
+    pub fn forbidden(detail: impl Into<String>, challenge: Option<String>) -> Self {
+        Self {
+            headers: challenge
+                .into_iter()
+                .map(|c| (header::WWW_AUTHENTICATE, c))
+                .collect(),
+            ..Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+        }
+    }
+
+    /// 429, with `Retry-After`.
+    pub fn too_many_requests(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too Many Requests",
+                format!("The rate limit for this caller is used up; retry in {retry_after} s."),
+            )
         }
     }
 
@@ -164,6 +207,11 @@ impl Problem {
             && let Ok(v) = HeaderValue::from_str(a)
         {
             b.insert_header((header::ALLOW, v));
+        }
+        for (name, value) in &self.headers {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                b.append_header((name.clone(), v));
+            }
         }
         b.body(serde_json::to_vec(&body).unwrap_or_default())
     }

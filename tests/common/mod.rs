@@ -1,6 +1,11 @@
 //! Test support: demo databases (SQLite built from the fixtures through ODBC; PostgreSQL from
 //! deploy/test.sh), and a real gateway started in-process on a free port.
-#![allow(dead_code, clippy::missing_panics_doc, clippy::must_use_candidate)]
+#![allow(
+    dead_code,
+    clippy::missing_panics_doc,
+    clippy::must_use_candidate,
+    clippy::needless_pass_by_value
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -9,6 +14,42 @@ use patina::app;
 use patina::config::Config;
 
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The HS256 secret of every test gateway.
+pub const SECRET: &str = "patina-test-secret-0123456789abcdef-0123456789";
+/// Every scope the demo mappings use.
+pub const ALL_SCOPES: &str = "jobs:read customers:read portal";
+
+/// A token for the test gateways: `scopes` space-separated, extra claims as JSON.
+pub fn token(sub: &str, scopes: &str, extra: serde_json::Value) -> String {
+    token_from("patina-test", sub, scopes, &extra)
+}
+
+/// A token from the given issuer.
+pub fn token_from(issuer: &str, sub: &str, scopes: &str, extra: &serde_json::Value) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mut claims = serde_json::json!({
+        "sub": sub, "iss": issuer, "aud": "patina", "iat": now, "exp": now + 600,
+        "scope": scopes,
+    });
+    if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    patina::auth::jwt::mint_hs256(SECRET, claims.as_object().expect("object")).expect("token")
+}
+
+/// The `[auth]` section of the test gateways.
+pub fn auth_section(keys_file: &Path) -> String {
+    format!(
+        "[auth]\napi_keys_file = \"{}\"\n[auth.jwt]\nissuer = \"patina-test\"\naudience = \"patina\"\nhs256_secret = \"{SECRET}\"\nleeway = \"5s\"\n",
+        keys_file.display()
+    )
+}
 
 /// A database the gateway can reach.
 #[derive(Clone, Debug)]
@@ -74,6 +115,8 @@ pub fn postgres() -> Option<TestDb> {
 #[derive(Debug)]
 pub struct Gateway {
     pub base: String,
+    /// The `iss` its tokens must carry.
+    pub issuer: String,
     pub dir: PathBuf,
     _tmp: Arc<tempfile::TempDir>,
 }
@@ -81,6 +124,8 @@ pub struct Gateway {
 pub struct Options<'a> {
     pub source_extra: &'a str,
     pub mappings: Option<&'a [(&'a str, &'a str)]>,
+    /// More config, appended (e.g. a `[rate_limit]` section).
+    pub config_extra: &'a str,
 }
 
 impl Default for Options<'_> {
@@ -88,6 +133,7 @@ impl Default for Options<'_> {
         Self {
             source_extra: "pool = { max = 4, acquire_timeout = \"2s\" }",
             mappings: None,
+            config_extra: "",
         }
     }
 }
@@ -116,13 +162,15 @@ impl Gateway {
         };
         let config_text = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nmappings = \"{}\"\n\n[sources.demo]\nkind = \"odbc\"\n\
-             dialect = \"{}\"\nconnection_string = \"{}\"\n{}\n",
+             dialect = \"{}\"\nconnection_string = \"{}\"\n{}\n\n{}\n{}\n",
             mappings.display(),
             db.dialect,
             db.connection_string
                 .replace('\\', "\\\\")
                 .replace('"', "\\\""),
-            opts.source_extra
+            opts.source_extra,
+            auth_section(&tmp.path().join("keys.toml")),
+            opts.config_extra,
         );
         let config_path = tmp.path().join("patina.toml");
         std::fs::write(&config_path, &config_text).expect("write config");
@@ -145,11 +193,16 @@ impl Gateway {
             .find_map(|kv| kv.strip_prefix("Database="))
             .expect("database path")
             .to_string();
-        let config = Config::parse(&path, &text, &move |v| {
-            (v == "PATINA_DEMO_DB").then(|| db_path.clone())
+        let config = Config::parse(&path, &text, &move |v| match v {
+            "PATINA_DEMO_DB" => Some(db_path.clone()),
+            "PATINA_JWT_SECRET" => Some(SECRET.to_string()),
+            _ => None,
         })
         .unwrap_or_else(|e| panic!("config: {e}"));
-        Self::from_loaded(config, path.parent().expect("root"))
+        Gateway {
+            issuer: "patina-demo".into(),
+            ..Self::from_loaded(config, path.parent().expect("root"))
+        }
     }
 
     /// Start from a config file.
@@ -176,22 +229,57 @@ impl Gateway {
             .recv_timeout(std::time::Duration::from_secs(30))
             .expect("gateway started");
         Gateway {
+            issuer: "patina-test".into(),
             base: format!("http://{addr}"),
             dir: dir.to_path_buf(),
             _tmp: Arc::new(tempfile::tempdir().expect("temp dir")),
         }
     }
 
+    /// GET with a token carrying every demo scope and `customer_id` 1001.
     pub fn get(&self, path: &str) -> Response {
         self.request(reqwest::Method::GET, path, &[])
     }
 
+    /// GET without credentials.
+    pub fn anonymous(&self, path: &str) -> Response {
+        self.raw(reqwest::Method::GET, path, &[])
+    }
+
+    /// GET with exactly these headers.
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        self.raw(reqwest::Method::GET, path, headers)
+    }
+
+    /// A request with the default token, unless `headers` bring their own credentials.
     pub fn request(
         &self,
         method: reqwest::Method,
         path: &str,
         headers: &[(&str, &str)],
     ) -> Response {
+        let own = headers.iter().any(|(k, _)| {
+            k.eq_ignore_ascii_case("authorization") || k.eq_ignore_ascii_case("x-api-key")
+        });
+        if own {
+            return self.raw(method, path, headers);
+        }
+        let bearer = format!(
+            "Bearer {}",
+            token_from(
+                &self.issuer,
+                "tester",
+                ALL_SCOPES,
+                &serde_json::json!({"customer_id": 1001})
+            )
+        );
+        let mut all = headers.to_vec();
+        all.push(("Authorization", &bearer));
+        self.raw(method, path, &all)
+    }
+
+    /// A request with exactly these headers.
+    pub fn raw(&self, method: reqwest::Method, path: &str, headers: &[(&str, &str)]) -> Response {
         let client = reqwest::blocking::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()

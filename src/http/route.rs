@@ -1,0 +1,269 @@
+//! Serving one mapped route, in order: credentials → scopes → rate limit → parameters →
+//! statement → JSON envelope, then the audit record. Each stage can end the request with a
+//! problem; the rate-limit headers go on every response of a limited caller.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use tracing::{error, warn};
+
+use super::params::{self, BindError};
+use super::problem::Problem;
+use super::{AppState, RequestId, Served};
+use crate::audit;
+use crate::auth::Identity;
+use crate::auth::ratelimit::Decision;
+use crate::catalog::RoutePlan;
+use crate::encode::JsonRows;
+use crate::source::SourceError;
+
+pub(super) async fn serve(
+    req: &HttpRequest,
+    state: &AppState,
+    route: &Arc<RoutePlan>,
+    path_params: &[(String, String)],
+) -> HttpResponse {
+    let started = Instant::now();
+    let rid = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let query = req.query_string();
+    let mut identity_label = "anonymous".to_string();
+    let mut rate: Option<Decision> = None;
+    let mut rows = 0;
+    let outcome = async {
+        let identity = authenticate(req, state)?;
+        identity_label = identity.label();
+        authorize(state, route, &identity)?;
+        let decision = rate_limit(req, state, route, &identity);
+        rate = decision;
+        if let Some(d) = decision
+            && !d.allowed
+        {
+            return Err(Problem::too_many_requests(d.retry_after.unwrap_or(1)));
+        }
+        let (res, n) = run(state, route, path_params, query, &identity).await?;
+        rows = n;
+        Ok(res)
+    }
+    .await;
+    let mut res = match outcome {
+        Ok(res) => res,
+        Err(p) => p.response(req.path(), &rid),
+    };
+    if let Some(d) = rate {
+        rate_headers(&mut res, d);
+    }
+    res.extensions_mut().insert(Served {
+        route: route.id.clone(),
+        rows,
+    });
+    state.audit.record(&audit::Record {
+        time: crate::auth::keys::now_rfc3339(),
+        request_id: &rid,
+        identity: &identity_label,
+        route: &route.id,
+        status: res.status().as_u16(),
+        rows,
+        ms: started.elapsed().as_secs_f64() * 1000.0,
+        params: audit::params_hash(path_params, query),
+    });
+    res
+}
+
+fn challenges(state: &AppState, error: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    if state.auth.jwt_enabled() {
+        out.push(match error {
+            Some(e) => format!("Bearer realm=\"patina\", error=\"{e}\""),
+            None => "Bearer realm=\"patina\"".to_string(),
+        });
+    }
+    if state.auth.keys_enabled() {
+        out.push("ApiKey realm=\"patina\", header=\"X-API-Key\"".to_string());
+    }
+    if out.is_empty() {
+        out.push("Bearer realm=\"patina\"".to_string());
+    }
+    out
+}
+
+fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Identity, Problem> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    state
+        .auth
+        .authenticate(header("authorization"), header("x-api-key"))
+        .map_err(|r| {
+            warn!(scheme = r.scheme, reason = %r.reason, "credentials refused");
+            Problem::unauthorized(challenges(state, Some("invalid_token")))
+        })
+}
+
+fn authorize(state: &AppState, route: &RoutePlan, identity: &Identity) -> Result<(), Problem> {
+    if route.public {
+        return Ok(());
+    }
+    if !identity.is_authenticated() {
+        return Err(Problem::unauthorized(challenges(state, None)));
+    }
+    let missing: Vec<&str> = route
+        .scopes
+        .iter()
+        .filter(|s| !identity.scopes().contains(s))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let scope = route.scopes.join(" ");
+    Err(Problem::forbidden(
+        format!("This route needs the scope(s): {scope}."),
+        Some(format!(
+            "Bearer realm=\"patina\", error=\"insufficient_scope\", scope=\"{scope}\""
+        )),
+    ))
+}
+
+/// The client's address: the peer, or, behind a trusted proxy, the last untrusted hop of
+/// `X-Forwarded-For`.
+fn client_ip(req: &HttpRequest, state: &AppState) -> String {
+    let peer = req.peer_addr().map(|a| a.ip());
+    let trusted = &state.rate_settings.trusted_proxies;
+    if let Some(p) = peer
+        && trusted.contains(&p)
+        && let Some(xff) = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+    {
+        for hop in xff.rsplit(',') {
+            match hop.trim().parse::<std::net::IpAddr>() {
+                Ok(ip) if trusted.contains(&ip) => {}
+                Ok(ip) => return ip.to_string(),
+                Err(_) => break,
+            }
+        }
+    }
+    peer.map_or_else(|| "unknown".to_string(), |p| p.to_string())
+}
+
+/// Check the route's own limit and the caller's default; report the tighter one.
+fn rate_limit(
+    req: &HttpRequest,
+    state: &AppState,
+    route: &RoutePlan,
+    identity: &Identity,
+) -> Option<Decision> {
+    let bucket = match identity {
+        Identity::Anonymous => format!("ip:{}", client_ip(req, state)),
+        other => other.label(),
+    };
+    let mut decisions = Vec::new();
+    if let Some(spec) = route.rate_limit {
+        decisions.push(state.limits.check(spec, &format!("{}|{bucket}", route.id)));
+    }
+    let default = match identity {
+        Identity::Key { rate: Some(r), .. } => Some(*r),
+        _ => state.rate_settings.default,
+    };
+    if let Some(spec) = default {
+        decisions.push(state.limits.check(spec, &bucket));
+    }
+    decisions
+        .into_iter()
+        .min_by_key(|d| (d.allowed, d.remaining))
+}
+
+fn rate_headers(res: &mut HttpResponse, d: Decision) {
+    for (name, value) in [
+        ("ratelimit-limit", d.limit.to_string()),
+        ("ratelimit-remaining", d.remaining.to_string()),
+        ("ratelimit-reset", d.reset.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            res.headers_mut().insert(HeaderName::from_static(name), v);
+        }
+    }
+}
+
+async fn run(
+    state: &AppState,
+    route: &Arc<RoutePlan>,
+    path_params: &[(String, String)],
+    query: &str,
+    identity: &Identity,
+) -> Result<(HttpResponse, usize), Problem> {
+    let binds = params::bind_values(route, path_params, query, &|c| identity.claim(c)).map_err(
+        |e| match e {
+            BindError::Invalid(errors) => Problem::bad_parameters(errors),
+            BindError::Claim(claim) => {
+                warn!(route = %route.id, claim = %claim, "caller lacks a claim the route binds");
+                Problem::forbidden(
+                    "Your credentials do not carry the identity this route is filtered by.",
+                    None,
+                )
+            }
+        },
+    )?;
+    let Some(source) = state.sources.get(&route.source) else {
+        error!(route = %route.id, source = %route.source, "route refers to a source that is not running");
+        return Err(Problem::from_source(&SourceError::Closed));
+    };
+    let sink = Box::new(JsonRows::new(Arc::clone(route)));
+    let sink = match source
+        .query(Arc::clone(&route.sql), binds, route.max_rows, sink)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            match &e {
+                SourceError::Busy(_) | SourceError::Timeout => {
+                    warn!(route = %route.id, source = %route.source, error = %e, "statement not run to completion");
+                }
+                _ => {
+                    error!(route = %route.id, source = %route.source, file = %route.file, error = %e, "statement failed");
+                }
+            }
+            return Err(Problem::from_source(&e));
+        }
+    };
+    let (rows_json, rows) = sink.finish();
+    let body = if route.one {
+        if rows == 0 {
+            return Err(Problem::not_found("No row matches these parameters."));
+        }
+        rows_json
+    } else {
+        let mut body = Vec::with_capacity(rows_json.len() + 32);
+        body.extend_from_slice(b"{\"data\":[");
+        body.extend_from_slice(&rows_json);
+        body.extend_from_slice(b"],\"next\":null}");
+        body
+    };
+    let mut res = HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .body(body);
+    deprecation_headers(route, &mut res);
+    Ok((res, rows))
+}
+
+/// `Deprecation` (RFC 9745) and `Sunset` (RFC 8594) on deprecated routes.
+fn deprecation_headers(route: &RoutePlan, res: &mut HttpResponse) {
+    let forms = |d: &Option<String>| d.as_deref().and_then(crate::codec::date_header_forms);
+    if let Some((epoch, _)) = forms(&route.deprecated)
+        && let Ok(v) = HeaderValue::from_str(&format!("@{epoch}"))
+    {
+        res.headers_mut()
+            .insert(HeaderName::from_static("deprecation"), v);
+    }
+    if let Some((_, http_date)) = forms(&route.sunset)
+        && let Ok(v) = HeaderValue::from_str(&http_date)
+    {
+        res.headers_mut()
+            .insert(HeaderName::from_static("sunset"), v);
+    }
+}

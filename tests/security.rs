@@ -1,0 +1,613 @@
+//! Authentication, authorization, rate limits, claim-bound parameters, CORS and the audit log,
+//! against the real gateway (SQLite demo database).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::{ALL_SCOPES, Gateway, Options, SECRET, token};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::{Value, json};
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+fn claims(extra: &Value) -> Value {
+    let mut c = json!({"sub": "eve", "iss": "patina-test", "aud": "patina",
+                       "exp": now() + 600, "scope": ALL_SCOPES});
+    for (k, v) in extra.as_object().expect("object") {
+        if v.is_null() {
+            c.as_object_mut().expect("object").remove(k);
+        } else {
+            c[k] = v.clone();
+        }
+    }
+    c
+}
+
+fn hs256(secret: &str, c: &Value) -> String {
+    encode(
+        &Header::new(Algorithm::HS256),
+        c,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign")
+}
+
+fn b64(v: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
+}
+
+/// `openssl` makes a key pair in `dir`; returns (private PEM, public PEM) paths.
+fn keypair(dir: &Path, name: &str, algorithm: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let private = dir.join(format!("{name}.key"));
+    let public = dir.join(format!("{name}.pub"));
+    let mut cmd = Command::new("openssl");
+    cmd.args(["genpkey", "-algorithm", algorithm]);
+    if algorithm == "RSA" {
+        cmd.args(["-pkeyopt", "rsa_keygen_bits:2048"]);
+    }
+    let ok = cmd
+        .arg("-out")
+        .arg(&private)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let ok = Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&private)
+        .arg("-out")
+        .arg(&public)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    (private, public)
+}
+
+fn demo_with(config_extra: &str) -> Gateway {
+    Gateway::start(
+        &common::sqlite(),
+        &Options {
+            config_extra,
+            ..Options::default()
+        },
+    )
+}
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+#[test]
+fn jwt_attacks_and_mistakes_are_401_and_say_nothing_more() {
+    let gw = Gateway::demo(&common::sqlite());
+    let good = hs256(SECRET, &claims(&json!({})));
+    assert_eq!(
+        gw.get_with("/v1/jobs/100001", &[("Authorization", &bearer(&good))])
+            .status,
+        200
+    );
+
+    let (p, s) = good.rsplit_once('.').expect("jwt");
+    let (h, _) = p.split_once('.').expect("jwt");
+    let tampered_payload = b64(serde_json::to_string(&claims(&json!({"sub": "admin"})))
+        .expect("json")
+        .as_bytes());
+    let none_header = b64(br#"{"alg":"none","typ":"JWT"}"#);
+    let payload = b64(serde_json::to_string(&claims(&json!({})))
+        .expect("json")
+        .as_bytes());
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "expired",
+            hs256(SECRET, &claims(&json!({"exp": now() - 120}))),
+        ),
+        (
+            "not yet valid",
+            hs256(SECRET, &claims(&json!({"nbf": now() + 120}))),
+        ),
+        (
+            "wrong issuer",
+            hs256(SECRET, &claims(&json!({"iss": "someone-else"}))),
+        ),
+        ("no issuer", hs256(SECRET, &claims(&json!({"iss": null})))),
+        (
+            "wrong audience",
+            hs256(SECRET, &claims(&json!({"aud": "other-api"}))),
+        ),
+        ("no expiry", hs256(SECRET, &claims(&json!({"exp": null})))),
+        (
+            "bad signature",
+            hs256("another-secret-of-at-least-32-bytes!!", &claims(&json!({}))),
+        ),
+        ("alg none", format!("{none_header}.{payload}.")),
+        (
+            "alg none, signature kept",
+            format!("{none_header}.{payload}.{s}"),
+        ),
+        ("tampered payload", format!("{h}.{tampered_payload}.{s}")),
+        ("garbage", "not-a-token".to_string()),
+        ("empty", String::new()),
+    ];
+    let mut bodies = Vec::new();
+    for (what, t) in &cases {
+        let r = gw.get_with("/v1/jobs/100001", &[("Authorization", &bearer(t))]);
+        let body = r.problem(401, "unauthorized");
+        let challenge = r.header("www-authenticate").unwrap_or_default().to_string();
+        assert!(
+            challenge.starts_with("Bearer realm=\"patina\""),
+            "{what}: {challenge}"
+        );
+        assert!(
+            !r.text.to_lowercase().contains("expired") && !r.text.contains("signature"),
+            "{what}: {}",
+            r.text
+        );
+        bodies.push(body["detail"].clone());
+    }
+    bodies.dedup();
+    assert_eq!(bodies.len(), 1, "every failure reads the same: {bodies:?}");
+    // Other schemes are refused too.
+    gw.get_with(
+        "/v1/jobs/100001",
+        &[("Authorization", "Basic dXNlcjpwYXNz")],
+    )
+    .problem(401, "unauthorized");
+    // No credentials at all.
+    let r = gw.anonymous("/v1/jobs/100001");
+    r.problem(401, "unauthorized");
+    assert!(r.header("www-authenticate").is_some());
+}
+
+#[test]
+fn missing_scope_is_403() {
+    let gw = Gateway::demo(&common::sqlite());
+    let t = token("alice", "jobs:read", json!({}));
+    assert_eq!(
+        gw.get_with("/v1/jobs/100001", &[("Authorization", &bearer(&t))])
+            .status,
+        200
+    );
+    let r = gw.get_with("/v1/customers/1001", &[("Authorization", &bearer(&t))]);
+    let p = r.problem(403, "forbidden");
+    assert!(
+        p["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("customers:read"))
+    );
+    assert!(
+        r.header("www-authenticate")
+            .is_some_and(|h| h.contains("insufficient_scope"))
+    );
+    // A route needing two scopes wants both.
+    let r = gw.get_with("/v1/customers/1001/jobs", &[("Authorization", &bearer(&t))]);
+    r.problem(403, "forbidden");
+}
+
+#[test]
+fn public_key_tokens_and_the_hmac_confusion_attack() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (private, public) = keypair(dir.path(), "idp", "RSA");
+    let extra = format!(
+        "[auth.jwt]\npublic_key_file = \"{}\"\npublic_key_algorithm = \"RS256\"\nissuer = \"patina-test\"\naudience = \"patina\"\n",
+        public.display()
+    );
+    // A gateway that trusts only the RSA key.
+    let cfg_dir = tempfile::tempdir().expect("dir");
+    let cfg = cfg_dir.path().join("patina.toml");
+    let db = common::sqlite();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nmappings = \"{}/mappings\"\n[sources.demo]\nkind = \"odbc\"\ndialect = \"sqlite\"\nconnection_string = \"{}\"\n[auth]\n{}",
+            common::ROOT,
+            db.connection_string,
+            extra
+        ),
+    )
+    .expect("config");
+    let gw = Gateway::from_config(&cfg);
+    let pem = std::fs::read(&private).expect("private key");
+    let rs = encode(
+        &Header::new(Algorithm::RS256),
+        &claims(&json!({})),
+        &EncodingKey::from_rsa_pem(&pem).expect("rsa key"),
+    )
+    .expect("sign");
+    let r = gw.get_with("/v1/jobs/100001", &[("Authorization", &bearer(&rs))]);
+    assert_eq!(r.status, 200, "{}", r.text);
+    // HS256 "signed" with the public key's bytes: the classic algorithm confusion.
+    let public_pem = std::fs::read_to_string(&public).expect("public key");
+    let forged = hs256(&public_pem, &claims(&json!({})));
+    gw.get_with("/v1/jobs/100001", &[("Authorization", &bearer(&forged))])
+        .problem(401, "unauthorized");
+    // RS256 signed by a different key.
+    let (other, _) = keypair(dir.path(), "other", "RSA");
+    let wrong = encode(
+        &Header::new(Algorithm::RS256),
+        &claims(&json!({})),
+        &EncodingKey::from_rsa_pem(&std::fs::read(other).expect("key")).expect("rsa"),
+    )
+    .expect("sign");
+    gw.get_with("/v1/jobs/100001", &[("Authorization", &bearer(&wrong))])
+        .problem(401, "unauthorized");
+}
+
+fn jwk_of(private: &Path, kid: &str) -> (EncodingKey, Value) {
+    let key = EncodingKey::from_ed_pem(&std::fs::read(private).expect("key")).expect("ed key");
+    let mut jwk = serde_json::to_value(
+        jsonwebtoken::jwk::Jwk::from_encoding_key(&key, Algorithm::EdDSA).expect("jwk"),
+    )
+    .expect("json");
+    jwk["kid"] = json!(kid);
+    (key, jwk)
+}
+
+#[test]
+fn jwks_keys_rotate_without_a_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (k1, _) = keypair(dir.path(), "k1", "ED25519");
+    let (k2, _) = keypair(dir.path(), "k2", "ED25519");
+    let (key1, jwk1) = jwk_of(&k1, "k1");
+    let (key2, jwk2) = jwk_of(&k2, "k2");
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, json!({"keys": [jwk1]}).to_string()).expect("jwks");
+    let db = common::sqlite();
+    let cfg = dir.path().join("patina.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nmappings = \"{}/mappings\"\n[sources.demo]\nkind = \"odbc\"\ndialect = \"sqlite\"\nconnection_string = \"{}\"\n[auth.jwt]\njwks_file = \"{}\"\nissuer = \"patina-test\"\naudience = \"patina\"\n",
+            common::ROOT,
+            db.connection_string,
+            jwks.display()
+        ),
+    )
+    .expect("config");
+    let gw = Gateway::from_config(&cfg);
+    let sign = |key: &EncodingKey, kid: &str| {
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.kid = Some(kid.into());
+        encode(&h, &claims(&json!({})), key).expect("sign")
+    };
+    assert_eq!(
+        gw.get_with(
+            "/v1/jobs/100001",
+            &[("Authorization", &bearer(&sign(&key1, "k1")))]
+        )
+        .status,
+        200
+    );
+    // Unknown kid.
+    gw.get_with(
+        "/v1/jobs/100001",
+        &[("Authorization", &bearer(&sign(&key1, "nope")))],
+    )
+    .problem(401, "unauthorized");
+    // A kid whose key says otherwise.
+    gw.get_with(
+        "/v1/jobs/100001",
+        &[("Authorization", &bearer(&sign(&key2, "k1")))],
+    )
+    .problem(401, "unauthorized");
+    // The identity provider publishes k2, then signs with it: the unknown kid makes the
+    // gateway re-read the key set. ("nope" above caused a reload too; such reloads are at
+    // most one per 10 s, so wait that out first.)
+    std::fs::write(&jwks, json!({"keys": [jwk1.clone(), jwk2]}).to_string()).expect("jwks");
+    std::thread::sleep(Duration::from_secs(11));
+    let r = gw.get_with(
+        "/v1/jobs/100001",
+        &[("Authorization", &bearer(&sign(&key2, "k2")))],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        gw.get_with(
+            "/v1/jobs/100001",
+            &[("Authorization", &bearer(&sign(&key1, "k1")))]
+        )
+        .status,
+        200
+    );
+}
+
+fn patina(args: &[&str], dir: &Path) -> (bool, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_patina"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("patina runs");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn api_keys_are_minted_used_scoped_and_revoked_without_restart() {
+    let gw = Gateway::demo(&common::sqlite());
+    let (ok, key, err) = patina(
+        &[
+            "keys",
+            "new",
+            "--name",
+            "bi-dashboard",
+            "--scopes",
+            "jobs:read",
+            "--rate",
+            "100/minute",
+        ],
+        &gw.dir,
+    );
+    assert!(ok, "{err}");
+    assert!(key.starts_with("pat_"), "{key}");
+    let stored = std::fs::read_to_string(gw.dir.join("keys.toml")).expect("keys file");
+    assert!(!stored.contains(&key), "only the hash is stored");
+    let id = &key[4..12];
+    let r = gw.get_with("/v1/jobs/100001", &[("X-API-Key", &key)]);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.header("ratelimit-limit"),
+        Some("100"),
+        "the key's own rate"
+    );
+    gw.get_with("/v1/customers/1001", &[("X-API-Key", &key)])
+        .problem(403, "forbidden");
+    let (_, list, _) = patina(&["keys", "list"], &gw.dir);
+    assert!(
+        list.contains("bi-dashboard") && list.contains("active") && !list.contains(&key[13..]),
+        "{list}"
+    );
+    let (ok, _, err) = patina(&["keys", "revoke", id], &gw.dir);
+    assert!(ok, "{err}");
+    std::thread::sleep(Duration::from_millis(700));
+    let r = gw.get_with("/v1/jobs/100001", &[("X-API-Key", &key)]);
+    r.problem(401, "unauthorized");
+    assert!(
+        r.headers
+            .get_all("www-authenticate")
+            .iter()
+            .any(|h| h.to_str().is_ok_and(|h| h.starts_with("ApiKey"))),
+        "a challenge for each scheme"
+    );
+    // Expired keys and made-up keys.
+    let (k, mut stored) = patina::auth::keys::mint(
+        "old",
+        vec!["jobs:read".into()],
+        Some("2001-01-01".into()),
+        None,
+    );
+    stored
+        .claims
+        .insert("customer_id".into(), toml::Value::Integer(1001));
+    let mut file = patina::auth::keys::KeysFile::read(&gw.dir.join("keys.toml")).expect("read");
+    file.keys.push(stored);
+    file.write(&gw.dir.join("keys.toml")).expect("write");
+    std::thread::sleep(Duration::from_millis(700));
+    gw.get_with("/v1/jobs/100001", &[("X-API-Key", &k)])
+        .problem(401, "unauthorized");
+    gw.get_with(
+        "/v1/jobs/100001",
+        &[(
+            "X-API-Key",
+            "pat_00000000_0000000000000000000000000000000000000000",
+        )],
+    )
+    .problem(401, "unauthorized");
+}
+
+#[test]
+fn rate_limit_allows_exactly_n_per_identity() {
+    let gw = demo_with("[rate_limit]\ndefault = \"3/minute\"\n");
+    let alice = bearer(&token("alice", ALL_SCOPES, json!({})));
+    let bob = bearer(&token("bob", ALL_SCOPES, json!({})));
+    for remaining in ["2", "1", "0"] {
+        let r = gw.get_with("/v1/jobs/100001", &[("Authorization", &alice)]);
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.header("ratelimit-limit"), Some("3"));
+        assert_eq!(r.header("ratelimit-remaining"), Some(remaining));
+        assert!(r.header("ratelimit-reset").is_some());
+    }
+    let r = gw.get_with("/v1/jobs/100001", &[("Authorization", &alice)]);
+    r.problem(429, "rate-limited");
+    let retry: u64 = r
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!((1..=20).contains(&retry), "{retry}");
+    assert_eq!(r.header("ratelimit-remaining"), Some("0"));
+    assert_eq!(r.header("ratelimit-limit"), Some("3"));
+    // Bob has his own bucket.
+    assert_eq!(
+        gw.get_with("/v1/jobs/100001", &[("Authorization", &bob)])
+            .status,
+        200
+    );
+}
+
+#[test]
+fn claim_bound_parameters_cannot_be_overridden() {
+    let gw = Gateway::demo(&common::sqlite());
+    let portal = |claims: Value| bearer(&token("acme-portal", "portal", claims));
+    let r = gw.get_with(
+        "/v1/my/jobs",
+        &[("Authorization", &portal(json!({"customer_id": 1001})))],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let jobs: Vec<i64> = r.json()["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|j| j["job_number"].as_i64().expect("job"))
+        .collect();
+    assert_eq!(jobs, [100_003, 100_001], "only customer 1001's jobs");
+    // Not from the query string.
+    let r = gw.get_with(
+        "/v1/my/jobs?customer=1002",
+        &[("Authorization", &portal(json!({"customer_id": 1001})))],
+    );
+    let p = r.problem(400, "invalid-parameters");
+    assert_eq!(p["errors"][0]["name"], "customer");
+    // A token without the claim (or with a malformed one) gets nothing.
+    gw.get_with("/v1/my/jobs", &[("Authorization", &portal(json!({})))])
+        .problem(403, "forbidden");
+    gw.get_with(
+        "/v1/my/jobs",
+        &[("Authorization", &portal(json!({"customer_id": "1 OR 1=1"})))],
+    )
+    .problem(403, "forbidden");
+    let doc = gw.get("/openapi/v1.json").json();
+    let params = &doc["paths"]["/v1/my/jobs"]["get"]["parameters"];
+    assert!(
+        params.as_array().is_none_or(Vec::is_empty),
+        "claim parameters are not request parameters: {params}"
+    );
+}
+
+#[test]
+fn audit_log_records_identity_not_secrets() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("audit.log");
+    let gw = demo_with(&format!("[audit]\nfile = \"{}\"\n", log.display()));
+    let t = token("auditor", "jobs:read", json!({}));
+    assert_eq!(
+        gw.get_with("/v1/jobs/100001?x=1", &[("Authorization", &bearer(&t))])
+            .status,
+        400
+    );
+    assert_eq!(
+        gw.get_with("/v1/jobs/100001", &[("Authorization", &bearer(&t))])
+            .status,
+        200
+    );
+    gw.anonymous("/v1/jobs/100002").problem(401, "unauthorized");
+    std::thread::sleep(Duration::from_millis(100));
+    let text = std::fs::read_to_string(&log).expect("audit log");
+    assert!(!text.contains(&t) && !text.contains("100001"), "{text}");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0]["status"], 400);
+    assert_eq!(lines[1]["identity"], "sub:auditor");
+    assert_eq!(lines[1]["route"], "getJob");
+    assert_eq!(lines[1]["rows"], 1);
+    assert_eq!(lines[2]["identity"], "anonymous");
+    assert_eq!(lines[2]["status"], 401);
+    assert_ne!(lines[1]["params"], lines[2]["params"]);
+    assert!(lines[1]["request_id"].is_string() && lines[1]["ms"].is_number());
+}
+
+#[test]
+fn cors_allow_list_and_security_headers() {
+    let db = common::sqlite();
+    let dir = tempfile::tempdir().expect("dir");
+    let cfg = dir.path().join("patina.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nmappings = \"{}/mappings\"\ncors_origins = [\"https://dash.example\"]\n[sources.demo]\nkind = \"odbc\"\ndialect = \"sqlite\"\nconnection_string = \"{}\"\n{}",
+            common::ROOT,
+            db.connection_string,
+            common::auth_section(&dir.path().join("keys.toml"))
+        ),
+    )
+    .expect("config");
+    let gw = Gateway::from_config(&cfg);
+    let r = gw.request(
+        reqwest::Method::GET,
+        "/v1/jobs/100001",
+        &[("Origin", "https://dash.example")],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://dash.example")
+    );
+    assert!(
+        r.header("access-control-expose-headers")
+            .is_some_and(|h| h.contains("RateLimit-Remaining"))
+    );
+    let r = gw.request(
+        reqwest::Method::GET,
+        "/v1/jobs/100001",
+        &[("Origin", "https://evil.example")],
+    );
+    assert!(r.header("access-control-allow-origin").is_none());
+    let r = gw.raw(
+        reqwest::Method::OPTIONS,
+        "/v1/jobs/100001",
+        &[
+            ("Origin", "https://dash.example"),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "authorization"),
+        ],
+    );
+    assert_eq!(r.status, 204);
+    assert!(
+        r.header("access-control-allow-headers")
+            .is_some_and(|h| h.contains("Authorization"))
+    );
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://dash.example")
+    );
+    let r = gw.raw(
+        reqwest::Method::OPTIONS,
+        "/v1/jobs/100001",
+        &[
+            ("Origin", "https://evil.example"),
+            ("Access-Control-Request-Method", "GET"),
+        ],
+    );
+    assert_eq!(r.status, 403);
+    let r = gw.get("/v1/jobs/100001");
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert!(
+        r.header("content-security-policy")
+            .is_some_and(|c| c.contains("default-src 'none'"))
+    );
+}
+
+#[test]
+fn token_command_mints_usable_development_tokens() {
+    let gw = Gateway::demo(&common::sqlite());
+    let (ok, t, err) = patina(
+        &[
+            "token",
+            "--sub",
+            "dev",
+            "--scopes",
+            "portal",
+            "--claim",
+            "customer_id=1002",
+            "--ttl",
+            "10m",
+        ],
+        &gw.dir,
+    );
+    assert!(ok, "{err}");
+    let r = gw.get_with("/v1/my/jobs", &[("Authorization", &bearer(&t))]);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rows = r.json()["data"].as_array().expect("data").clone();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["job_number"], 100_002);
+}
