@@ -60,6 +60,10 @@ pub fn build(
             .map_err(|e| std::io::Error::other(format!("[audit] file: {e}")))?,
         cors_origins: config.cors_origins.clone(),
     };
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(http::tls_config(cert, key)?),
+        None => None,
+    };
     http::bind(
         AppState::new(
             Arc::clone(catalog),
@@ -69,6 +73,7 @@ pub fn build(
         ),
         listen.unwrap_or(&config.listen),
         workers,
+        tls,
     )
 }
 

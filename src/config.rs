@@ -47,6 +47,16 @@ struct RawServer {
     /// Browser origins allowed to call the API (CORS), e.g. `https://dash.example.com`.
     #[serde(default)]
     cors_origins: Vec<String>,
+    /// Terminate TLS here: PEM certificate chain and private key, relative to this file.
+    tls: Option<RawTls>,
+}
+
+/// `[server.tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: String,
+    key_file: String,
 }
 
 /// `[sources.NAME.pool]`
@@ -104,6 +114,8 @@ struct RawJwt {
     public_key_algorithm: Option<Spanned<String>>,
     /// JWKS document (a file), re-read on schedule and when a token names an unknown key.
     jwks_file: Option<Spanned<String>>,
+    /// JWKS URL of the identity provider (HTTPS), fetched likewise.
+    jwks_url: Option<Spanned<String>>,
     /// How often the JWKS is re-read. Default `10m`.
     jwks_refresh: Option<Spanned<String>>,
     /// Clock skew allowed on `exp` and `nbf`. Default `30s`.
@@ -182,6 +194,8 @@ pub struct Config {
     pub sources: IndexMap<String, SourceConfig>,
     pub docs: crate::openapi::DocsInfo,
     pub cors_origins: Vec<String>,
+    /// Certificate chain and key files, when TLS is terminated here.
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub auth: crate::auth::AuthSettings,
     pub rate_limit: crate::auth::RateSettings,
     /// Audit log file; `None` logs audit records under the `audit` target.
@@ -279,6 +293,10 @@ impl Config {
                 api_keys: auth.api_keys_file.is_some(),
                 rate_limited: rate_limit.default.is_some(),
             },
+            tls: server
+                .as_ref()
+                .and_then(|s| s.tls.as_ref())
+                .map(|t| (base.join(&t.cert_file), base.join(&t.key_file))),
             cors_origins: server.map(|s| s.cors_origins).unwrap_or_default(),
             auth,
             rate_limit,
@@ -508,11 +526,32 @@ fn compile_auth(
                 None
             }
         };
-        if j.hs256_secret.is_none() && j.public_key_file.is_none() && j.jwks_file.is_none() {
+        if let Some(u) = &j.jwks_url {
+            let url = u.get_ref();
+            let loopback = ["http://127.", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|p| url.starts_with(p));
+            if !url.starts_with("https://") && !loopback {
+                diags.error_hint(
+                    file,
+                    u.span(),
+                    "`auth.jwt.jwks_url` must be an https:// URL",
+                    "plain http is accepted only on loopback, for tests",
+                );
+            }
+            if j.jwks_file.is_some() {
+                diags.error(file, u.span(), "give `jwks_file` or `jwks_url`, not both");
+            }
+        }
+        if j.hs256_secret.is_none()
+            && j.public_key_file.is_none()
+            && j.jwks_file.is_none()
+            && j.jwks_url.is_none()
+        {
             diags.file_error(
                 &file.name,
                 "[auth.jwt] has no key",
-                Some("set hs256_secret, public_key_file or jwks_file".into()),
+                Some("set hs256_secret, public_key_file, jwks_file or jwks_url".into()),
             );
         }
         crate::auth::jwt::JwtSettings {
@@ -521,6 +560,7 @@ fn compile_auth(
             hs256_secret,
             public_key,
             jwks_file: j.jwks_file.as_ref().map(|f| base.join(f.get_ref())),
+            jwks_url: j.jwks_url.clone().map(Spanned::into_inner),
             jwks_refresh: duration(
                 &j.jwks_refresh,
                 "jwks_refresh",

@@ -611,3 +611,130 @@ fn token_command_mints_usable_development_tokens() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["job_number"], 100_002);
 }
+
+/// Serve whatever `body` holds at any path, over plain HTTP on loopback.
+fn tiny_server(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let b = body.lock().expect("lock").clone();
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{b}",
+                b.len()
+            );
+        }
+    });
+    format!("http://{addr}/.well-known/jwks.json")
+}
+
+#[test]
+fn jwks_from_a_url_rotates_on_an_unknown_kid() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (k1, _) = keypair(dir.path(), "k1", "ED25519");
+    let (k2, _) = keypair(dir.path(), "k2", "ED25519");
+    let (key1, jwk1) = jwk_of(&k1, "k1");
+    let (key2, jwk2) = jwk_of(&k2, "k2");
+    let published = std::sync::Arc::new(std::sync::Mutex::new(
+        json!({"keys": [jwk1.clone()]}).to_string(),
+    ));
+    let url = tiny_server(std::sync::Arc::clone(&published));
+    let db = common::sqlite();
+    let cfg = dir.path().join("patina.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nmappings = \"{}/mappings\"\n[sources.demo]\nkind = \"odbc\"\ndialect = \"sqlite\"\nconnection_string = \"{}\"\n[auth.jwt]\njwks_url = \"{url}\"\nissuer = \"patina-test\"\naudience = \"patina\"\n",
+            common::ROOT,
+            db.connection_string,
+        ),
+    )
+    .expect("config");
+    let gw = Gateway::from_config(&cfg);
+    let sign = |key: &EncodingKey, kid: &str| {
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.kid = Some(kid.into());
+        bearer(&encode(&h, &claims(&json!({})), key).expect("sign"))
+    };
+    let r = gw.get_with("/v1/jobs/100001", &[("Authorization", &sign(&key1, "k1"))]);
+    assert_eq!(r.status, 200, "fetched on first use: {}", r.text);
+    // The provider rotates: publishes k2 and signs with it.
+    *published.lock().expect("lock") = json!({"keys": [jwk1, jwk2]}).to_string();
+    let r = gw.get_with("/v1/jobs/100001", &[("Authorization", &sign(&key2, "k2"))]);
+    assert_eq!(
+        r.status, 200,
+        "the unknown kid made the gateway fetch again: {}",
+        r.text
+    );
+    // A made-up kid right after is refused without another fetch being needed.
+    gw.get_with("/v1/jobs/100001", &[("Authorization", &sign(&key2, "k9"))])
+        .problem(401, "unauthorized");
+}
+
+#[test]
+fn tls_is_terminated_with_the_configured_certificate() {
+    let dir = tempfile::tempdir().expect("dir");
+    // A CA, and a server certificate it signs (webpki refuses a CA as the server's own).
+    let d = dir.path();
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    for args in [
+        "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=patina-test-ca -keyout ca.key -out ca.pem",
+        "req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout key.pem -out leaf.csr",
+        "x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile ext.cnf -out cert.pem",
+    ] {
+        let out = Command::new("openssl")
+            .args(args.split(' '))
+            .current_dir(d)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "{args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let db = common::sqlite();
+    let cfg = dir.path().join("patina.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nmappings = \"{}/mappings\"\ntls = {{ cert_file = \"cert.pem\", key_file = \"key.pem\" }}\n[sources.demo]\nkind = \"odbc\"\ndialect = \"sqlite\"\nconnection_string = \"{}\"\n{}",
+            common::ROOT,
+            db.connection_string,
+            common::auth_section(&dir.path().join("keys.toml"))
+        ),
+    )
+    .expect("config");
+    let gw = Gateway::from_config(&cfg);
+    let https = gw.base.replace("http://", "https://");
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(d.join("ca.pem")).expect("ca"))
+                .expect("pem"),
+        )
+        .build()
+        .expect("client");
+    let t = bearer(&token("tls", ALL_SCOPES, json!({})));
+    let r = client
+        .get(format!("{https}/v1/jobs/100001"))
+        .header("Authorization", &t)
+        .send()
+        .expect("https request");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers().get("strict-transport-security").is_some());
+    // Plain HTTP to the TLS port gets no API response.
+    let plain = reqwest::blocking::Client::new()
+        .get(format!("{}/healthz", gw.base))
+        .timeout(Duration::from_secs(5))
+        .send();
+    assert!(plain.is_err() || plain.is_ok_and(|r| r.status().as_u16() != 200));
+}

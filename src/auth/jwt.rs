@@ -1,6 +1,6 @@
 //! JWT verification: keys from the config (an HS256 secret, a PEM public key with its one
-//! algorithm) and from a JWKS document (a file, re-read on a schedule and when a token names
-//! an unknown `kid`, so an identity provider can rotate keys). Each key accepts only its own
+//! algorithm) and from a JWKS document (a file or an HTTPS URL, re-read on a schedule and when a
+//! token names an unknown `kid`, so an identity provider can rotate keys). Each key accepts only its own
 //! algorithm: never `none`, never an HMAC check with a public key. Validates `exp`, `nbf`
 //! (with leeway), `iss` and `aud`.
 
@@ -32,13 +32,16 @@ pub struct JwtSettings {
     /// A PEM public key and the one algorithm it verifies.
     pub public_key: Option<(PathBuf, Algorithm)>,
     pub jwks_file: Option<PathBuf>,
+    /// JWKS published by the identity provider (HTTPS; plain HTTP only on loopback).
+    pub jwks_url: Option<String>,
     pub jwks_refresh: Duration,
     pub leeway: Duration,
 }
 
 struct JwksState {
     keys: HashMap<String, (Algorithm, DecodingKey)>,
-    loaded: Instant,
+    /// `None` until the first successful load.
+    loaded: Option<Instant>,
     /// When an unknown `kid` last caused a reload.
     unknown_reload: Option<Instant>,
 }
@@ -48,6 +51,9 @@ pub struct JwtVerifier {
     settings: JwtSettings,
     static_keys: Vec<(Algorithm, DecodingKey)>,
     jwks: Option<RwLock<JwksState>>,
+    /// One fetch at a time; concurrent requests wait for it.
+    fetching: tokio::sync::Mutex<()>,
+    http: Option<reqwest::Client>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -91,18 +97,36 @@ impl JwtVerifier {
             .map_err(|e| format!("{}: not a {alg:?} public key: {e}", path.display()))?;
             static_keys.push((*alg, key));
         }
-        let jwks = match &settings.jwks_file {
-            Some(path) => Some(RwLock::new(JwksState {
-                keys: load_jwks(path)?,
-                loaded: Instant::now(),
+        let jwks = match (&settings.jwks_file, &settings.jwks_url) {
+            (Some(path), _) => Some(RwLock::new(JwksState {
+                keys: parse_jwks(&read_file(path)?, &path.display().to_string())?,
+                loaded: Some(Instant::now()),
                 unknown_reload: None,
             })),
+            // Fetched on first use: start-up does not wait for the identity provider.
+            (None, Some(_)) => Some(RwLock::new(JwksState {
+                keys: HashMap::new(),
+                loaded: None,
+                unknown_reload: None,
+            })),
+            (None, None) => None,
+        };
+        let http = match &settings.jwks_url {
+            Some(_) => Some(
+                reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .user_agent("patina")
+                    .build()
+                    .map_err(|e| format!("HTTP client for jwks_url: {e}"))?,
+            ),
             None => None,
         };
         Ok(Self {
             settings,
             static_keys,
             jwks,
+            fetching: tokio::sync::Mutex::new(()),
+            http,
         })
     }
 
@@ -128,10 +152,10 @@ impl JwtVerifier {
     }
 
     /// Verify a compact JWT and return its claims.
-    pub fn verify(&self, token: &str) -> Result<Claims, JwtRejection> {
+    pub async fn verify(&self, token: &str) -> Result<Claims, JwtRejection> {
         let header = decode_header(token).map_err(|_| JwtRejection::Malformed)?;
         let key = match (&header.kid, &self.jwks) {
-            (Some(kid), Some(jwks)) => self.jwks_key(jwks, kid)?,
+            (Some(kid), Some(jwks)) => self.jwks_key(jwks, kid).await?,
             _ => self
                 .static_keys
                 .iter()
@@ -150,7 +174,7 @@ impl JwtVerifier {
             .map_err(|e| JwtRejection::Invalid(e.to_string()))
     }
 
-    fn jwks_key(
+    async fn jwks_key(
         &self,
         jwks: &RwLock<JwksState>,
         kid: &str,
@@ -159,7 +183,9 @@ impl JwtVerifier {
             let state = jwks.read().map_err(|_| JwtRejection::UnknownKey)?;
             (
                 state.keys.get(kid).cloned(),
-                state.loaded.elapsed() > self.settings.jwks_refresh,
+                state
+                    .loaded
+                    .is_none_or(|l| l.elapsed() > self.settings.jwks_refresh),
                 state
                     .unknown_reload
                     .is_none_or(|t| t.elapsed() > UNKNOWN_KID_RELOAD),
@@ -172,11 +198,12 @@ impl JwtVerifier {
                 // made-up kids cannot hammer the key source).
                 if stale || (found.is_none() && may_reload) {
                     if found.is_none()
+                        && !stale
                         && let Ok(mut s) = jwks.write()
                     {
                         s.unknown_reload = Some(Instant::now());
                     }
-                    self.reload_jwks(jwks);
+                    self.reload_jwks(jwks).await;
                 }
                 let state = jwks.read().map_err(|_| JwtRejection::UnknownKey)?;
                 state
@@ -189,13 +216,23 @@ impl JwtVerifier {
         }
     }
 
-    fn reload_jwks(&self, jwks: &RwLock<JwksState>) {
-        let Some(path) = &self.settings.jwks_file else {
-            return;
+    async fn reload_jwks(&self, jwks: &RwLock<JwksState>) {
+        let _one_at_a_time = self.fetching.lock().await;
+        let result = match (
+            &self.settings.jwks_file,
+            &self.settings.jwks_url,
+            &self.http,
+        ) {
+            (Some(path), _, _) => {
+                read_file(path).and_then(|t| parse_jwks(&t, &path.display().to_string()))
+            }
+            (None, Some(url), Some(client)) => {
+                fetch(client, url).await.and_then(|t| parse_jwks(&t, url))
+            }
+            _ => return,
         };
-        let result = load_jwks(path);
         let Ok(mut state) = jwks.write() else { return };
-        state.loaded = Instant::now();
+        state.loaded = Some(Instant::now());
         match result {
             Ok(keys) => {
                 tracing::info!(keys = keys.len(), "JWKS reloaded");
@@ -234,10 +271,24 @@ fn jwk_algorithm(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Algorithm> {
     }
 }
 
-fn load_jwks(path: &std::path::Path) -> Result<HashMap<String, (Algorithm, DecodingKey)>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let set: JwkSet =
-        serde_json::from_str(&text).map_err(|e| format!("{}: not a JWKS: {e}", path.display()))?;
+fn read_file(path: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+async fn fetch(client: &reqwest::Client, url: &str) -> Result<String, String> {
+    let res = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !res.status().is_success() {
+        return Err(format!("{url}: HTTP {}", res.status()));
+    }
+    res.text().await.map_err(|e| format!("{url}: {e}"))
+}
+
+fn parse_jwks(text: &str, from: &str) -> Result<HashMap<String, (Algorithm, DecodingKey)>, String> {
+    let set: JwkSet = serde_json::from_str(text).map_err(|e| format!("{from}: not a JWKS: {e}"))?;
     let mut keys = HashMap::new();
     for jwk in &set.keys {
         let (Some(kid), Some(alg)) = (&jwk.common.key_id, jwk_algorithm(jwk)) else {

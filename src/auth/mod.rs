@@ -128,7 +128,7 @@ impl Authenticator {
     }
 
     /// The identity behind the request's credentials; no credentials is `Anonymous`.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         authorization: Option<&str>,
         api_key: Option<&str>,
@@ -147,7 +147,7 @@ impl Authenticator {
                     reason: "no JWT verification is configured".into(),
                 });
             };
-            let claims = jwt.verify(token.trim()).map_err(|e| Rejected {
+            let claims = jwt.verify(token.trim()).await.map_err(|e| Rejected {
                 scheme: "Bearer",
                 reason: format!("{e:?}"),
             })?;
@@ -212,15 +212,18 @@ mod tests {
         assert!(scopes_of(Some(&json!(3))).is_empty());
     }
 
-    #[test]
-    fn no_credentials_is_anonymous_and_bad_schemes_are_refused() {
+    #[tokio::test]
+    async fn no_credentials_is_anonymous_and_bad_schemes_are_refused() {
         let a = Authenticator::default();
-        assert_eq!(a.authenticate(None, None).ok(), Some(Identity::Anonymous));
-        assert!(a.authenticate(Some("Basic abc"), None).is_err());
+        assert_eq!(
+            a.authenticate(None, None).await.ok(),
+            Some(Identity::Anonymous)
+        );
+        assert!(a.authenticate(Some("Basic abc"), None).await.is_err());
         assert!(
-            a.authenticate(Some("Bearer x.y.z"), None).is_err(),
+            a.authenticate(Some("Bearer x.y.z"), None).await.is_err(),
             "no verifier configured"
         );
-        assert!(a.authenticate(None, Some("pat_x")).is_err());
+        assert!(a.authenticate(None, Some("pat_x")).await.is_err());
     }
 }

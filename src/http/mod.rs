@@ -8,6 +8,7 @@ mod route;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -97,15 +98,44 @@ pub struct Gateway {
     pub server: actix_web::dev::Server,
 }
 
-/// Bind `listen` and build the server; await `server` to run it.
-pub fn bind(state: AppState, listen: &str, workers: usize) -> std::io::Result<Gateway> {
+/// A rustls server configuration from PEM files.
+pub fn tls_config(cert: &Path, key: &Path) -> std::io::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &Path, e: &dyn std::fmt::Display| {
+        std::io::Error::other(format!("{}: {e}", what.display()))
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(cert, &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(cert, &e))?;
+    if certs.is_empty() {
+        return Err(bad(cert, &"no certificate in the file"));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| std::io::Error::other(format!("certificate and key: {e}")))
+}
+
+/// Bind `listen` and build the server; await `server` to run it. With `tls`, HTTPS only.
+pub fn bind(
+    state: AppState,
+    listen: &str,
+    workers: usize,
+    tls: Option<rustls::ServerConfig>,
+) -> std::io::Result<Gateway> {
     let listener = std::net::TcpListener::bind(listen)?;
     let addr = listener.local_addr()?;
+    let https = tls.is_some();
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .wrap_fn(|req, srv| {
+            .wrap_fn(move |req, srv| {
                 let id = request_id(req.headers().get(&X_REQUEST_ID));
                 req.extensions_mut().insert(RequestId(id.clone()));
                 let span = tracing::info_span!("request", request_id = %id);
@@ -129,6 +159,12 @@ pub fn bind(state: AppState, listen: &str, workers: usize) -> std::io::Result<Ga
                         res.headers_mut().insert(X_REQUEST_ID, v);
                     }
                     security_headers(res.headers_mut(), is_docs);
+                    if https {
+                        res.headers_mut().insert(
+                            header::STRICT_TRANSPORT_SECURITY,
+                            HeaderValue::from_static("max-age=31536000"),
+                        );
+                    }
                     if let Some(origin) = allowed_origin {
                         cors_headers(res.headers_mut(), &origin);
                     }
@@ -153,8 +189,11 @@ pub fn bind(state: AppState, listen: &str, workers: usize) -> std::io::Result<Ga
             .route("/", web::get().to(docs_redirect))
             .default_service(web::to(dispatch))
     })
-    .workers(workers.max(1))
-    .listen(listener)?
+    .workers(workers.max(1));
+    let server = match tls {
+        Some(cfg) => server.listen_rustls_0_23(listener, cfg)?,
+        None => server.listen(listener)?,
+    }
     .run();
     Ok(Gateway { addr, server })
 }

@@ -36,7 +36,7 @@ pub(super) async fn serve(
     let mut rate: Option<Decision> = None;
     let mut rows = 0;
     let outcome = async {
-        let identity = authenticate(req, state)?;
+        let identity = authenticate(req, state).await?;
         identity_label = identity.label();
         authorize(state, route, &identity)?;
         let decision = rate_limit(req, state, route, &identity);
@@ -92,11 +92,12 @@ fn challenges(state: &AppState, error: Option<&str>) -> Vec<String> {
     out
 }
 
-fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Identity, Problem> {
+async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Identity, Problem> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     state
         .auth
         .authenticate(header("authorization"), header("x-api-key"))
+        .await
         .map_err(|r| {
             warn!(scheme = r.scheme, reason = %r.reason, "credentials refused");
             Problem::unauthorized(challenges(state, Some("invalid_token")))
