@@ -69,9 +69,16 @@ TOML
     "$venv/bin/schemathesis" run "$GATEWAY_URL/openapi/v1.json" --checks all \
       --header "Authorization: Bearer $token" \
       --max-examples 100 --seed 20261126 --request-timeout 10 --no-color
+    if [ "$backend" = sqlite ]; then
+      echo "==> Swagger UI in headless Chromium: authorize with a token and try a route out"
+      npm ci --prefix tests/browser --no-audit --no-fund --silent
+      mkdir -p target/test-artifacts
+      node tests/browser/try-it-out.mjs "$GATEWAY_URL" "$token" \
+        "$PATINA_ROOT/target/test-artifacts/try-it-out.png"
+    fi
   done
 
-  echo "==> Swagger UI in headless Chromium"
+  echo "==> Swagger UI in headless Chromium: every route listed"
   local profile; profile="$(mktemp -d)"
   local chrome=(chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run
     --disable-background-networking --disable-component-update --disable-sync

@@ -72,7 +72,7 @@ pg_start() {
   PG_RUN=("${run[@]}")
   "${run[@]}" "$bin/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
   "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
-    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PG_DIR -c fsync=off -c max_connections=200" start >/dev/null
+    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PG_DIR -c fsync=off -c max_connections=200 ${PG_EXTRA_OPTS:-}" start >/dev/null
   echo "==> PostgreSQL running on 127.0.0.1:$PG_PORT (data in $PG_DIR)"
 }
 

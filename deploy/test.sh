@@ -9,6 +9,8 @@ cd "$PATINA_ROOT"
 
 ensure_packages unixodbc-dev odbcinst libsqliteodbc odbc-postgresql sqlite3 postgresql-15 postgresql-client-15 \
   python3 python3-venv chromium curl openssl
+# Node.js drives the browser check; the machine's own is used when there is one.
+command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
 
 work="$PATINA_ROOT/target/test-env"
 mkdir -p "$work"

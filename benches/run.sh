@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Benchmark: the gateway against the database's own speed, on loopback, bounded in time.
+# Builds the release binary, starts a private PostgreSQL with the demo schema at scale
+# (200,000 jobs, 1,000,000 operations), then measures three queries through the gateway (wrk)
+# and directly (pgbench -M prepared) at 1 and 32 connections, and prints a table with the
+# ratio gateway/pgbench, the gateway's peak RSS and its start-up time with 500 routes.
+#   BENCH_SECONDS (default 10) per run; BENCH_POOL (default 8) gateway connections.
+set -euo pipefail
+source "$(dirname "$0")/../deploy/lib.sh"
+cd "$PATINA_ROOT"
+
+seconds="${BENCH_SECONDS:-10}"
+pool="${BENCH_POOL:-8}"
+ensure_packages unixodbc-dev odbcinst odbc-postgresql postgresql-15 postgresql-client-15 wrk python3 curl
+
+echo "==> building patina (release)"
+cargo build --release --locked --quiet
+bin="$PATINA_ROOT/target/release/patina"
+
+work="$PATINA_ROOT/target/bench"
+rm -rf "$work"; mkdir -p "$work/pglog"
+odbc_registry "$work/odbc"
+
+pg_dir="$(mktemp -d /tmp/patina-bench-pg.XXXXXX)"
+gateway_pid=""
+cleanup() {
+  [ -n "$gateway_pid" ] && kill "$gateway_pid" 2>/dev/null || true
+  pg_stop
+  rm -rf "$pg_dir"
+}
+trap cleanup EXIT
+PG_EXTRA_OPTS="-c shared_buffers=256MB -c max_connections=100" pg_start "$pg_dir"
+export PGOPTIONS="-c client_min_messages=warning"
+pg_psql -d postgres -c "CREATE ROLE bench LOGIN PASSWORD 'bench'" -c "CREATE DATABASE bench OWNER bench"
+export PGPASSWORD=bench
+started=$(date +%s)
+psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U bench -d bench \
+  -f fixtures/demo/schema.postgres.sql -f benches/scale.sql
+echo "==> loaded 200,000 jobs and 1,000,000 operations in $(( $(date +%s) - started )) s"
+
+port="$(free_port)"
+cat > "$work/patina.toml" <<TOML
+[server]
+listen = "127.0.0.1:$port"
+mappings = "$PATINA_ROOT/benches/mappings"
+[sources.bench]
+kind = "odbc"
+dialect = "postgres"
+connection_string = "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=$PG_PORT;Database=bench;Uid=bench;Pwd=bench;"
+pool = { max = $pool, acquire_timeout = "5s" }
+TOML
+PATINA_LOG=warn "$bin" serve --config "$work/patina.toml" > "$work/gateway.log" 2>&1 &
+gateway_pid=$!
+base="http://127.0.0.1:$port"
+for _ in $(seq 1 100); do curl -fsS "$base/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fsS "$base/v1/jobs/1" >/dev/null
+
+# wrk_run LUA CONNS -> "rps p50_ms p99_ms"
+wrk_run() {
+  local threads=2; [ "$2" -eq 1 ] && threads=1
+  wrk -t"$threads" -c"$2" -d"${seconds}s" --latency -s "benches/$1.lua" "$base" > "$work/wrk-$1-$2.txt"
+  python3 - "$work/wrk-$1-$2.txt" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+def ms(v):
+    n, u = re.match(r"([\d.]+)(us|ms|s)", v).groups()
+    return float(n) * {"us": 0.001, "ms": 1, "s": 1000}[u]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+p50 = ms(re.search(r"\s50%\s+(\S+)", t).group(1))
+p99 = ms(re.search(r"\s99%\s+(\S+)", t).group(1))
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+errs = re.search(r"Socket errors: .*", t)
+print(f"{rps:.0f} {p50:.2f} {p99:.2f} {bad.group(1) if bad else 0}")
+PY
+}
+
+# pg_run SCRIPT CONNS -> "tps p50_ms p99_ms"
+pg_run() {
+  local threads=2; [ "$2" -eq 1 ] && threads=1
+  local logdir="$work/pglog/$1-$2"; mkdir -p "$logdir"
+  (cd "$logdir" && pgbench -n -M prepared -h 127.0.0.1 -p "$PG_PORT" -U bench -c "$2" -j "$threads" \
+     -T "$seconds" -f "$PATINA_ROOT/benches/$1.pgbench" -l bench > ../"$1-$2.txt" 2>&1)
+  python3 - "$work/pglog/$1-$2.txt" "$logdir" <<'PY'
+import glob, re, sys
+t = open(sys.argv[1]).read()
+tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", t).group(1))
+lat = []
+for f in glob.glob(sys.argv[2] + "/pgbench_log*"):
+    for line in open(f):
+        lat.append(int(line.split()[2]))
+lat.sort()
+q = lambda p: lat[min(len(lat) - 1, int(len(lat) * p))] / 1000
+print(f"{tps:.0f} {q(0.5):.2f} {q(0.99):.2f} 0")
+PY
+}
+
+echo "==> warming up"
+wrk -t2 -c32 -d2s -s benches/point.lua "$base" >/dev/null
+
+declare -A label=([point]="point lookup by key" [customer]="50 jobs of one customer, by date" [filtered]="status + due-date range, 50 rows")
+rows=()
+for q in point customer filtered; do
+  for c in 1 32; do
+    echo "==> $q, $c connection(s): gateway"
+    read -r g_rps g_p50 g_p99 g_bad <<<"$(wrk_run "$q" "$c")"
+    echo "==> $q, $c connection(s): pgbench"
+    read -r p_tps p_p50 p_p99 _ <<<"$(pg_run "$q" "$c")"
+    ratio=$(python3 -c "print(f'{$g_rps/$p_tps:.2f}')")
+    p99x=$(python3 -c "print(f'{$g_p99/max($p_p99,0.001):.1f}')")
+    rows+=("| ${label[$q]} | $c | $g_rps | $g_p50 | $g_p99 | $p_tps | $p_p50 | $p_p99 | **$ratio×** | $p99x× | $g_bad |")
+  done
+done
+echo "==> static route (/healthz), 32 connections"
+wrk -t2 -c32 -d"${seconds}s" --latency "$base/healthz" > "$work/wrk-static.txt"
+read -r s_rps s_p50 s_p99 _ <<<"$(python3 - "$work/wrk-static.txt" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+def ms(v):
+    n, u = re.match(r"([\d.]+)(us|ms|s)", v).groups()
+    return float(n) * {"us": 0.001, "ms": 1, "s": 1000}[u]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+p50 = ms(re.search(r"\s50%\s+(\S+)", t).group(1))
+p99 = ms(re.search(r"\s99%\s+(\S+)", t).group(1))
+print(f"{rps:.0f} {p50:.2f} {p99:.2f} 0")
+PY
+)"
+rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$gateway_pid/status")
+kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true; gateway_pid=""
+
+echo "==> start-up with 500 routes"
+mkdir -p "$work/many/v1"
+python3 - "$work/many/v1" <<'PY'
+import sys
+out = []
+for i in range(500):
+    out.append(f'''[[route]]
+id = "route{i}"
+path = "/r{i}/{{job_number}}"
+public = true
+one = true
+sql = "SELECT JOBNO, JOBDS, STSCD, DUEDT FROM JOBMST WHERE JOBNO = :job_number"
+params.job_number = {{ type = "integer", minimum = 1 }}
+columns.JOBNO = {{ name = "job_number", type = "integer" }}
+columns.JOBDS = {{ name = "description", trim = "end" }}
+columns.STSCD = {{ name = "status", codes = {{ P = "planned", R = "released", H = "on_hold", C = "complete" }} }}
+columns.DUEDT = {{ name = "due_on", type = "date", format = "cyymmdd" }}
+''')
+for f in range(10):
+    open(f"{sys.argv[1]}/part{f}.toml", "w").write('source = "bench"\n\n' + "\n".join(out[f*50:(f+1)*50]))
+PY
+sed "s#mappings = .*#mappings = \"$work/many\"#" "$work/patina.toml" > "$work/many.toml"
+startups=()
+for _ in 1 2 3; do
+  t0=$(date +%s%N)
+  PATINA_LOG=warn "$bin" serve --config "$work/many.toml" > "$work/many.log" 2>&1 &
+  gateway_pid=$!
+  until curl -fsS "$base/healthz" >/dev/null 2>&1; do sleep 0.005; done
+  t1=$(date +%s%N)
+  startups+=($(( (t1 - t0) / 1000000 )))
+  curl -fsS "$base/v1/r499/1" >/dev/null
+  kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true; gateway_pid=""
+done
+startup_ms=$(printf '%s\n' "${startups[@]}" | sort -n | sed -n 2p)
+
+{
+  echo "Patina benchmark, $(date -u +%Y-%m-%d), $(nproc) cores, loopback; ${seconds}s per run; gateway pool $pool; PostgreSQL 15 through psqlODBC."
+  echo
+  echo "| query | conns | gateway req/s | p50 ms | p99 ms | pgbench tps | p50 ms | p99 ms | gateway/pgbench | p99 gateway/pgbench | non-2xx |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${rows[@]}"
+  echo
+  echo "- static JSON route (/healthz), 32 connections: $s_rps req/s, p50 $s_p50 ms, p99 $s_p99 ms"
+  echo "- cached point lookup: not measured (the response cache is not built yet)"
+  echo "- gateway peak RSS over the runs: $(( rss_kb / 1024 )) MiB"
+  echo "- start-up to first answer with 500 routes: ${startup_ms} ms (median of 3)"
+  echo "- NDJSON export of 1,000,000 rows: not measured (streaming is not built yet)"
+} | tee "$work/results.md"
