@@ -4,13 +4,13 @@
 # (200,000 jobs, 1,000,000 operations), then measures three queries through the gateway (wrk)
 # and directly (pgbench -M prepared) at 1 and 32 connections, and prints a table with the
 # ratio gateway/pgbench, the gateway's peak RSS and its start-up time with 500 routes.
-#   BENCH_SECONDS (default 10) per run; BENCH_POOL (default 8) gateway connections.
+#   BENCH_SECONDS (default 10) per run; BENCH_POOL (default 16) gateway connections.
 set -euo pipefail
 source "$(dirname "$0")/../deploy/lib.sh"
 cd "$PATINA_ROOT"
 
 seconds="${BENCH_SECONDS:-10}"
-pool="${BENCH_POOL:-8}"
+pool="${BENCH_POOL:-16}"
 ensure_packages unixodbc-dev odbcinst odbc-postgresql postgresql-15 postgresql-client-15 wrk python3 curl
 
 echo "==> building patina (release)"

@@ -43,6 +43,11 @@ impl Audit {
         Ok(Self { file })
     }
 
+    /// Whether records go anywhere (a file, or a log level that shows the `audit` target).
+    pub fn enabled(&self) -> bool {
+        self.file.is_some() || tracing::enabled!(target: "audit", tracing::Level::INFO)
+    }
+
     pub fn record(&self, rec: &Record<'_>) {
         let Ok(mut line) = serde_json::to_vec(rec) else {
             return;

@@ -91,6 +91,50 @@ pub struct RoutePlan {
     pub bind_order: Vec<usize>,
     pub params: Vec<ParamPlan>,
     pub columns: Vec<ColumnPlan>,
+    /// How the last result set's columns were resolved to names and codecs; reused while the
+    /// database keeps returning the same columns.
+    pub layout: LayoutCache,
+}
+
+/// Resolved output columns for one result shape.
+#[derive(Debug)]
+pub struct Layout {
+    /// The result columns this was resolved for.
+    pub source: Vec<crate::source::ColumnInfo>,
+    /// Per column: `"name":` already escaped, the output name, and the codec.
+    pub columns: Vec<(Vec<u8>, String, ColumnCodec)>,
+}
+
+/// A route's last [`Layout`].
+#[derive(Debug, Default)]
+pub struct LayoutCache(std::sync::Mutex<Option<Arc<Layout>>>);
+
+impl Clone for LayoutCache {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl LayoutCache {
+    /// The cached layout for these columns, or a new one built by `build` (and kept).
+    pub fn get_or_build(
+        &self,
+        columns: &[crate::source::ColumnInfo],
+        build: impl FnOnce() -> Layout,
+    ) -> Arc<Layout> {
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(l) = slot.as_ref()
+            && l.source == columns
+        {
+            return Arc::clone(l);
+        }
+        let l = Arc::new(build());
+        *slot = Some(Arc::clone(&l));
+        l
+    }
 }
 
 impl RoutePlan {

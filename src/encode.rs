@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::catalog::RoutePlan;
+use crate::catalog::{Layout, RoutePlan};
 use crate::codec::{Cell, ColumnCodec, write_json_string};
 use crate::source::{ColumnInfo, RowSink, SinkError};
 
@@ -12,8 +12,7 @@ use crate::source::{ColumnInfo, RowSink, SinkError};
 #[derive(Debug)]
 pub struct JsonRows {
     plan: Arc<RoutePlan>,
-    /// Per result column: `"name":` already escaped, and its codec.
-    columns: Vec<(Vec<u8>, String, ColumnCodec)>,
+    layout: Option<Arc<Layout>>,
     out: Vec<u8>,
     rows: usize,
 }
@@ -22,7 +21,7 @@ impl JsonRows {
     pub fn new(plan: Arc<RoutePlan>) -> Self {
         Self {
             plan,
-            columns: Vec::new(),
+            layout: None,
             out: Vec::with_capacity(512),
             rows: 0,
         }
@@ -31,20 +30,13 @@ impl JsonRows {
 
 impl RowSink for JsonRows {
     fn begin(&mut self, columns: &[ColumnInfo]) -> Result<(), SinkError> {
-        self.columns.clear();
         self.out.clear();
         self.rows = 0;
-        for c in columns {
-            let fallback = c.sql_type.default_codec();
-            let (name, codec) = match self.plan.column(&c.name) {
-                Some(plan) => (plan.output.clone(), plan.codec(&fallback)),
-                None => (c.name.to_ascii_lowercase(), ColumnCodec::new(fallback)),
-            };
-            let mut key = Vec::with_capacity(name.len() + 3);
-            write_json_string(&name, &mut key);
-            key.push(b':');
-            self.columns.push((key, name, codec));
-        }
+        let plan = &self.plan;
+        self.layout = Some(plan.layout.get_or_build(columns, || Layout {
+            source: columns.to_vec(),
+            columns: columns.iter().map(|c| resolve(plan, c)).collect(),
+        }));
         Ok(())
     }
 
@@ -53,7 +45,13 @@ impl RowSink for JsonRows {
             self.out.push(b',');
         }
         self.out.push(b'{');
-        for (i, ((key, name, codec), cell)) in self.columns.iter().zip(cells).enumerate() {
+        let Some(layout) = &self.layout else {
+            return Err(SinkError {
+                column: String::new(),
+                reason: "rows before columns".into(),
+            });
+        };
+        for (i, ((key, name, codec), cell)) in layout.columns.iter().zip(cells).enumerate() {
             if i > 0 {
                 self.out.push(b',');
             }
@@ -74,4 +72,17 @@ impl RowSink for JsonRows {
     fn finish(self: Box<Self>) -> (Vec<u8>, usize) {
         (self.out, self.rows)
     }
+}
+
+/// The output name and codec of one result column.
+fn resolve(plan: &RoutePlan, c: &ColumnInfo) -> (Vec<u8>, String, ColumnCodec) {
+    let fallback = c.sql_type.default_codec();
+    let (name, codec) = match plan.column(&c.name) {
+        Some(p) => (p.output.clone(), p.codec(&fallback)),
+        None => (c.name.to_ascii_lowercase(), ColumnCodec::new(fallback)),
+    };
+    let mut key = Vec::with_capacity(name.len() + 3);
+    write_json_string(&name, &mut key);
+    key.push(b':');
+    (key, name, codec)
 }

@@ -910,6 +910,7 @@ fn compile_route(
         bind_order,
         params,
         columns,
+        layout: crate::catalog::LayoutCache::default(),
     })
 }
 

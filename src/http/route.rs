@@ -62,7 +62,8 @@ pub(super) async fn serve(
         route: route.id.clone(),
         rows,
     });
-    state.audit.record(&audit::Record {
+    if state.audit.enabled() {
+        state.audit.record(&audit::Record {
         time: crate::auth::keys::now_rfc3339(),
         request_id: &rid,
         identity: &identity_label,
@@ -72,6 +73,7 @@ pub(super) async fn serve(
         ms: started.elapsed().as_secs_f64() * 1000.0,
         params: audit::params_hash(path_params, query),
     });
+    }
     res
 }
 
