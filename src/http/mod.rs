@@ -268,7 +268,11 @@ fn request_id(given: Option<&HeaderValue>) -> String {
         .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(
             // From the thread's seeded generator: no system call per request.
-            || uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string(),
+            || {
+                uuid::Builder::from_random_bytes(rand::random())
+                    .into_uuid()
+                    .to_string()
+            },
             str::to_string,
         )
 }

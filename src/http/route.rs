@@ -64,15 +64,15 @@ pub(super) async fn serve(
     });
     if state.audit.enabled() {
         state.audit.record(&audit::Record {
-        time: crate::auth::keys::now_rfc3339(),
-        request_id: &rid,
-        identity: &identity_label,
-        route: &route.id,
-        status: res.status().as_u16(),
-        rows,
-        ms: started.elapsed().as_secs_f64() * 1000.0,
-        params: audit::params_hash(path_params, query),
-    });
+            time: crate::auth::keys::now_rfc3339(),
+            request_id: &rid,
+            identity: &identity_label,
+            route: &route.id,
+            status: res.status().as_u16(),
+            rows,
+            ms: started.elapsed().as_secs_f64() * 1000.0,
+            params: audit::params_hash(path_params, query),
+        });
     }
     res
 }

@@ -31,13 +31,21 @@ try {
   // Try getJob.
   const op = page.locator('#operations-jobs-getJob');
   await op.locator('.opblock-summary').click();
-  await op.locator('button.try-out__btn').click();
+  // The gateway's Swagger UI opens operations ready to try (tryItOutEnabled); press
+  // "Try it out" only when it is not.
+  const execute = op.locator('button.execute');
+  try {
+    await execute.waitFor({ timeout: 3000 });
+  } catch {
+    await op.locator('button.try-out__btn').click();
+    await execute.waitFor({ timeout: 5000 });
+  }
   await op.locator('input[placeholder="job_number"]').fill('100001');
-  await op.locator('button.execute').click();
-  const status = op.locator('.live-responses-table .response-col_status').first();
+  await execute.click();
+  const status = op.locator('.live-responses-table tbody .response-col_status').first();
   await status.waitFor({ timeout: 15000 });
   const code = (await status.textContent()).trim();
-  const body = await op.locator('.live-responses-table .response-col_description').first().textContent();
+  const body = await op.locator('.live-responses-table tbody .response-col_description').first().textContent();
   if (shot) await page.screenshot({ path: shot, fullPage: false });
   if (code !== '200') await fail(`expected 200, got ${code}: ${body}`);
   if (!body.includes('WIDGET BRACKET, ZINC PLATED')) await fail(`unexpected body: ${body}`);
