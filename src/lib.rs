@@ -10,6 +10,8 @@ pub mod diag;
 pub mod encode;
 pub mod http;
 pub mod mapping;
+pub mod metrics;
 pub mod openapi;
+pub mod reload;
 pub mod source;
 pub mod sql;

@@ -165,6 +165,15 @@ fn serve(config_path: &std::path::Path, listen: Option<&str>) -> ExitCode {
     let system = actix_web::rt::System::new();
     let result: std::io::Result<()> = system.block_on(async {
         let gateway = app::build(&config, &catalog, sources.clone(), listen)?;
+        let reloader = patina::reload::Reloader::new(config.clone(), gateway.state.clone());
+        let _watching = match reloader.watch() {
+            Ok(guard) => Some(guard),
+            Err(e) => {
+                warn!(error = %e, "mapping files are not watched; reload with SIGHUP");
+                None
+            }
+        };
+        reloader.on_sighup();
         info!(
             routes = catalog.routes.len(),
             versions = ?catalog.versions(),

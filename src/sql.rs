@@ -48,6 +48,14 @@ impl Dialect {
         }
     }
 
+    /// A statement that touches no table, to see whether the database answers.
+    pub fn ping_sql(self) -> &'static str {
+        match self {
+            Self::Db2i => "VALUES 1",
+            _ => "SELECT 1",
+        }
+    }
+
     /// Quote an identifier so that it is taken literally.
     pub fn quote_ident(self, ident: &str) -> String {
         match self {

@@ -21,8 +21,10 @@ use crate::audit::Audit;
 use crate::auth::ratelimit::RateLimits;
 use crate::auth::{Authenticator, RateSettings};
 use crate::catalog::{Catalog, Lookup};
+use crate::metrics::Metrics;
 use crate::openapi::Documents;
 use crate::source::Source;
+use arc_swap::ArcSwap;
 use problem::Problem;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -30,8 +32,9 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// What every request handler shares.
 #[derive(Debug)]
 pub struct AppState {
-    catalog: Arc<Catalog>,
-    docs: Arc<Documents>,
+    live: ArcSwap<Live>,
+    reload: std::sync::Mutex<ReloadStatus>,
+    pub metrics: Metrics,
     sources: HashMap<String, Arc<Source>>,
     auth: Authenticator,
     limits: RateLimits,
@@ -48,9 +51,14 @@ impl AppState {
         sources: HashMap<String, Arc<Source>>,
         security: Security,
     ) -> Self {
+        let routes = catalog.routes.len();
         Self {
-            catalog,
-            docs,
+            live: ArcSwap::from_pointee(Live { catalog, docs }),
+            reload: std::sync::Mutex::new(ReloadStatus {
+                routes,
+                ..ReloadStatus::default()
+            }),
+            metrics: Metrics::default(),
             sources,
             auth: security.auth,
             limits: RateLimits::new(),
@@ -60,15 +68,64 @@ impl AppState {
         }
     }
 
-    /// The catalog requests are served from (the seam for reloads).
+    /// The catalog requests are served from. A request keeps the one it started with.
     pub fn catalog(&self) -> Arc<Catalog> {
-        Arc::clone(&self.catalog)
+        Arc::clone(&self.live.load().catalog)
     }
 
     /// The API documents of the current catalog.
     pub fn docs(&self) -> Arc<Documents> {
-        Arc::clone(&self.docs)
+        Arc::clone(&self.live.load().docs)
     }
+
+    /// Serve a new catalog (and its documents) from now on.
+    pub fn swap(&self, catalog: Arc<Catalog>, docs: Arc<Documents>) {
+        let routes = catalog.routes.len();
+        self.live.store(Arc::new(Live { catalog, docs }));
+        if let Ok(mut r) = self.reload.lock() {
+            r.generation += 1;
+            r.routes = routes;
+            r.last_ok = Some(crate::auth::keys::now_rfc3339());
+            r.last_error = None;
+        }
+        self.metrics
+            .reloads_ok
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A reload was refused; the current catalog stays.
+    pub fn reload_failed(&self, why: String) {
+        if let Ok(mut r) = self.reload.lock() {
+            r.last_error = Some(why);
+            r.last_failed = Some(crate::auth::keys::now_rfc3339());
+        }
+        self.metrics
+            .reloads_failed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.reload.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+/// The catalog and its documents, swapped together.
+#[derive(Debug)]
+struct Live {
+    catalog: Arc<Catalog>,
+    docs: Arc<Documents>,
+}
+
+/// What `/readyz` says about mapping reloads.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ReloadStatus {
+    /// How many reloads were applied since start.
+    pub generation: u64,
+    pub routes: usize,
+    pub last_ok: Option<String>,
+    pub last_failed: Option<String>,
+    /// Why the last reload was refused (cleared by the next good one).
+    pub last_error: Option<String>,
 }
 
 /// Everything that decides who may call what, and what is recorded.
@@ -96,6 +153,8 @@ struct Served {
 pub struct Gateway {
     pub addr: SocketAddr,
     pub server: actix_web::dev::Server,
+    /// The state the server runs on (catalog swaps go through it).
+    pub state: web::Data<AppState>,
 }
 
 /// A rustls server configuration from PEM files.
@@ -132,6 +191,7 @@ pub fn bind(
     let addr = listener.local_addr()?;
     let https = tls.is_some();
     let data = web::Data::new(state);
+    let handle = data.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
@@ -183,6 +243,8 @@ pub fn bind(
                 .instrument(span)
             })
             .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics))
             .route("/openapi/{file}", web::get().to(openapi_document))
             .route("/docs", web::get().to(docs_redirect))
             .route("/docs/{tail:.*}", web::get().to(docs_file))
@@ -195,7 +257,11 @@ pub fn bind(
         None => server.listen(listener)?,
     }
     .run();
-    Ok(Gateway { addr, server })
+    Ok(Gateway {
+        addr,
+        server,
+        state: handle,
+    })
 }
 
 /// Headers every response carries. Swagger UI needs scripts and styles from this origin; API
@@ -281,6 +347,47 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready when every source answers; says how the last mapping reload went.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let mut sources = serde_json::Map::new();
+    let mut ready = true;
+    let checks = state.sources.iter().map(|(name, s)| async move {
+        let ok = tokio::time::timeout(std::time::Duration::from_secs(3), s.ping())
+            .await
+            .is_ok_and(|r| r.is_ok());
+        (name.clone(), ok)
+    });
+    for (name, ok) in futures_util::future::join_all(checks).await {
+        ready &= ok;
+        sources.insert(name, (if ok { "ok" } else { "unreachable" }).into());
+    }
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "sources": sources,
+        "mappings": state.reload_status(),
+    });
+    let mut res = if ready {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
+    };
+    res.insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let pools: Vec<(String, crate::metrics::PoolStats)> = state
+        .sources
+        .iter()
+        .map(|(n, s)| (n.clone(), s.stats()))
+        .collect();
+    let text = state.metrics.render(&pools, state.catalog().routes.len());
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(text)
 }
 
 async fn openapi_document(

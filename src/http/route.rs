@@ -35,8 +35,11 @@ pub(super) async fn serve(
     let mut identity_label = "anonymous".to_string();
     let mut rate: Option<Decision> = None;
     let mut rows = 0;
+    let mut timing = Timing::default();
     let outcome = async {
+        let auth_started = Instant::now();
         let identity = authenticate(req, state).await?;
+        timing.auth = Some(auth_started.elapsed());
         identity_label = identity.label();
         authorize(state, route, &identity)?;
         let decision = rate_limit(req, state, route, &identity);
@@ -44,9 +47,13 @@ pub(super) async fn serve(
         if let Some(d) = decision
             && !d.allowed
         {
+            state
+                .metrics
+                .rate_limited
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Err(Problem::too_many_requests(d.retry_after.unwrap_or(1)));
         }
-        let (res, n) = run(state, route, path_params, query, &identity).await?;
+        let (res, n) = run(state, route, path_params, query, &identity, &mut timing).await?;
         rows = n;
         Ok(res)
     }
@@ -58,6 +65,11 @@ pub(super) async fn serve(
     if let Some(d) = rate {
         rate_headers(&mut res, d);
     }
+    let total = started.elapsed();
+    timing.header(&mut res, total);
+    state
+        .metrics
+        .request(&route.id, res.status().as_u16(), total.as_secs_f64());
     res.extensions_mut().insert(Served {
         route: route.id.clone(),
         rows,
@@ -193,12 +205,42 @@ fn rate_headers(res: &mut HttpResponse, d: Decision) {
     }
 }
 
+/// Stage durations for `Server-Timing`.
+#[derive(Debug, Default)]
+struct Timing {
+    auth: Option<std::time::Duration>,
+    db: Option<std::time::Duration>,
+    encode: Option<std::time::Duration>,
+}
+
+impl Timing {
+    fn header(&self, res: &mut HttpResponse, total: std::time::Duration) {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        let mut parts = Vec::with_capacity(4);
+        if let Some(d) = self.auth {
+            parts.push(format!("auth;dur={:.3}", ms(d)));
+        }
+        if let Some(d) = self.db {
+            parts.push(format!("db;desc=\"acquire+query+rows\";dur={:.3}", ms(d)));
+        }
+        if let Some(d) = self.encode {
+            parts.push(format!("encode;dur={:.3}", ms(d)));
+        }
+        parts.push(format!("total;dur={:.3}", ms(total)));
+        if let Ok(v) = HeaderValue::from_str(&parts.join(", ")) {
+            res.headers_mut()
+                .insert(HeaderName::from_static("server-timing"), v);
+        }
+    }
+}
+
 async fn run(
     state: &AppState,
     route: &Arc<RoutePlan>,
     path_params: &[(String, String)],
     query: &str,
     identity: &Identity,
+    timing: &mut Timing,
 ) -> Result<(HttpResponse, usize), Problem> {
     let binds = params::bind_values(route, path_params, query, &|c| identity.claim(c)).map_err(
         |e| match e {
@@ -217,10 +259,16 @@ async fn run(
         return Err(Problem::from_source(&SourceError::Closed));
     };
     let sink = Box::new(JsonRows::new(Arc::clone(route)));
-    let sink = match source
+    let db_started = Instant::now();
+    let result = source
         .query(Arc::clone(&route.sql), binds, route.max_rows, sink)
-        .await
-    {
+        .await;
+    timing.db = Some(db_started.elapsed());
+    state
+        .metrics
+        .query(&route.source, db_started.elapsed().as_secs_f64());
+    let encode_started = Instant::now();
+    let sink = match result {
         Ok(s) => s,
         Err(e) => {
             match &e {
@@ -251,6 +299,7 @@ async fn run(
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .body(body);
     deprecation_headers(route, &mut res);
+    timing.encode = Some(encode_started.elapsed());
     Ok((res, rows))
 }
 

@@ -145,4 +145,18 @@ impl Source {
             Source::Odbc(p) => p.name(),
         }
     }
+
+    /// Run the dialect's no-op statement: is the database reachable?
+    pub async fn ping(&self) -> Result<(), SourceError> {
+        match self {
+            Source::Odbc(p) => p.ping().await,
+        }
+    }
+
+    /// Pool occupancy, for `/metrics`.
+    pub fn stats(&self) -> crate::metrics::PoolStats {
+        match self {
+            Source::Odbc(p) => p.stats(),
+        }
+    }
 }

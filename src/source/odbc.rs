@@ -50,6 +50,9 @@ enum Job {
 #[derive(Debug)]
 pub struct OdbcPool {
     name: String,
+    size: usize,
+    ping_sql: Arc<str>,
+    waiting: std::sync::atomic::AtomicUsize,
     permits: Arc<Semaphore>,
     acquire_timeout: Duration,
     jobs: crossbeam_channel::Sender<Job>,
@@ -79,6 +82,9 @@ impl OdbcPool {
         }
         Self {
             name: cfg.name.clone(),
+            size: cfg.pool_max,
+            ping_sql: Arc::from(cfg.dialect.ping_sql()),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
             permits: Arc::new(Semaphore::new(cfg.pool_max)),
             acquire_timeout: cfg.acquire_timeout,
             jobs: tx,
@@ -89,7 +95,32 @@ impl OdbcPool {
         &self.name
     }
 
+    pub fn stats(&self) -> crate::metrics::PoolStats {
+        crate::metrics::PoolStats {
+            size: self.size,
+            in_use: self.size.saturating_sub(self.permits.available_permits()),
+            waiting: self.waiting.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), SourceError> {
+        self.query(Arc::clone(&self.ping_sql), Vec::new(), 1, Box::new(Discard))
+            .await
+            .map(|_| ())
+    }
+
     async fn acquire(&self) -> Result<OwnedSemaphorePermit, SourceError> {
+        use std::sync::atomic::Ordering;
+        if let Ok(p) = Arc::clone(&self.permits).try_acquire_owned() {
+            return Ok(p);
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let waited = self.acquire_waiting().await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        waited
+    }
+
+    async fn acquire_waiting(&self) -> Result<OwnedSemaphorePermit, SourceError> {
         match tokio::time::timeout(
             self.acquire_timeout,
             Arc::clone(&self.permits).acquire_owned(),
@@ -139,6 +170,21 @@ impl OdbcPool {
 }
 
 type Stmt = Prepared<StatementConnection<Arc<Connection<'static>>>>;
+
+/// A sink that keeps nothing (pings).
+struct Discard;
+
+impl RowSink for Discard {
+    fn begin(&mut self, _: &[ColumnInfo]) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn row(&mut self, _: &[Cell<'_>]) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn finish(self: Box<Self>) -> (Vec<u8>, usize) {
+        (Vec::new(), 0)
+    }
+}
 
 /// A prepared statement with what was learned about its result set.
 struct CachedStatement {

@@ -221,6 +221,9 @@ impl Gateway {
             system.block_on(async move {
                 let gw = app::build(&config, &catalog, sources, Some("127.0.0.1:0"))
                     .expect("bind a free port");
+                let reloader = patina::reload::Reloader::new(config.clone(), gw.state.clone());
+                let _watching = reloader.watch().expect("watch mappings");
+                reloader.on_sighup();
                 tx.send(gw.addr).expect("report address");
                 let _ = gw.server.await;
             });

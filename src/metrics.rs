@@ -1,0 +1,211 @@
+//! Prometheus metrics, kept in memory and rendered as text on `/metrics`: requests by route and
+//! status, latency histograms by route, statement latency by source, pool occupancy,
+//! rate-limit rejections, reload outcomes. Owns no HTTP; callers record, `/metrics` renders.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bucket bounds in seconds.
+const BUCKETS: [f64; 12] = [
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Debug, Clone, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if seconds <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{b}\"}} {}",
+                self.counts[i]
+            );
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+/// All counters of the process.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+    queries: Mutex<BTreeMap<String, Histogram>>,
+    pub rate_limited: AtomicU64,
+    pub reloads_ok: AtomicU64,
+    pub reloads_failed: AtomicU64,
+}
+
+/// A source's pool, as `/metrics` reports it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolStats {
+    pub size: usize,
+    pub in_use: usize,
+    pub waiting: usize,
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    pub fn request(&self, route: &str, status: u16, seconds: f64) {
+        if let Ok(mut m) = self.requests.lock() {
+            *m.entry((route.to_string(), status)).or_default() += 1;
+        }
+        if let Ok(mut m) = self.latency.lock() {
+            m.entry(route.to_string()).or_default().observe(seconds);
+        }
+    }
+
+    pub fn query(&self, source: &str, seconds: f64) {
+        if let Ok(mut m) = self.queries.lock() {
+            m.entry(source.to_string()).or_default().observe(seconds);
+        }
+    }
+
+    /// The text exposition format. `pools` and `breakers` are read at render time.
+    pub fn render(&self, pools: &[(String, PoolStats)], routes: usize) -> String {
+        let mut out = String::with_capacity(4096);
+        out.push_str("# HELP patina_requests_total Requests served, by route and status.\n");
+        out.push_str("# TYPE patina_requests_total counter\n");
+        if let Ok(m) = self.requests.lock() {
+            for ((route, status), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "patina_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                    escape(route)
+                );
+            }
+        }
+        out.push_str("# HELP patina_request_duration_seconds Time to answer, by route.\n");
+        out.push_str("# TYPE patina_request_duration_seconds histogram\n");
+        if let Ok(m) = self.latency.lock() {
+            for (route, h) in m.iter() {
+                h.render(
+                    &mut out,
+                    "patina_request_duration_seconds",
+                    &format!("route=\"{}\"", escape(route)),
+                );
+            }
+        }
+        out.push_str(
+            "# HELP patina_query_duration_seconds Statement time including the wait for a connection, by source.\n",
+        );
+        out.push_str("# TYPE patina_query_duration_seconds histogram\n");
+        if let Ok(m) = self.queries.lock() {
+            for (source, h) in m.iter() {
+                h.render(
+                    &mut out,
+                    "patina_query_duration_seconds",
+                    &format!("source=\"{}\"", escape(source)),
+                );
+            }
+        }
+        out.push_str("# HELP patina_pool_connections Connections of a source's pool, by state.\n");
+        out.push_str("# TYPE patina_pool_connections gauge\n");
+        for (name, p) in pools {
+            let n = escape(name);
+            let _ = writeln!(
+                out,
+                "patina_pool_connections{{source=\"{n}\",state=\"in_use\"}} {}",
+                p.in_use
+            );
+            let _ = writeln!(
+                out,
+                "patina_pool_connections{{source=\"{n}\",state=\"idle\"}} {}",
+                p.size.saturating_sub(p.in_use)
+            );
+            let _ = writeln!(out, "patina_pool_waiting{{source=\"{n}\"}} {}", p.waiting);
+        }
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        counter(
+            &mut out,
+            "patina_rate_limited_total",
+            "Requests refused with 429.",
+            self.rate_limited.load(Ordering::Relaxed),
+        );
+        out.push_str("# HELP patina_reloads_total Mapping reloads, by outcome.\n# TYPE patina_reloads_total counter\n");
+        let _ = writeln!(
+            out,
+            "patina_reloads_total{{outcome=\"ok\"}} {}\npatina_reloads_total{{outcome=\"failed\"}} {}",
+            self.reloads_ok.load(Ordering::Relaxed),
+            self.reloads_failed.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP patina_routes Routes being served.\n# TYPE patina_routes gauge\npatina_routes {routes}"
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        let m = Metrics::default();
+        m.request("getJob", 200, 0.003);
+        m.request("getJob", 200, 0.2);
+        m.request("getJob", 404, 0.001);
+        m.query("demo", 0.002);
+        let text = m.render(
+            &[(
+                "demo".into(),
+                PoolStats {
+                    size: 4,
+                    in_use: 1,
+                    waiting: 0,
+                },
+            )],
+            7,
+        );
+        assert!(
+            text.contains("patina_requests_total{route=\"getJob\",status=\"200\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "patina_request_duration_seconds_bucket{route=\"getJob\",le=\"0.005\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("patina_request_duration_seconds_count{route=\"getJob\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("patina_pool_connections{source=\"demo\",state=\"idle\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("patina_routes 7"), "{text}");
+    }
+}
