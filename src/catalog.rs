@@ -76,6 +76,8 @@ pub struct RoutePlan {
     pub public: bool,
     /// A limit for this route, per identity, on top of the default.
     pub rate_limit: Option<crate::auth::ratelimit::RateSpec>,
+    /// How long a response may be reused for identical requests.
+    pub cache: Option<std::time::Duration>,
     /// Deprecated since this date (`YYYY-MM-DD`).
     pub deprecated: Option<String>,
     /// Removed after this date (`YYYY-MM-DD`).

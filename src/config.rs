@@ -67,6 +67,16 @@ struct RawPool {
     max: Option<Spanned<usize>>,
     /// How long a request waits for a free connection before 503. Default `2s`.
     acquire_timeout: Option<Spanned<String>>,
+    /// Statements running at once, at most (at most `max`; default `max`): protects the
+    /// database from the gateway.
+    max_concurrent: Option<Spanned<usize>>,
+    /// Requests that may wait for a connection; beyond, 503 at once. Default 64.
+    max_waiting: Option<Spanned<usize>>,
+    /// Consecutive connection failures that open the circuit breaker. Default 5.
+    breaker_failures: Option<Spanned<u32>>,
+    /// How long the open breaker fails fast before probing again (doubles, with jitter, while
+    /// the source stays down; at most 60s). Default `2s`.
+    breaker_cooldown: Option<Spanned<String>>,
 }
 
 /// `[sources.NAME]`
@@ -179,6 +189,10 @@ pub struct SourceConfig {
     pub dialect: Dialect,
     pub pool_max: usize,
     pub acquire_timeout: Duration,
+    pub max_concurrent: usize,
+    pub max_waiting: usize,
+    pub breaker_failures: u32,
+    pub breaker_cooldown: Duration,
     pub statement_timeout: Option<Duration>,
     pub login_timeout: Duration,
     pub max_text_bytes: usize,
@@ -408,6 +422,11 @@ fn compile_source(
     let statement_timeout = duration(&src.statement_timeout, "statement_timeout");
     let login_timeout =
         duration(&src.login_timeout, "login_timeout").unwrap_or(Duration::from_secs(5));
+    let breaker_cooldown = duration(
+        &src.pool.as_ref().and_then(|p| p.breaker_cooldown.clone()),
+        "pool.breaker_cooldown",
+    )
+    .unwrap_or(Duration::from_secs(2));
     let pool_max = match src.pool.as_ref().and_then(|p| p.max.as_ref()) {
         Some(m) if *m.get_ref() == 0 || *m.get_ref() > 256 => {
             diags.error(
@@ -420,6 +439,26 @@ fn compile_source(
         Some(m) => *m.get_ref(),
         None => 4,
     };
+    let pool = src.pool.as_ref();
+    let max_concurrent = match pool.and_then(|p| p.max_concurrent.as_ref()) {
+        Some(m) if *m.get_ref() == 0 || *m.get_ref() > pool_max => {
+            diags.error_hint(
+                file,
+                m.span(),
+                format!("source `{name}`: `pool.max_concurrent` must be between 1 and `pool.max` ({pool_max})"),
+                "it caps the statements running at once, below the pool size",
+            );
+            pool_max
+        }
+        Some(m) => *m.get_ref(),
+        None => pool_max,
+    };
+    let max_waiting = pool
+        .and_then(|p| p.max_waiting.as_ref())
+        .map_or(64, |m| *m.get_ref());
+    let breaker_failures = pool
+        .and_then(|p| p.breaker_failures.as_ref())
+        .map_or(5, |m| (*m.get_ref()).max(1));
     let max_text_bytes = src.max_text_bytes.as_ref().map_or(65_536, |m| *m.get_ref());
     if diags.errors().count() > errors_before {
         return None;
@@ -431,6 +470,10 @@ fn compile_source(
         dialect: dialect?,
         pool_max,
         acquire_timeout,
+        max_concurrent,
+        max_waiting,
+        breaker_failures,
+        breaker_cooldown,
         statement_timeout,
         login_timeout,
         max_text_bytes: max_text_bytes.max(256),

@@ -42,6 +42,8 @@ struct RawRoute {
     /// Return one object (404 when no row) instead of a list.
     #[serde(default)]
     one: bool,
+    /// Keep responses this long (e.g. `5s`); identical requests meanwhile share one query.
+    cache: Option<Spanned<String>>,
     /// Per-identity limit for this route, e.g. `10/minute`.
     rate_limit: Option<Spanned<String>>,
     /// Deprecated since this date (YYYY-MM-DD): `Deprecation` header, marked in the docs.
@@ -833,6 +835,21 @@ fn compile_route(
             "give it scopes = [\"jobs:read\"], or say public = true if anyone may call it",
         );
     }
+    let cache = raw
+        .cache
+        .as_ref()
+        .and_then(|c| match crate::config::parse_duration(c.get_ref()) {
+            Some(d) if !d.is_zero() && d <= std::time::Duration::from_hours(24) => Some(d),
+            _ => {
+                diags.error_hint(
+                    file,
+                    c.span(),
+                    format!("route `{id}`: `cache` is not a duration between 1ms and 24h"),
+                    "write it like \"5s\" or \"1m\"",
+                );
+                None
+            }
+        });
     let rate_limit = raw.rate_limit.as_ref().and_then(|r| {
         crate::auth::ratelimit::RateSpec::parse(r.get_ref()).or_else(|| {
             diags.error_hint(
@@ -901,6 +918,7 @@ fn compile_route(
         scopes: raw.scopes,
         public: raw.public,
         rate_limit,
+        cache,
         deprecated,
         sunset,
         one: raw.one,

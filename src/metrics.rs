@@ -51,6 +51,9 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<String, Histogram>>,
     queries: Mutex<BTreeMap<String, Histogram>>,
     pub rate_limited: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    cache_coalesced: AtomicU64,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
 }
@@ -61,6 +64,7 @@ pub struct PoolStats {
     pub size: usize,
     pub in_use: usize,
     pub waiting: usize,
+    pub breaker_open: bool,
 }
 
 fn escape(v: &str) -> String {
@@ -77,6 +81,15 @@ impl Metrics {
         if let Ok(mut m) = self.latency.lock() {
             m.entry(route.to_string()).or_default().observe(seconds);
         }
+    }
+
+    pub fn cache(&self, outcome: crate::cache::Outcome) {
+        let c = match outcome {
+            crate::cache::Outcome::Hit => &self.cache_hits,
+            crate::cache::Outcome::Miss => &self.cache_misses,
+            crate::cache::Outcome::Coalesced => &self.cache_coalesced,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn query(&self, source: &str, seconds: f64) {
@@ -138,6 +151,11 @@ impl Metrics {
                 p.size.saturating_sub(p.in_use)
             );
             let _ = writeln!(out, "patina_pool_waiting{{source=\"{n}\"}} {}", p.waiting);
+            let _ = writeln!(
+                out,
+                "patina_breaker_open{{source=\"{n}\"}} {}",
+                u8::from(p.breaker_open)
+            );
         }
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(
@@ -150,6 +168,17 @@ impl Metrics {
             "patina_rate_limited_total",
             "Requests refused with 429.",
             self.rate_limited.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP patina_cache_requests_total Lookups of cached routes, by outcome.\n\
+             # TYPE patina_cache_requests_total counter\n\
+             patina_cache_requests_total{{outcome=\"hit\"}} {}\n\
+             patina_cache_requests_total{{outcome=\"miss\"}} {}\n\
+             patina_cache_requests_total{{outcome=\"coalesced\"}} {}",
+            self.cache_hits.load(Ordering::Relaxed),
+            self.cache_misses.load(Ordering::Relaxed),
+            self.cache_coalesced.load(Ordering::Relaxed)
         );
         out.push_str("# HELP patina_reloads_total Mapping reloads, by outcome.\n# TYPE patina_reloads_total counter\n");
         let _ = writeln!(
@@ -184,6 +213,7 @@ mod tests {
                     size: 4,
                     in_use: 1,
                     waiting: 0,
+                    breaker_open: false,
                 },
             )],
             7,

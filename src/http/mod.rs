@@ -35,6 +35,7 @@ pub struct AppState {
     live: ArcSwap<Live>,
     reload: std::sync::Mutex<ReloadStatus>,
     pub metrics: Metrics,
+    cache: crate::cache::ResponseCache,
     sources: HashMap<String, Arc<Source>>,
     auth: Authenticator,
     limits: RateLimits,
@@ -59,6 +60,7 @@ impl AppState {
                 ..ReloadStatus::default()
             }),
             metrics: Metrics::default(),
+            cache: crate::cache::ResponseCache::new(),
             sources,
             auth: security.auth,
             limits: RateLimits::new(),

@@ -150,6 +150,24 @@ impl Problem {
                     "Every connection to the database is in use. Try again shortly.",
                 )
             },
+            SourceError::QueueFull => Self {
+                retry_after: Some(1),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "source-busy",
+                    "Source Busy",
+                    "Too many requests are waiting for the database. Try again shortly.",
+                )
+            },
+            SourceError::CircuitOpen(wait) => Self {
+                retry_after: Some(wait.as_secs() + 1),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "source-unavailable",
+                    "Source Unavailable",
+                    "The database behind this route cannot be reached right now.",
+                )
+            },
             SourceError::Unavailable(_) | SourceError::Closed => Self {
                 retry_after: Some(5),
                 ..Self::new(

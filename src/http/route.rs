@@ -15,6 +15,7 @@ use super::{AppState, RequestId, Served};
 use crate::audit;
 use crate::auth::Identity;
 use crate::auth::ratelimit::Decision;
+use crate::cache;
 use crate::catalog::RoutePlan;
 use crate::encode::JsonRows;
 use crate::source::SourceError;
@@ -53,7 +54,20 @@ pub(super) async fn serve(
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Err(Problem::too_many_requests(d.retry_after.unwrap_or(1)));
         }
-        let (res, n) = run(state, route, path_params, query, &identity, &mut timing).await?;
+        let if_none_match = req
+            .headers()
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok());
+        let (res, n) = run(
+            state,
+            route,
+            path_params,
+            query,
+            &identity,
+            if_none_match,
+            &mut timing,
+        )
+        .await?;
         rows = n;
         Ok(res)
     }
@@ -208,6 +222,7 @@ fn rate_headers(res: &mut HttpResponse, d: Decision) {
 /// Stage durations for `Server-Timing`.
 #[derive(Debug, Default)]
 struct Timing {
+    cache: Option<cache::Outcome>,
     auth: Option<std::time::Duration>,
     db: Option<std::time::Duration>,
     encode: Option<std::time::Duration>,
@@ -226,6 +241,16 @@ impl Timing {
         if let Some(d) = self.encode {
             parts.push(format!("encode;dur={:.3}", ms(d)));
         }
+        if let Some(o) = self.cache {
+            parts.push(format!(
+                "cache;desc=\"{}\"",
+                match o {
+                    cache::Outcome::Hit => "hit",
+                    cache::Outcome::Coalesced => "coalesced",
+                    cache::Outcome::Miss => "miss",
+                }
+            ));
+        }
         parts.push(format!("total;dur={:.3}", ms(total)));
         if let Ok(v) = HeaderValue::from_str(&parts.join(", ")) {
             res.headers_mut()
@@ -240,6 +265,7 @@ async fn run(
     path_params: &[(String, String)],
     query: &str,
     identity: &Identity,
+    if_none_match: Option<&str>,
     timing: &mut Timing,
 ) -> Result<(HttpResponse, usize), Problem> {
     let binds = params::bind_values(route, path_params, query, &|c| identity.claim(c)).map_err(
@@ -254,6 +280,60 @@ async fn run(
             }
         },
     )?;
+    let fetch = || execute(state, route, binds.clone());
+    let (cached, outcome) = match route.cache {
+        Some(ttl) => {
+            state
+                .cache
+                .get_or_fill(cache::key(&route.id, &binds), ttl, fetch)
+                .await?
+        }
+        None => (fetch().await?, cache::Outcome::Miss),
+    };
+    timing.db = cached.db_time.filter(|_| outcome == cache::Outcome::Miss);
+    timing.cache = route.cache.map(|_| outcome);
+    if route.cache.is_some() {
+        state.metrics.cache(outcome);
+    }
+    if route.one && cached.rows == 0 {
+        return Err(Problem::not_found("No row matches these parameters."));
+    }
+    let etag = format!("\"{}\"", cached.etag);
+    if if_none_match.is_some_and(|h| {
+        h.split(',')
+            .any(|t| t.trim().trim_start_matches("W/") == etag)
+    }) {
+        let mut res = HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .finish();
+        deprecation_headers(route, &mut res);
+        return Ok((res, cached.rows));
+    }
+    let mut res = HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .insert_header((header::ETAG, etag))
+        .insert_header((
+            header::CACHE_CONTROL,
+            match route.cache {
+                Some(ttl) => format!("private, max-age={}", ttl.as_secs()),
+                None => "private, no-cache".to_string(),
+            },
+        ))
+        .body(cached.body.to_vec());
+    let rows = cached.rows;
+    deprecation_headers(route, &mut res);
+    timing.encode = cached
+        .encode_time
+        .filter(|_| outcome == cache::Outcome::Miss);
+    Ok((res, rows))
+}
+
+/// Run the route's statement and build the response body (cacheable: no per-request parts).
+async fn execute(
+    state: &AppState,
+    route: &Arc<RoutePlan>,
+    binds: Vec<crate::codec::BindValue>,
+) -> Result<cache::Cached, Problem> {
     let Some(source) = state.sources.get(&route.source) else {
         error!(route = %route.id, source = %route.source, "route refers to a source that is not running");
         return Err(Problem::from_source(&SourceError::Closed));
@@ -263,16 +343,17 @@ async fn run(
     let result = source
         .query(Arc::clone(&route.sql), binds, route.max_rows, sink)
         .await;
-    timing.db = Some(db_started.elapsed());
-    state
-        .metrics
-        .query(&route.source, db_started.elapsed().as_secs_f64());
+    let db_time = db_started.elapsed();
+    state.metrics.query(&route.source, db_time.as_secs_f64());
     let encode_started = Instant::now();
     let sink = match result {
         Ok(s) => s,
         Err(e) => {
             match &e {
-                SourceError::Busy(_) | SourceError::Timeout => {
+                SourceError::Busy(_)
+                | SourceError::Timeout
+                | SourceError::QueueFull
+                | SourceError::CircuitOpen(_) => {
                     warn!(route = %route.id, source = %route.source, error = %e, "statement not run to completion");
                 }
                 _ => {
@@ -284,9 +365,6 @@ async fn run(
     };
     let (rows_json, rows) = sink.finish();
     let body = if route.one {
-        if rows == 0 {
-            return Err(Problem::not_found("No row matches these parameters."));
-        }
         rows_json
     } else {
         let mut body = Vec::with_capacity(rows_json.len() + 32);
@@ -295,12 +373,19 @@ async fn run(
         body.extend_from_slice(b"],\"next\":null}");
         body
     };
-    let mut res = HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "application/json"))
-        .body(body);
-    deprecation_headers(route, &mut res);
-    timing.encode = Some(encode_started.elapsed());
-    Ok((res, rows))
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&body, &mut h);
+    Ok(cache::Cached {
+        etag: format!(
+            "{:016x}{:04x}",
+            std::hash::Hasher::finish(&h),
+            body.len() & 0xffff
+        ),
+        body: Arc::from(body),
+        rows,
+        db_time: Some(db_time),
+        encode_time: Some(encode_started.elapsed()),
+    })
 }
 
 /// `Deprecation` (RFC 9745) and `Sunset` (RFC 8594) on deprecated routes.

@@ -86,6 +86,12 @@ pub enum SourceError {
     /// The database could not be reached, or the connection broke.
     #[error("source unavailable: {0}")]
     Unavailable(String),
+    /// The circuit breaker is open after repeated connection failures: failing fast.
+    #[error("circuit open for another {0:?}")]
+    CircuitOpen(std::time::Duration),
+    /// Too many requests already wait for a connection.
+    #[error("the wait queue is full")]
+    QueueFull,
     /// The statement ran past its timeout and was cancelled.
     #[error("statement timed out")]
     Timeout,

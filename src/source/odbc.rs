@@ -51,6 +51,8 @@ enum Job {
 pub struct OdbcPool {
     name: String,
     size: usize,
+    max_waiting: usize,
+    breaker: Breaker,
     ping_sql: Arc<str>,
     waiting: std::sync::atomic::AtomicUsize,
     permits: Arc<Semaphore>,
@@ -82,10 +84,12 @@ impl OdbcPool {
         }
         Self {
             name: cfg.name.clone(),
-            size: cfg.pool_max,
+            size: cfg.max_concurrent,
+            max_waiting: cfg.max_waiting,
+            breaker: Breaker::new(cfg.breaker_failures, cfg.breaker_cooldown),
             ping_sql: Arc::from(cfg.dialect.ping_sql()),
             waiting: std::sync::atomic::AtomicUsize::new(0),
-            permits: Arc::new(Semaphore::new(cfg.pool_max)),
+            permits: Arc::new(Semaphore::new(cfg.max_concurrent)),
             acquire_timeout: cfg.acquire_timeout,
             jobs: tx,
         }
@@ -100,6 +104,7 @@ impl OdbcPool {
             size: self.size,
             in_use: self.size.saturating_sub(self.permits.available_permits()),
             waiting: self.waiting.load(std::sync::atomic::Ordering::Relaxed),
+            breaker_open: self.breaker.is_open(),
         }
     }
 
@@ -114,7 +119,11 @@ impl OdbcPool {
         if let Ok(p) = Arc::clone(&self.permits).try_acquire_owned() {
             return Ok(p);
         }
-        self.waiting.fetch_add(1, Ordering::Relaxed);
+        // A bounded queue: beyond it, fail at once rather than pile up.
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(SourceError::QueueFull);
+        }
         let waited = self.acquire_waiting().await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         waited
@@ -140,6 +149,7 @@ impl OdbcPool {
         max_rows: usize,
         sink: Box<dyn RowSink>,
     ) -> Result<Box<dyn RowSink>, SourceError> {
+        self.breaker.check()?;
         let permit = self.acquire().await?;
         let (reply, rx) = oneshot::channel();
         self.jobs
@@ -152,7 +162,12 @@ impl OdbcPool {
                 _permit: permit,
             })
             .map_err(|_| SourceError::Closed)?;
-        rx.await.map_err(|_| SourceError::Closed)?
+        let result = rx.await.map_err(|_| SourceError::Closed)?;
+        match &result {
+            Err(SourceError::Unavailable(_)) => self.breaker.failure(&self.name),
+            _ => self.breaker.success(&self.name),
+        }
+        result
     }
 
     pub async fn describe(&self, sql: Arc<str>) -> Result<Described, SourceError> {
@@ -166,6 +181,85 @@ impl OdbcPool {
             })
             .map_err(|_| SourceError::Closed)?;
         rx.await.map_err(|_| SourceError::Closed)?
+    }
+}
+
+/// Fails fast after repeated connection failures, then lets one request probe.
+#[derive(Debug)]
+struct Breaker {
+    threshold: u32,
+    base: Duration,
+    state: std::sync::Mutex<BreakerState>,
+}
+
+#[derive(Debug, Default)]
+struct BreakerState {
+    failures: u32,
+    open_until: Option<Instant>,
+    cooldown: Duration,
+}
+
+impl Breaker {
+    fn new(threshold: u32, base: Duration) -> Self {
+        Self {
+            threshold,
+            base,
+            state: std::sync::Mutex::new(BreakerState {
+                cooldown: base,
+                ..BreakerState::default()
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BreakerState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn is_open(&self) -> bool {
+        self.lock().open_until.is_some()
+    }
+
+    /// Refuse while open; once the cooldown is over, let one request through as a probe
+    /// (the others keep failing fast until it reports).
+    fn check(&self) -> Result<(), SourceError> {
+        let mut s = self.lock();
+        match s.open_until {
+            Some(until) if Instant::now() < until => {
+                Err(SourceError::CircuitOpen(until - Instant::now()))
+            }
+            Some(_) => {
+                s.open_until = Some(Instant::now() + s.cooldown);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn success(&self, name: &str) {
+        let mut s = self.lock();
+        if s.open_until.is_some() {
+            info!(source = %name, "circuit closed: the source answers again");
+        }
+        s.failures = 0;
+        s.open_until = None;
+        s.cooldown = self.base;
+    }
+
+    fn failure(&self, name: &str) {
+        let mut s = self.lock();
+        s.failures += 1;
+        if s.failures >= self.threshold {
+            // Jitter spreads the probes of many replicas.
+            let jitter = s.cooldown.mul_f64(rand::random::<f64>() * 0.2);
+            let wait = s.cooldown + jitter;
+            if s.open_until.is_none() {
+                warn!(source = %name, failures = s.failures, "circuit open: failing fast for {wait:?}");
+            }
+            s.open_until = Some(Instant::now() + wait);
+            s.cooldown = (s.cooldown * 2).min(Duration::from_mins(1));
+        }
     }
 }
 
