@@ -249,6 +249,8 @@ fn database_loss_fails_fast_then_recovers() {
     db.connection_string = db
         .connection_string
         .replace(&format!("Port={pg_port}"), &format!("Port={}", proxy.port));
+    db.connection_string
+        .push_str("pqopt={application_name=patina-loss};");
     let gw = gateway(
         &db,
         "source = \"demo\"\n[[route]]\nid = \"n\"\npath = \"/n\"\npublic = true\nsql = \"SELECT COUNT(*) AS N FROM JOBMST\"\n",
@@ -296,5 +298,20 @@ fn database_loss_fails_fast_then_recovers() {
         gw.get("/metrics")
             .text
             .contains("patina_breaker_open{source=\"demo\"} 0")
+    );
+    // Connections cut under the gateway were dropped, not kept: no more than the pool.
+    let url = std::env::var("PATINA_TEST_PG_PSQL").expect("PATINA_TEST_PG_PSQL");
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-A", "-t", "-q", "-d", &url, "-c"])
+        .arg("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'patina-loss'")
+        .output()
+        .expect("psql");
+    let sessions: usize = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("count");
+    assert!(
+        (1..=2).contains(&sessions),
+        "{sessions} sessions for a pool of 2"
     );
 }
