@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every test: installs what the tests need, starts a private PostgreSQL cluster on a free
 # loopback port, loads the demo fixtures into it, runs lints and the test suite against
-# SQLite (ODBC) and PostgreSQL (ODBC), and stops the cluster again.
+# SQLite (ODBC) and PostgreSQL (ODBC), checks the API documents and the deployment
+# manifests, and stops the cluster again.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/api-checks.sh"
@@ -43,3 +44,6 @@ else
 fi
 
 api_checks
+
+echo "==> deployment manifests (Kubernetes schemas, kustomize, hadolint)"
+bash deploy/check-manifests.sh

@@ -191,6 +191,10 @@ fn read_dir(dir: &Path, diags: &mut Diagnostics) -> Vec<MappingFile> {
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
+        // Hidden entries (editor files, a ConfigMap volume's `..data` links) are not mappings.
+        if name.starts_with('.') {
+            continue;
+        }
         if p.is_dir() {
             if !is_version_name(&name) {
                 diags.file_error(
@@ -210,6 +214,10 @@ fn read_dir(dir: &Path, diags: &mut Diagnostics) -> Vec<MappingFile> {
                 .filter_map(Result::ok)
                 .map(|e| e.path())
                 .filter(|f| f.extension().is_some_and(|e| e == "toml"))
+                .filter(|f| {
+                    !f.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
                 .collect();
             files.sort();
             for f in files {
@@ -1783,6 +1791,23 @@ params.s = { type = "string", required = true, default = "x", pattern = "([" }
             joined.contains("f.toml:8:9: error: route `a`: two columns are named `x`"),
             "{joined}"
         );
+    }
+
+    #[test]
+    fn hidden_entries_are_not_mappings() {
+        let dir = tempfile::tempdir().expect("dir");
+        let v1 = dir.path().join("v1");
+        std::fs::create_dir_all(&v1).expect("v1");
+        std::fs::create_dir_all(dir.path().join("..2026_11_27_data")).expect("data");
+        std::fs::write(
+            v1.join("a.toml"),
+            "source = \"mfg\"\n[[route]]\nid = \"a\"\npublic = true\npath = \"/a\"\nsql = \"SELECT 1\"\n",
+        )
+        .expect("a");
+        std::fs::write(v1.join(".a.toml.swp"), "not toml").expect("swp");
+        std::fs::write(v1.join(".hidden.toml"), "not = [toml").expect("hidden");
+        let c = load_dir(dir.path(), &sources(), 10).expect("loads");
+        assert_eq!(c.catalog.routes.len(), 1);
     }
 
     #[test]
