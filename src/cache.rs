@@ -19,7 +19,9 @@ pub struct Cached {
     pub rows: usize,
     /// Strong validator of the body.
     pub etag: String,
-    /// How long the statement and the envelope took when this was made.
+    /// How long the wait for a connection, the statement and the envelope took when this
+    /// was made.
+    pub acquire_time: Option<Duration>,
     pub db_time: Option<Duration>,
     pub encode_time: Option<Duration>,
 }
@@ -157,6 +159,7 @@ mod tests {
                                 body: Arc::from(&b"x"[..]),
                                 rows: 1,
                                 etag: String::new(),
+                                acquire_time: None,
                                 db_time: None,
                                 encode_time: None,
                             })
@@ -196,6 +199,7 @@ mod tests {
                     body: Arc::from(&b"y"[..]),
                     rows: 0,
                     etag: String::new(),
+                    acquire_time: None,
                     db_time: None,
                     encode_time: None,
                 })
@@ -210,6 +214,7 @@ mod tests {
                     body: Arc::from(&b"z"[..]),
                     rows: 0,
                     etag: String::new(),
+                    acquire_time: None,
                     db_time: None,
                     encode_time: None,
                 })

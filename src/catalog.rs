@@ -78,6 +78,8 @@ pub struct RoutePlan {
     pub rate_limit: Option<crate::auth::ratelimit::RateSpec>,
     /// How long a response may be reused for identical requests.
     pub cache: Option<std::time::Duration>,
+    /// The route's own statement timeout.
+    pub statement_timeout: Option<std::time::Duration>,
     /// Deprecated since this date (`YYYY-MM-DD`).
     pub deprecated: Option<String>,
     /// Removed after this date (`YYYY-MM-DD`).

@@ -44,6 +44,8 @@ struct RawRoute {
     one: bool,
     /// Keep responses this long (e.g. `5s`); identical requests meanwhile share one query.
     cache: Option<Spanned<String>>,
+    /// Cancel the statement after this long (overrides the source's `statement_timeout`).
+    statement_timeout: Option<Spanned<String>>,
     /// Per-identity limit for this route, e.g. `10/minute`.
     rate_limit: Option<Spanned<String>>,
     /// Deprecated since this date (YYYY-MM-DD): `Deprecation` header, marked in the docs.
@@ -858,6 +860,19 @@ fn compile_route(
                 None
             }
         });
+    let statement_timeout = raw.statement_timeout.as_ref().and_then(|t| {
+        crate::config::parse_duration(t.get_ref())
+            .filter(|d| d.as_secs() >= 1)
+            .or_else(|| {
+                diags.error_hint(
+                    file,
+                    t.span(),
+                    format!("route `{id}`: `statement_timeout` must be a duration of 1s or more"),
+                    "write it like \"2s\"; drivers count in whole seconds",
+                );
+                None
+            })
+    });
     let rate_limit = raw.rate_limit.as_ref().and_then(|r| {
         crate::auth::ratelimit::RateSpec::parse(r.get_ref()).or_else(|| {
             diags.error_hint(
@@ -927,6 +942,7 @@ fn compile_route(
         public: raw.public,
         rate_limit,
         cache,
+        statement_timeout,
         deprecated,
         sunset,
         one: raw.one,

@@ -255,6 +255,30 @@ mod postgres {
     }
 
     #[test]
+    fn a_route_timeout_overrides_the_source() {
+        let Some(db) = db("patina-route-timeout") else {
+            return;
+        };
+        let text = mapping(
+            SLEEP,
+            "params.seconds = \"number\"\nstatement_timeout = \"1s\"",
+        );
+        let gw = gateway_with(
+            &db,
+            &text,
+            "statement_timeout = \"30s\"\npool = { max = 1 }",
+        );
+        let started = Instant::now();
+        gw.get("/v1/r?seconds=10").problem(504, "statement-timeout");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(gw.get("/v1/r?seconds=0").status, 200);
+    }
+
+    #[test]
     fn killed_connection_is_replaced() {
         let Some(db) = db("patina-killed") else {
             return;

@@ -129,7 +129,13 @@ fn metrics_and_server_timing() {
             .header("server-timing")
             .expect("Server-Timing")
             .to_string();
-        for stage in ["auth;dur=", "db;", "encode;dur=", "total;dur="] {
+        for stage in [
+            "auth;dur=",
+            "acquire;dur=",
+            "query;",
+            "encode;dur=",
+            "total;dur=",
+        ] {
             assert!(timing.contains(stage), "{timing}");
         }
     }

@@ -224,6 +224,7 @@ fn rate_headers(res: &mut HttpResponse, d: Decision) {
 struct Timing {
     cache: Option<cache::Outcome>,
     auth: Option<std::time::Duration>,
+    acquire: Option<std::time::Duration>,
     db: Option<std::time::Duration>,
     encode: Option<std::time::Duration>,
 }
@@ -235,8 +236,14 @@ impl Timing {
         if let Some(d) = self.auth {
             parts.push(format!("auth;dur={:.3}", ms(d)));
         }
+        if let Some(d) = self.acquire {
+            parts.push(format!("acquire;dur={:.3}", ms(d)));
+        }
         if let Some(d) = self.db {
-            parts.push(format!("db;desc=\"acquire+query+rows\";dur={:.3}", ms(d)));
+            parts.push(format!(
+                "query;desc=\"statement and rows\";dur={:.3}",
+                ms(d)
+            ));
         }
         if let Some(d) = self.encode {
             parts.push(format!("encode;dur={:.3}", ms(d)));
@@ -291,6 +298,9 @@ async fn run(
         None => (fetch().await?, cache::Outcome::Miss),
     };
     timing.db = cached.db_time.filter(|_| outcome == cache::Outcome::Miss);
+    timing.acquire = cached
+        .acquire_time
+        .filter(|_| outcome == cache::Outcome::Miss);
     timing.cache = route.cache.map(|_| outcome);
     if route.cache.is_some() {
         state.metrics.cache(outcome);
@@ -341,13 +351,19 @@ async fn execute(
     let sink = Box::new(JsonRows::new(Arc::clone(route)));
     let db_started = Instant::now();
     let result = source
-        .query(Arc::clone(&route.sql), binds, route.max_rows, sink)
+        .query(
+            Arc::clone(&route.sql),
+            binds,
+            route.max_rows,
+            route.statement_timeout,
+            sink,
+        )
         .await;
     let db_time = db_started.elapsed();
     state.metrics.query(&route.source, db_time.as_secs_f64());
     let encode_started = Instant::now();
-    let sink = match result {
-        Ok(s) => s,
+    let (sink, waited) = match result {
+        Ok(q) => (q.sink, q.waited),
         Err(e) => {
             match &e {
                 SourceError::Busy(_)
@@ -383,7 +399,8 @@ async fn execute(
         ),
         body: Arc::from(body),
         rows,
-        db_time: Some(db_time),
+        acquire_time: Some(waited),
+        db_time: Some(db_time.saturating_sub(waited)),
         encode_time: Some(encode_started.elapsed()),
     })
 }

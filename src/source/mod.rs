@@ -106,6 +106,19 @@ pub enum SourceError {
     Closed,
 }
 
+/// A statement's rows, and how long it waited for a connection.
+#[derive(Debug)]
+pub struct Queried {
+    pub sink: Box<dyn RowSink>,
+    pub waited: std::time::Duration,
+}
+
+impl std::fmt::Debug for dyn RowSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RowSink")
+    }
+}
+
 /// What a described statement returns and takes.
 #[derive(Clone, Debug)]
 pub struct Described {
@@ -132,10 +145,11 @@ impl Source {
         sql: Arc<str>,
         binds: Vec<BindValue>,
         max_rows: usize,
+        timeout: Option<std::time::Duration>,
         sink: Box<dyn RowSink>,
-    ) -> Result<Box<dyn RowSink>, SourceError> {
+    ) -> Result<Queried, SourceError> {
         match self {
-            Source::Odbc(p) => p.query(sql, binds, max_rows, sink).await,
+            Source::Odbc(p) => p.query(sql, binds, max_rows, timeout, sink).await,
         }
     }
 

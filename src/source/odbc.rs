@@ -35,6 +35,7 @@ enum Job {
         sql: Arc<str>,
         binds: Vec<BindValue>,
         max_rows: usize,
+        timeout: Option<Duration>,
         sink: Box<dyn RowSink>,
         reply: oneshot::Sender<Result<Box<dyn RowSink>, SourceError>>,
         _permit: OwnedSemaphorePermit,
@@ -109,9 +110,15 @@ impl OdbcPool {
     }
 
     pub async fn ping(&self) -> Result<(), SourceError> {
-        self.query(Arc::clone(&self.ping_sql), Vec::new(), 1, Box::new(Discard))
-            .await
-            .map(|_| ())
+        self.query(
+            Arc::clone(&self.ping_sql),
+            Vec::new(),
+            1,
+            None,
+            Box::new(Discard),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn acquire(&self) -> Result<OwnedSemaphorePermit, SourceError> {
@@ -147,16 +154,20 @@ impl OdbcPool {
         sql: Arc<str>,
         binds: Vec<BindValue>,
         max_rows: usize,
+        timeout: Option<Duration>,
         sink: Box<dyn RowSink>,
-    ) -> Result<Box<dyn RowSink>, SourceError> {
+    ) -> Result<super::Queried, SourceError> {
         self.breaker.check()?;
+        let started = Instant::now();
         let permit = self.acquire().await?;
+        let waited = started.elapsed();
         let (reply, rx) = oneshot::channel();
         self.jobs
             .send(Job::Query {
                 sql,
                 binds,
                 max_rows,
+                timeout,
                 sink,
                 reply,
                 _permit: permit,
@@ -167,7 +178,7 @@ impl OdbcPool {
             Err(SourceError::Unavailable(_)) => self.breaker.failure(&self.name),
             _ => self.breaker.success(&self.name),
         }
-        result
+        result.map(|sink| super::Queried { sink, waited })
     }
 
     pub async fn describe(&self, sql: Arc<str>) -> Result<Described, SourceError> {
@@ -283,6 +294,8 @@ impl RowSink for Discard {
 /// A prepared statement with what was learned about its result set.
 struct CachedStatement {
     prepared: Stmt,
+    /// The query timeout set on the handle, in seconds (0: none).
+    timeout_secs: usize,
     columns: Option<(Vec<ColumnInfo>, Vec<BufferDesc>)>,
     buffer: Option<ColumnarDynBuffer>,
 }
@@ -315,12 +328,13 @@ impl Worker {
                     sql,
                     binds,
                     max_rows,
+                    timeout,
                     mut sink,
                     reply,
                     _permit,
                 } => {
                     let result = self
-                        .query(&sql, &binds, max_rows, sink.as_mut())
+                        .query(&sql, &binds, max_rows, timeout, sink.as_mut())
                         .map(|()| sink);
                     let _ = reply.send(result);
                 }
@@ -399,16 +413,11 @@ impl Worker {
         if !self.statements.contains_key(sql) {
             let conn = self.connection()?;
             let prepared = conn.into_prepared(sql);
-            let mut prepared = match prepared {
+            let prepared = match prepared {
                 Ok(p) => p,
                 Err(e) => return Err(self.classify(&e)),
             };
-            if let Some(t) = self.cfg.statement_timeout {
-                let secs = usize::try_from(t.as_secs().max(1)).unwrap_or(usize::MAX);
-                if let Err(e) = prepared.set_query_timeout_sec(secs) {
-                    debug!(source = %self.cfg.name, error = %e, "driver ignores statement timeouts");
-                }
-            }
+
             if self.statements.len() >= STATEMENT_CACHE {
                 self.statements.clear();
             }
@@ -416,6 +425,7 @@ impl Worker {
                 Arc::clone(sql),
                 CachedStatement {
                     prepared,
+                    timeout_secs: 0,
                     columns: None,
                     buffer: None,
                 },
@@ -432,10 +442,22 @@ impl Worker {
         sql: &Arc<str>,
         binds: &[BindValue],
         max_rows: usize,
+        timeout: Option<Duration>,
         sink: &mut dyn RowSink,
     ) -> Result<(), SourceError> {
         let max_text = self.cfg.max_text_bytes;
+        // The route's timeout, else the source's; the driver cancels the statement after it.
+        let want = timeout.or(self.cfg.statement_timeout).map_or(0, |t| {
+            usize::try_from(t.as_secs().max(1)).unwrap_or(usize::MAX)
+        });
+        let name = self.cfg.name.clone();
         let stmt = self.prepare(sql)?;
+        if stmt.timeout_secs != want {
+            match stmt.prepared.set_query_timeout_sec(want) {
+                Ok(()) => stmt.timeout_secs = want,
+                Err(e) => debug!(source = %name, error = %e, "driver ignores statement timeouts"),
+            }
+        }
         match run_statement(stmt, binds, max_rows, max_text, sink) {
             Ok(()) => Ok(()),
             Err(RunError::Sink(s)) => Err(SourceError::Decode(s)),
