@@ -112,19 +112,7 @@ for q in point customer filtered; do
   done
 done
 echo "==> static route (/healthz), 32 connections"
-wrk -t2 -c32 -d"${seconds}s" --latency "$base/healthz" > "$work/wrk-static.txt"
-read -r s_rps s_p50 s_p99 _ <<<"$(python3 - "$work/wrk-static.txt" <<'PY'
-import re, sys
-t = open(sys.argv[1]).read()
-def ms(v):
-    n, u = re.match(r"([\d.]+)(us|ms|s)", v).groups()
-    return float(n) * {"us": 0.001, "ms": 1, "s": 1000}[u]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-p50 = ms(re.search(r"\s50%\s+(\S+)", t).group(1))
-p99 = ms(re.search(r"\s99%\s+(\S+)", t).group(1))
-print(f"{rps:.0f} {p50:.2f} {p99:.2f} 0")
-PY
-)"
+read -r s_rps s_p50 s_p99 _ <<<"$(wrk_run static 32)"
 echo "==> cached point lookup (1,000 hot keys), 32 connections"
 wrk -t2 -c32 -d2s -s benches/cached.lua "$base" >/dev/null
 read -r c_rps c_p50 c_p99 _ <<<"$(wrk_run cached 32)"

@@ -585,16 +585,7 @@ impl ParamType {
                 let v: i64 = raw
                     .parse()
                     .map_err(|_| "must be a whole number".to_string())?;
-                if let Some(min) = minimum
-                    && v < *min
-                {
-                    return Err(format!("must be at least {min}"));
-                }
-                if let Some(max) = maximum
-                    && v > *max
-                {
-                    return Err(format!("must be at most {max}"));
-                }
+                within(v, *minimum, *maximum)?;
                 Ok(BindValue::Int(v))
             }
             Self::Number { minimum, maximum } => {
@@ -603,16 +594,7 @@ impl ParamType {
                     .ok()
                     .filter(|v: &f64| v.is_finite() && !raw.contains(['i', 'I', 'n', 'N']))
                     .ok_or_else(|| "must be a number".to_string())?;
-                if let Some(min) = minimum
-                    && v < *min
-                {
-                    return Err(format!("must be at least {min}"));
-                }
-                if let Some(max) = maximum
-                    && v > *max
-                {
-                    return Err(format!("must be at most {max}"));
-                }
+                within(v, *minimum, *maximum)?;
                 Ok(BindValue::Float(v))
             }
             Self::String {
@@ -697,6 +679,25 @@ pub fn date_header_forms(iso: &str) -> Option<(i64, String)> {
         days * 86_400,
         format!("{weekday}, {d:02} {month} {y:04} 00:00:00 GMT"),
     ))
+}
+
+/// Check a value against optional inclusive bounds; the error is a sentence for the client.
+fn within<T: PartialOrd + std::fmt::Display + Copy>(
+    v: T,
+    minimum: Option<T>,
+    maximum: Option<T>,
+) -> Result<(), String> {
+    if let Some(min) = minimum
+        && v < min
+    {
+        return Err(format!("must be at least {min}"));
+    }
+    if let Some(max) = maximum
+        && v > max
+    {
+        return Err(format!("must be at most {max}"));
+    }
+    Ok(())
 }
 
 fn parse_iso_date(raw: &str) -> Option<(i64, i64, i64)> {

@@ -143,6 +143,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// Config and mappings, or every error printed.
+fn load(
+    config_path: &std::path::Path,
+) -> Option<(patina::config::Config, patina::mapping::Compiled)> {
+    app::load(config_path).map_err(|e| eprintln!("{e}")).ok()
+}
+
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -150,12 +157,8 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 fn serve(config_path: &std::path::Path, listen: Option<&str>) -> ExitCode {
-    let (config, compiled) = match app::load(config_path) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
+    let Some((config, compiled)) = load(config_path) else {
+        return ExitCode::FAILURE;
     };
     for w in &compiled.warnings {
         warn!("{w}");
@@ -366,12 +369,8 @@ fn token(
 }
 
 fn write_openapi(config_path: &std::path::Path, out: &std::path::Path) -> ExitCode {
-    let (config, compiled) = match app::load(config_path) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
+    let Some((config, compiled)) = load(config_path) else {
+        return ExitCode::FAILURE;
     };
     let docs = patina::openapi::Documents::build(&compiled.catalog, &config.docs);
     if let Err(e) = std::fs::create_dir_all(out) {
@@ -390,12 +389,8 @@ fn write_openapi(config_path: &std::path::Path, out: &std::path::Path) -> ExitCo
 }
 
 fn check(config_path: &std::path::Path, db: bool) -> ExitCode {
-    let (config, compiled) = match app::load(config_path) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
+    let Some((config, compiled)) = load(config_path) else {
+        return ExitCode::FAILURE;
     };
     for w in &compiled.warnings {
         eprintln!("{w}");
