@@ -15,7 +15,7 @@ pool="${BENCH_POOL:-16}"
 ensure_packages unixodbc-dev odbcinst odbc-postgresql postgresql-15 postgresql-client-15 wrk python3 curl
 
 echo "==> building patina (release)"
-cargo build --release --locked --quiet
+cargo build --release --locked --quiet --bin patina --example odbc_point_loop
 bin="$PATINA_ROOT/target/release/patina"
 
 work="$PATINA_ROOT/target/bench"
@@ -113,6 +113,10 @@ for q in point customer filtered; do
 done
 echo "==> static route (/healthz), 32 connections"
 read -r s_rps s_p50 s_p99 _ <<<"$(wrk_run static 32)"
+echo "==> the ODBC driver alone: point lookups from 1 and 32 threads (no HTTP, no gateway)"
+pg_cs="Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=$PG_PORT;Database=bench;Uid=bench;Pwd=bench;"
+read -r d1_qps d1_p50 d1_p99 <<<"$(target/release/examples/odbc_point_loop "$pg_cs" 1 "$seconds" 2>/dev/null)"
+read -r d32_qps d32_p50 d32_p99 <<<"$(target/release/examples/odbc_point_loop "$pg_cs" 32 "$seconds" 2>/dev/null)"
 echo "==> cached point lookup (1,000 hot keys), 32 connections"
 wrk -t2 -c32 -d2s -s benches/cached.lua "$base" >/dev/null
 read -r c_rps c_p50 c_p99 _ <<<"$(wrk_run cached 32)"
@@ -161,6 +165,7 @@ startup_ms=$(printf '%s\n' "${startups[@]}" | sort -n | sed -n 2p)
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
   echo
+  echo "- the ODBC driver alone (examples/odbc_point_loop, prepared, every column as text): 1 thread $d1_qps q/s (p50 $d1_p50 ms, p99 $d1_p99 ms); 32 threads $d32_qps q/s (p50 $d32_p50 ms, p99 $d32_p99 ms)"
   echo "- static JSON route (/healthz), 32 connections: $s_rps req/s, p50 $s_p50 ms, p99 $s_p99 ms"
   echo "- cached point lookup (cache = \"60s\", 1,000 hot keys), 32 connections: $c_rps req/s, p50 $c_p50 ms, p99 $c_p99 ms ($(python3 -c "print(f'{$c_rps/$s_rps:.2f}')")× the static route)"
   echo "- gateway peak RSS over the runs: $(( rss_kb / 1024 )) MiB"
