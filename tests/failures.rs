@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Gateway, Options, TestDb, assert_no_leak};
+use common::{TestDb, assert_no_leak};
 
 fn mapping(sql: &str, extra: &str) -> String {
     format!(
@@ -14,20 +14,8 @@ fn mapping(sql: &str, extra: &str) -> String {
     )
 }
 
-fn gateway_with(db: &TestDb, text: &str, source_extra: &str) -> Gateway {
-    let files = [("v1/t.toml", text)];
-    Gateway::start(
-        db,
-        &Options {
-            source_extra,
-            mappings: Some(&files),
-            ..Options::default()
-        },
-    )
-}
-
 fn failed_statement_leaks_nothing(db: &TestDb) {
-    let gw = gateway_with(
+    let gw = common::with_mapping(
         db,
         &mapping(
             "SELECT JOBNO FROM NO_SUCH_TABLE WHERE JOBNO = :n",
@@ -45,7 +33,7 @@ fn failed_statement_leaks_nothing(db: &TestDb) {
 }
 
 fn undecodable_value_names_the_field(db: &TestDb) {
-    let gw = gateway_with(
+    let gw = common::with_mapping(
         db,
         &mapping(
             "SELECT JOBDS FROM JOBMST WHERE JOBNO = 100001",
@@ -90,7 +78,7 @@ mod sqlite {
                 .into(),
             dialect: "sqlite",
         };
-        let gw = gateway_with(&db, &mapping("SELECT 1 AS ONE", ""), "");
+        let gw = common::with_mapping(&db, &mapping("SELECT 1 AS ONE", ""), "");
         let r = gw.get("/v1/r");
         r.problem(503, "source-unavailable");
         assert!(r.header("retry-after").is_some());
@@ -171,7 +159,7 @@ mod postgres {
             })
             .collect::<Vec<_>>()
             .join(";");
-        let gw = gateway_with(
+        let gw = common::with_mapping(
             &db,
             &mapping("SELECT 1 AS ONE", ""),
             "login_timeout = \"2s\"",
@@ -191,7 +179,7 @@ mod postgres {
     #[test]
     fn exhausted_pool_is_503_busy_then_recovers() {
         let Some(db) = db("patina-busy") else { return };
-        let gw = gateway_with(
+        let gw = common::with_mapping(
             &db,
             &mapping(SLEEP, "params.seconds = \"number\""),
             "pool = { max = 1, acquire_timeout = \"200ms\" }",
@@ -227,7 +215,7 @@ mod postgres {
         let Some(db) = db("patina-timeout") else {
             return;
         };
-        let gw = gateway_with(
+        let gw = common::with_mapping(
             &db,
             &mapping(SLEEP, "params.seconds = \"number\""),
             "statement_timeout = \"1s\"\npool = { max = 1 }",
@@ -263,7 +251,7 @@ mod postgres {
             SLEEP,
             "params.seconds = \"number\"\nstatement_timeout = \"1s\"",
         );
-        let gw = gateway_with(
+        let gw = common::with_mapping(
             &db,
             &text,
             "statement_timeout = \"30s\"\npool = { max = 1 }",
@@ -283,7 +271,7 @@ mod postgres {
         let Some(db) = db("patina-killed") else {
             return;
         };
-        let gw = gateway_with(
+        let gw = common::with_mapping(
             &db,
             &mapping("SELECT COUNT(*) AS N FROM JOBMST", ""),
             "pool = { max = 2 }",

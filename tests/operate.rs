@@ -5,20 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Gateway, Options, TestDb};
+use common::{Gateway, TestDb};
 
 const GOOD: &str = "source = \"demo\"\n[[route]]\nid = \"one\"\npath = \"/one/{n}\"\npublic = true\none = true\nsql = \"SELECT JOBNO FROM JOBMST WHERE JOBNO = :n\"\nparams.n = \"integer\"\ncolumns.JOBNO = { name = \"job_number\", type = \"integer\" }\n";
-
-fn with_mapping(db: &TestDb, text: &str) -> Gateway {
-    let files = [("v1/jobs.toml", text)];
-    Gateway::start(
-        db,
-        &Options {
-            mappings: Some(&files),
-            ..Options::default()
-        },
-    )
-}
 
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -30,8 +19,8 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 
 #[test]
 fn a_broken_mapping_is_refused_and_a_fixed_one_served() {
-    let gw = with_mapping(&common::sqlite(), GOOD);
-    let file = gw.dir.join("mappings/v1/jobs.toml");
+    let gw = common::with_mapping(&common::sqlite(), GOOD, "");
+    let file = gw.dir.join("mappings/v1/t.toml");
     assert_eq!(gw.get("/v1/one/100001").status, 200);
     // Clients keep calling while the DBA edits.
     let base = gw.base.clone();
@@ -61,7 +50,7 @@ fn a_broken_mapping_is_refused_and_a_fixed_one_served() {
     });
     let ready = gw.get("/readyz").json();
     let why = ready["mappings"]["last_error"].as_str().expect("error");
-    assert!(why.contains("mappings/v1/jobs.toml:6:"), "{why}");
+    assert!(why.contains("mappings/v1/t.toml:6:"), "{why}");
     assert_eq!(
         gw.get("/v1/one/100001").status,
         200,
@@ -112,7 +101,7 @@ fn readyz_reports_each_source() {
         connection_string: "Driver={SQLite3};Database=/nonexistent-dir/x.db;NoCreat=1".into(),
         dialect: "sqlite",
     };
-    let gw = with_mapping(&down, GOOD);
+    let gw = common::with_mapping(&down, GOOD, "");
     let r = gw.get("/readyz");
     assert_eq!(r.status, 503, "{}", r.text);
     assert_eq!(r.json()["sources"]["demo"], "unreachable");

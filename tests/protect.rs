@@ -11,19 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Gateway, Options, TestDb};
-
-fn gateway(db: &TestDb, mapping: &str, source_extra: &str) -> Gateway {
-    let files = [("v1/t.toml", mapping)];
-    Gateway::start(
-        db,
-        &Options {
-            source_extra,
-            mappings: Some(&files),
-            ..Options::default()
-        },
-    )
-}
+use common::Gateway;
 
 fn metric(gw: &Gateway, line_prefix: &str) -> u64 {
     let text = gw.get("/metrics").text;
@@ -38,7 +26,7 @@ const CACHED_SLOW: &str = "source = \"demo\"\n[[route]]\nid = \"slow\"\npath = \
 #[test]
 fn fifty_identical_requests_cost_one_query() {
     let Some(db) = common::postgres() else { return };
-    let gw = gateway(&db, CACHED_SLOW, "");
+    let gw = common::with_mapping(&db, CACHED_SLOW, "");
     let base = gw.base.clone();
     let barrier = Arc::new(std::sync::Barrier::new(50));
     let threads: Vec<_> = (0..50)
@@ -104,7 +92,7 @@ fn concurrency_cap_is_never_exceeded() {
     };
     db.connection_string
         .push_str("pqopt={application_name=patina-cap};");
-    let gw = gateway(
+    let gw = common::with_mapping(
         &db,
         "source = \"demo\"\n[[route]]\nid = \"s\"\npath = \"/s/{n}\"\npublic = true\nsql = \"SELECT CAST(:n AS INTEGER) AS N FROM pg_sleep(0.2)\"\nparams.n = \"integer\"\n",
         "pool = { max = 6, max_concurrent = 2, acquire_timeout = \"20s\", max_waiting = 100 }",
@@ -251,7 +239,7 @@ fn database_loss_fails_fast_then_recovers() {
         .replace(&format!("Port={pg_port}"), &format!("Port={}", proxy.port));
     db.connection_string
         .push_str("pqopt={application_name=patina-loss};");
-    let gw = gateway(
+    let gw = common::with_mapping(
         &db,
         "source = \"demo\"\n[[route]]\nid = \"n\"\npath = \"/n\"\npublic = true\nsql = \"SELECT COUNT(*) AS N FROM JOBMST\"\n",
         "login_timeout = \"2s\"\npool = { max = 2, breaker_failures = 3, breaker_cooldown = \"1s\" }",

@@ -209,19 +209,7 @@ fn public_key_tokens_and_the_hmac_confusion_attack() {
     );
     // A gateway that trusts only the RSA key.
     let cfg_dir = tempfile::tempdir().expect("dir");
-    let cfg = cfg_dir.path().join("patina.toml");
-    let db = common::sqlite();
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nmappings = \"{}/mappings\"\n[sources.demo]\nkind = \"odbc\"\ndialect = \"sqlite\"\nconnection_string = \"{}\"\n[auth]\n{}",
-            common::ROOT,
-            db.connection_string,
-            extra
-        ),
-    )
-    .expect("config");
-    let gw = Gateway::from_config(&cfg);
+    let gw = common::demo_from_config(cfg_dir.path(), "", &format!("[auth]\n{extra}"));
     let pem = std::fs::read(&private).expect("private key");
     let rs = encode(
         &Header::new(Algorithm::RS256),
@@ -267,19 +255,14 @@ fn jwks_keys_rotate_without_a_restart() {
     let (key2, jwk2) = jwk_of(&k2, "k2");
     let jwks = dir.path().join("jwks.json");
     std::fs::write(&jwks, json!({"keys": [jwk1]}).to_string()).expect("jwks");
-    let db = common::sqlite();
-    let cfg = dir.path().join("patina.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nmappings = \"{}/mappings\"\n[sources.demo]\nkind = \"odbc\"\ndialect = \"sqlite\"\nconnection_string = \"{}\"\n[auth.jwt]\njwks_file = \"{}\"\nissuer = \"patina-test\"\naudience = \"patina\"\n",
-            common::ROOT,
-            db.connection_string,
+    let gw = common::demo_from_config(
+        dir.path(),
+        "",
+        &format!(
+            "[auth.jwt]\njwks_file = \"{}\"\nissuer = \"patina-test\"\naudience = \"patina\"\n",
             jwks.display()
         ),
-    )
-    .expect("config");
-    let gw = Gateway::from_config(&cfg);
+    );
     let sign = |key: &EncodingKey, kid: &str| {
         let mut h = Header::new(Algorithm::EdDSA);
         h.kid = Some(kid.into());
@@ -517,20 +500,12 @@ fn audit_log_records_identity_not_secrets() {
 
 #[test]
 fn cors_allow_list_and_security_headers() {
-    let db = common::sqlite();
     let dir = tempfile::tempdir().expect("dir");
-    let cfg = dir.path().join("patina.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nmappings = \"{}/mappings\"\ncors_origins = [\"https://dash.example\"]\n[sources.demo]\nkind = \"odbc\"\ndialect = \"sqlite\"\nconnection_string = \"{}\"\n{}",
-            common::ROOT,
-            db.connection_string,
-            common::auth_section(&dir.path().join("keys.toml"))
-        ),
-    )
-    .expect("config");
-    let gw = Gateway::from_config(&cfg);
+    let gw = common::demo_from_config(
+        dir.path(),
+        "cors_origins = [\"https://dash.example\"]",
+        &common::auth_section(&dir.path().join("keys.toml")),
+    );
     let r = gw.request(
         reqwest::Method::GET,
         "/v1/jobs/100001",
@@ -644,18 +619,13 @@ fn jwks_from_a_url_rotates_on_an_unknown_kid() {
         json!({"keys": [jwk1.clone()]}).to_string(),
     ));
     let url = tiny_server(std::sync::Arc::clone(&published));
-    let db = common::sqlite();
-    let cfg = dir.path().join("patina.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nmappings = \"{}/mappings\"\n[sources.demo]\nkind = \"odbc\"\ndialect = \"sqlite\"\nconnection_string = \"{}\"\n[auth.jwt]\njwks_url = \"{url}\"\nissuer = \"patina-test\"\naudience = \"patina\"\n",
-            common::ROOT,
-            db.connection_string,
+    let gw = common::demo_from_config(
+        dir.path(),
+        "",
+        &format!(
+            "[auth.jwt]\njwks_url = \"{url}\"\nissuer = \"patina-test\"\naudience = \"patina\"\n"
         ),
-    )
-    .expect("config");
-    let gw = Gateway::from_config(&cfg);
+    );
     let sign = |key: &EncodingKey, kid: &str| {
         let mut h = Header::new(Algorithm::EdDSA);
         h.kid = Some(kid.into());
@@ -702,19 +672,11 @@ fn tls_is_terminated_with_the_configured_certificate() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let db = common::sqlite();
-    let cfg = dir.path().join("patina.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nmappings = \"{}/mappings\"\ntls = {{ cert_file = \"cert.pem\", key_file = \"key.pem\" }}\n[sources.demo]\nkind = \"odbc\"\ndialect = \"sqlite\"\nconnection_string = \"{}\"\n{}",
-            common::ROOT,
-            db.connection_string,
-            common::auth_section(&dir.path().join("keys.toml"))
-        ),
-    )
-    .expect("config");
-    let gw = Gateway::from_config(&cfg);
+    let gw = common::demo_from_config(
+        dir.path(),
+        "tls = { cert_file = \"cert.pem\", key_file = \"key.pem\" }",
+        &common::auth_section(&dir.path().join("keys.toml")),
+    );
     let https = gw.base.replace("http://", "https://");
     let client = reqwest::blocking::Client::builder()
         .add_root_certificate(

@@ -111,6 +111,37 @@ pub fn postgres() -> Option<TestDb> {
     }
 }
 
+/// A gateway on the SQLite demo database and the repository's demo mappings, started from a
+/// config written into `dir`: `server_extra` goes under `[server]`, `rest` after the source
+/// (e.g. an `[auth]` section).
+pub fn demo_from_config(dir: &Path, server_extra: &str, rest: &str) -> Gateway {
+    let db = sqlite();
+    let cfg = dir.join("patina.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nmappings = \"{ROOT}/mappings\"\n{server_extra}\n[sources.demo]\nkind = \"odbc\"\n\
+             dialect = \"sqlite\"\nconnection_string = \"{}\"\n{rest}",
+            db.connection_string
+        ),
+    )
+    .expect("config");
+    Gateway::from_config(&cfg)
+}
+
+/// A gateway on `db` serving one mapping file (`v1/t.toml`), with more source settings.
+pub fn with_mapping(db: &TestDb, text: &str, source_extra: &str) -> Gateway {
+    let files = [("v1/t.toml", text)];
+    Gateway::start(
+        db,
+        &Options {
+            source_extra,
+            mappings: Some(&files),
+            ..Options::default()
+        },
+    )
+}
+
 /// A running gateway.
 #[derive(Debug)]
 pub struct Gateway {
