@@ -25,7 +25,23 @@ pub fn compile_catalog(config: &Config) -> Result<Compiled, LoadError> {
         .iter()
         .map(|(n, s)| (n.clone(), SourceInfo { dialect: s.dialect }))
         .collect();
-    mapping::load_dir(&config.mappings_dir, &infos, config.max_rows)
+    let mut compiled = mapping::load_dir(&config.mappings_dir, &infos, config.max_rows)?;
+    let no_auth = config.auth.jwt.is_none() && config.auth.api_keys_file.is_none();
+    let guarded = compiled.catalog.routes.iter().filter(|r| !r.public).count();
+    if no_auth && guarded > 0 {
+        compiled.warnings.push(Diagnostic {
+            severity: Severity::Warning,
+            file: config.file.display().to_string(),
+            line: 0,
+            column: 0,
+            message: format!(
+                "{guarded} route(s) need scopes, but [auth] configures no JWT keys and no API \
+                 keys file: they will answer 401 to everyone"
+            ),
+            hint: Some("configure [auth.jwt] or [auth] api_keys_file".into()),
+        });
+    }
+    Ok(compiled)
 }
 
 /// Load and compile everything a config names, without touching a database.

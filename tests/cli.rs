@@ -126,3 +126,18 @@ fn check_db_proves_mappings_against_the_database() {
         "{err}"
     );
 }
+
+#[test]
+fn check_warns_when_scoped_routes_have_no_credentials_to_check() {
+    let scoped = "source = \"demo\"\n[[route]]\nid = \"a\"\nscopes = [\"jobs:read\"]\npath = \"/a\"\nsql = \"SELECT 1\"\n";
+    let dir = project(&sqlite_config(), &[("v1/a.toml", scoped)]);
+    let o = run(&["check"], dir.path());
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "a warning, not an error: {out}{err}");
+    assert!(
+        err.contains(
+            "1 route(s) need scopes, but [auth] configures no JWT keys and no API keys file"
+        ),
+        "{err}"
+    );
+}

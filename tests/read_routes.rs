@@ -305,3 +305,64 @@ fn request_ids_and_methods(db: &TestDb) {
     assert_eq!(h.status, 200);
     assert_eq!(h.json()["status"], "ok");
 }
+
+mod robustness {
+    use super::common::{self, Gateway};
+    use std::io::{Read as _, Write as _};
+
+    /// Raw HTTP, so malformed requests reach the server as they are.
+    fn raw(gw: &Gateway, request: &[u8]) -> String {
+        let addr = gw.base.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        s.write_all(request).expect("send");
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn malformed_requests_get_client_errors_and_the_gateway_keeps_serving() {
+        let gw = Gateway::demo(&common::sqlite());
+        let long = "a".repeat(20_000);
+        let requests: Vec<Vec<u8>> = vec![
+            b"GET /v1/jobs/%ZZ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+            b"GET /v1/jobs/%C3%28 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+            b"GET /v1/jobs?status=%ZZ&&&=&status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                .to_vec(),
+            format!("GET /v1/jobs?name={long} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .into_bytes(),
+            format!("GET /v1/jobs HTTP/1.1\r\nHost: x\r\nX-Big: {long}{long}\r\nConnection: close\r\n\r\n")
+                .into_bytes(),
+            b"GET /v1/jobs/1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n"
+                .to_vec(),
+            b"GARBAGE\r\n\r\n".to_vec(),
+            b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        ];
+        for r in &requests {
+            let res = raw(&gw, r);
+            let status: u16 = res
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(400);
+            assert!(
+                (400..500).contains(&status),
+                "{status} for {:?}",
+                String::from_utf8_lossy(&r[..r.len().min(80)])
+            );
+            assert!(!res.contains("SELECT") && !res.contains("ODBC"));
+        }
+        assert_eq!(gw.get("/v1/jobs/100001").status, 200, "still serving");
+    }
+
+    #[test]
+    fn head_requests_answer_without_a_body() {
+        let gw = Gateway::demo(&common::sqlite());
+        let r = gw.request(reqwest::Method::HEAD, "/v1/jobs/100001", &[]);
+        assert_eq!(r.status, 200);
+        assert!(r.text.is_empty());
+        assert!(r.header("etag").is_some());
+    }
+}
