@@ -236,6 +236,13 @@ fn public_key_tokens_and_the_hmac_confusion_attack() {
         .problem(401, "unauthorized");
 }
 
+/// A token signed with an Ed25519 key, naming `kid`.
+fn sign_eddsa(key: &EncodingKey, kid: &str) -> String {
+    let mut h = Header::new(Algorithm::EdDSA);
+    h.kid = Some(kid.into());
+    encode(&h, &claims(&json!({})), key).expect("sign")
+}
+
 fn jwk_of(private: &Path, kid: &str) -> (EncodingKey, Value) {
     let key = EncodingKey::from_ed_pem(&std::fs::read(private).expect("key")).expect("ed key");
     let mut jwk = serde_json::to_value(
@@ -263,11 +270,7 @@ fn jwks_keys_rotate_without_a_restart() {
             jwks.display()
         ),
     );
-    let sign = |key: &EncodingKey, kid: &str| {
-        let mut h = Header::new(Algorithm::EdDSA);
-        h.kid = Some(kid.into());
-        encode(&h, &claims(&json!({})), key).expect("sign")
-    };
+    let sign = sign_eddsa;
     assert_eq!(
         gw.get_with(
             "/v1/jobs/100001",
@@ -626,11 +629,7 @@ fn jwks_from_a_url_rotates_on_an_unknown_kid() {
             "[auth.jwt]\njwks_url = \"{url}\"\nissuer = \"patina-test\"\naudience = \"patina\"\n"
         ),
     );
-    let sign = |key: &EncodingKey, kid: &str| {
-        let mut h = Header::new(Algorithm::EdDSA);
-        h.kid = Some(kid.into());
-        bearer(&encode(&h, &claims(&json!({})), key).expect("sign"))
-    };
+    let sign = |key: &EncodingKey, kid: &str| bearer(&sign_eddsa(key, kid));
     let r = gw.get_with("/v1/jobs/100001", &[("Authorization", &sign(&key1, "k1"))]);
     assert_eq!(r.status, 200, "fetched on first use: {}", r.text);
     // The provider rotates: publishes k2 and signs with it.
