@@ -26,6 +26,7 @@ pub fn compile_catalog(config: &Config) -> Result<Compiled, LoadError> {
         .map(|(n, s)| (n.clone(), SourceInfo { dialect: s.dialect }))
         .collect();
     let mut compiled = mapping::load_dir(&config.mappings_dir, &infos, config.max_rows)?;
+    compiled.warnings.splice(0..0, config.warnings.iter().cloned());
     let no_auth = config.auth.jwt.is_none() && config.auth.api_keys_file.is_none();
     let guarded = compiled.catalog.routes.iter().filter(|r| !r.public).count();
     if no_auth && guarded > 0 {
@@ -52,11 +53,15 @@ pub fn load(config_path: &Path) -> Result<(Config, Compiled), LoadError> {
 }
 
 /// Start a source for every configured one.
-pub fn start_sources(config: &Config) -> HashMap<String, Arc<Source>> {
+pub fn start_sources(config: &Config) -> Result<HashMap<String, Arc<Source>>, String> {
     config
         .sources
         .iter()
-        .map(|(name, cfg)| (name.clone(), Source::start(cfg)))
+        .map(|(name, cfg)| {
+            Source::start(cfg)
+                .map(|s| (name.clone(), s))
+                .map_err(|e| format!("source `{name}`: {e}"))
+        })
         .collect()
 }
 

@@ -496,13 +496,37 @@ fn decode_datetime(text: &str) -> Result<String, DecodeError> {
         return Ok(format!("{y:04}-{m:02}-{d:02}T00:00:00"));
     }
     let (h, mi, s) = decode_time(rest, TimeFormat::Iso)?;
-    let frac = rest.get(8..).unwrap_or("");
+    let after = rest.get(8..).unwrap_or("");
+    // An offset, when the type carries one: `Z`, `+05:30`, `-0800`, `+00`.
+    let (frac, zone) = match after.find(['+', '-', 'Z']) {
+        Some(i) => (after[..i].trim_end(), offset(&after[i..], t)?),
+        None => (after, String::new()),
+    };
     let frac = frac.trim_end_matches('0');
     let frac = if frac == "." { "" } else { frac };
-    if !frac.is_empty() && !frac[1..].bytes().all(|b| b.is_ascii_digit()) {
+    let digits_after_dot = frac.starts_with('.') && frac[1..].bytes().all(|b| b.is_ascii_digit());
+    if !(frac.is_empty() || digits_after_dot) {
         return fail(format!("`{}` is not a timestamp", clip(t)));
     }
-    Ok(format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}"))
+    Ok(format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}{zone}"))
+}
+
+/// A UTC offset in RFC 3339 form (`Z` or `±hh:mm`).
+fn offset(text: &str, whole: &str) -> Result<String, DecodeError> {
+    if text == "Z" {
+        return Ok("Z".into());
+    }
+    let (sign, digits) = text.split_at(1);
+    let digits: String = digits.chars().filter(|c| *c != ':').collect();
+    let (h, m) = match digits.len() {
+        2 => (digits.as_str(), "00"),
+        4 => digits.split_at(2),
+        _ => return fail(format!("`{}` has an unreadable UTC offset", clip(whole))),
+    };
+    match (h.parse::<u8>(), m.parse::<u8>()) {
+        (Ok(hh), Ok(mm)) if hh <= 14 && mm < 60 => Ok(format!("{sign}{hh:02}:{mm:02}")),
+        _ => fail(format!("`{}` has an unreadable UTC offset", clip(whole))),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -664,6 +688,19 @@ pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// The civil date of a day count since 1970-01-01 (the inverse of [`days_from_civil`]).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// `YYYY-MM-DD` as seconds since the epoch (midnight UTC) and as an HTTP-date.
@@ -862,6 +899,21 @@ mod tests {
             "\"2024-01-05T10:11:12.25\""
         );
         assert_eq!(text(&c, "2024-01-05"), "\"2024-01-05T00:00:00\"");
+        // Offsets, as SQL Server and PostgreSQL print them.
+        assert_eq!(
+            text(&c, "2024-01-01 18:04:56.1234567 +05:30"),
+            "\"2024-01-01T18:04:56.1234567+05:30\""
+        );
+        assert_eq!(
+            text(&c, "2023-12-31 17:00:00-08"),
+            "\"2023-12-31T17:00:00-08:00\""
+        );
+        assert_eq!(
+            text(&c, "2023-12-31T17:00:00.500Z"),
+            "\"2023-12-31T17:00:00.5Z\""
+        );
+        assert!(json(&c, Cell::Text(b"2023-12-31 17:00:00 +5")).is_err());
+        assert!(json(&c, Cell::Text(b"2023-12-31 17:00:00 +25:00")).is_err());
     }
 
     #[test]

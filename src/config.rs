@@ -96,6 +96,26 @@ struct RawSource {
     login_timeout: Option<Spanned<String>>,
     /// Largest text value fetched, in bytes. Default 65536.
     max_text_bytes: Option<Spanned<usize>>,
+    // SQL Server (`kind = "mssql"`): these fields, or an ADO.NET-style `connection_string`.
+    /// Server host name or address.
+    host: Option<Spanned<String>>,
+    /// TCP port. Default 1433, or what the SQL Browser reports for `instance`.
+    port: Option<Spanned<u16>>,
+    /// Named instance (`SQLEXPRESS`); its port is asked from the SQL Browser (UDP 1434).
+    instance: Option<Spanned<String>>,
+    database: Option<Spanned<String>>,
+    /// SQL login; `${VAR}` is read from the environment.
+    user: Option<Spanned<String>>,
+    /// `${VAR}` is read from the environment; never write the password into the file.
+    password: Option<Spanned<String>>,
+    /// `required` (default), `strict` (TDS 8, TLS before login), `login_only` or `off`.
+    encrypt: Option<Spanned<String>>,
+    /// PEM file of the CA (or the certificate itself) that signed the server's certificate.
+    trust_ca_file: Option<Spanned<String>>,
+    /// Accept any server certificate: for development only.
+    trust_server_certificate: Option<Spanned<bool>>,
+    /// Shown in the server's session list. Default `patina`.
+    application_name: Option<Spanned<String>>,
 }
 
 /// `[docs]`: the generated OpenAPI documents.
@@ -178,6 +198,47 @@ struct RawConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceKind {
     Odbc,
+    Mssql,
+}
+
+/// How a SQL Server connection is encrypted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encrypt {
+    /// TLS for the whole session, negotiated after pre-login (TDS 7.x).
+    Required,
+    /// TLS before any TDS byte (TDS 8, SQL Server 2022's strict mode).
+    Strict,
+    /// TLS for the login packet only; queries and rows travel in clear text.
+    LoginOnly,
+    /// No TLS at all, not even for the password: loopback and test servers only.
+    Off,
+}
+
+/// Which server certificates a SQL Server connection accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// Those the system's root store vouches for.
+    System,
+    /// Those signed by the CA in this PEM file (or that certificate itself).
+    CaFile(PathBuf),
+    /// Any certificate: development only.
+    Any,
+}
+
+/// Where and how to reach a SQL Server. Field values override the ADO.NET string's.
+#[derive(Clone, Debug)]
+pub struct MssqlTarget {
+    /// An ADO.NET-style connection string (`Server=tcp:host,1433;Database=...`).
+    pub ado: Option<Secret>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub instance: Option<String>,
+    pub database: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub encrypt: Option<Encrypt>,
+    pub trust: Option<Trust>,
+    pub application_name: Option<String>,
 }
 
 /// A checked source definition.
@@ -196,6 +257,8 @@ pub struct SourceConfig {
     pub statement_timeout: Option<Duration>,
     pub login_timeout: Duration,
     pub max_text_bytes: usize,
+    /// Set for `kind = "mssql"`; ODBC sources use `connection_string`.
+    pub mssql: Option<MssqlTarget>,
 }
 
 /// The checked gateway configuration.
@@ -214,6 +277,8 @@ pub struct Config {
     pub rate_limit: crate::auth::RateSettings,
     /// Audit log file; `None` logs audit records under the `audit` target.
     pub audit_file: Option<PathBuf>,
+    /// What is allowed but unwise (a password written in the file).
+    pub warnings: Vec<crate::diag::Diagnostic>,
 }
 
 pub const DEFAULT_MAX_ROWS: usize = 1000;
@@ -285,7 +350,7 @@ impl Config {
         let audit_file = raw.audit.and_then(|a| a.file).map(|f| base.join(f));
         let mut sources = IndexMap::new();
         for (name, src) in raw.sources {
-            if let Some(s) = compile_source(&file, &name, src, env, &mut diags) {
+            if let Some(s) = compile_source(&file, &name, src, base, env, &mut diags) {
                 sources.insert(name, s);
             }
         }
@@ -315,6 +380,7 @@ impl Config {
             auth,
             rate_limit,
             audit_file,
+            warnings: diags.warnings().cloned().collect(),
         })
     }
 }
@@ -323,6 +389,7 @@ fn compile_source(
     file: &SourceFile,
     name: &str,
     src: Spanned<RawSource>,
+    base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
     diags: &mut Diagnostics,
 ) -> Option<SourceConfig> {
@@ -331,47 +398,43 @@ fn compile_source(
     let errors_before = diags.errors().count();
     let kind = match src.kind.get_ref().as_str() {
         "odbc" => Some(SourceKind::Odbc),
-        "mssql" => {
-            diags.error_hint(
-                file,
-                src.kind.span(),
-                format!("source `{name}`: kind `mssql` is not available in this build"),
-                "reach SQL Server through its ODBC driver for now: kind = \"odbc\", \
-                 dialect = \"mssql\"",
-            );
-            None
-        }
+        "mssql" => Some(SourceKind::Mssql),
         other => {
             diags.error_hint(
                 file,
                 src.kind.span(),
                 format!("source `{name}`: unknown kind `{other}`"),
-                "use kind = \"odbc\"",
+                "use kind = \"odbc\" (any ODBC driver) or \"mssql\" (SQL Server)",
+            );
+            None
+        }
+    };
+    let mut expand = |v: &Spanned<String>, what: &str, diags: &mut Diagnostics| match expand_env(
+        v.get_ref(),
+        env,
+    ) {
+        Ok(s) => Some(s),
+        Err(missing) => {
+            diags.error_hint(
+                file,
+                v.span(),
+                format!(
+                    "source `{name}`: {what}: environment variable{} {} not set",
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing
+                        .iter()
+                        .map(|m| format!("`{m}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "export it before starting, or give a default: ${VAR:-value}",
             );
             None
         }
     };
     let connection_string = match &src.connection_string {
-        Some(cs) => match expand_env(cs.get_ref(), env) {
-            Ok(s) => Some(Secret::new(s)),
-            Err(missing) => {
-                diags.error_hint(
-                    file,
-                    cs.span(),
-                    format!(
-                        "source `{name}`: environment variable{} {} not set",
-                        if missing.len() == 1 { "" } else { "s" },
-                        missing
-                            .iter()
-                            .map(|m| format!("`{m}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    "export it before starting, or give a default: ${VAR:-value}",
-                );
-                None
-            }
-        },
+        Some(cs) => expand(cs, "`connection_string`", diags).map(Secret::new),
+        None if kind == Some(SourceKind::Mssql) => Some(Secret::new(String::new())),
         None => {
             diags.error_hint(
                 file,
@@ -381,6 +444,39 @@ fn compile_source(
             );
             None
         }
+    };
+    let mssql = if kind == Some(SourceKind::Mssql) {
+        Some(compile_mssql(
+            file,
+            name,
+            &span,
+            &src,
+            base,
+            &mut expand,
+            diags,
+        ))
+    } else {
+        let fields = [
+            src.host.as_ref().map(Spanned::span),
+            src.port.as_ref().map(Spanned::span),
+            src.instance.as_ref().map(Spanned::span),
+            src.database.as_ref().map(Spanned::span),
+            src.user.as_ref().map(Spanned::span),
+            src.password.as_ref().map(Spanned::span),
+            src.encrypt.as_ref().map(Spanned::span),
+            src.trust_ca_file.as_ref().map(Spanned::span),
+            src.trust_server_certificate.as_ref().map(Spanned::span),
+            src.application_name.as_ref().map(Spanned::span),
+        ];
+        if let Some(at) = fields.into_iter().flatten().next() {
+            diags.error_hint(
+                file,
+                at,
+                format!("source `{name}`: this field is for kind = \"mssql\" only"),
+                "an ODBC source takes everything in its `connection_string`",
+            );
+        }
+        None
     };
     let dialect = match &src.dialect {
         Some(d) => Dialect::parse(d.get_ref()).or_else(|| {
@@ -392,6 +488,7 @@ fn compile_source(
             );
             None
         }),
+        None if kind == Some(SourceKind::Mssql) => Some(Dialect::Mssql),
         None => {
             diags.error_hint(
                 file,
@@ -477,7 +574,123 @@ fn compile_source(
         statement_timeout,
         login_timeout,
         max_text_bytes: max_text_bytes.max(256),
+        mssql,
     })
+}
+
+/// Expands `${VAR}` in a field, reporting missing variables.
+type Expand<'a> = dyn FnMut(&Spanned<String>, &str, &mut Diagnostics) -> Option<String> + 'a;
+
+/// The SQL Server fields of a source: either an ADO.NET string or `host` (and friends).
+fn compile_mssql(
+    file: &SourceFile,
+    name: &str,
+    span: &std::ops::Range<usize>,
+    src: &RawSource,
+    base: &Path,
+    expand: &mut Expand<'_>,
+    diags: &mut Diagnostics,
+) -> MssqlTarget {
+    if let Some(d) = &src.dialect
+        && d.get_ref() != "mssql"
+    {
+        diags.error_hint(
+            file,
+            d.span(),
+            format!("source `{name}`: kind `mssql` speaks dialect `mssql` only"),
+            "remove `dialect`, or write dialect = \"mssql\"",
+        );
+    }
+    let ado = src
+        .connection_string
+        .as_ref()
+        .and_then(|cs| expand(cs, "`connection_string`", diags))
+        .map(Secret::new);
+    if ado.is_none() && src.connection_string.is_none() && src.host.is_none() {
+        diags.error_hint(
+            file,
+            span.clone(),
+            format!("source `{name}` says neither where the server is nor how to log in"),
+            "add host = \"...\", database, user and password, or an ADO.NET \
+             connection_string = \"Server=tcp:host,1433;Database=...;User Id=...;Password=${VAR}\"",
+        );
+    }
+    if src.connection_string.is_some()
+        && let Some(h) = &src.host
+    {
+        diags.error_hint(
+            file,
+            h.span(),
+            format!("source `{name}` gives both `connection_string` and `host`"),
+            "keep one: the connection string names the server itself",
+        );
+    }
+    let encrypt = src.encrypt.as_ref().and_then(|e| match e.get_ref().as_str() {
+        "required" => Some(Encrypt::Required),
+        "strict" => Some(Encrypt::Strict),
+        "login_only" => Some(Encrypt::LoginOnly),
+        "off" => Some(Encrypt::Off),
+        other => {
+            diags.error_hint(
+                file,
+                e.span(),
+                format!("source `{name}`: unknown `encrypt` value `{other}`"),
+                "use required (the default), strict (TDS 8), login_only or off",
+            );
+            None
+        }
+    });
+    let trust = match (&src.trust_ca_file, &src.trust_server_certificate) {
+        (Some(f), Some(t)) if *t.get_ref() => {
+            diags.error_hint(
+                file,
+                f.span(),
+                format!(
+                    "source `{name}`: `trust_ca_file` and `trust_server_certificate = true` \
+                     contradict each other"
+                ),
+                "keep the CA file; trusting every certificate is for development only",
+            );
+            None
+        }
+        (Some(f), _) => Some(Trust::CaFile(base.join(f.get_ref()))),
+        (None, Some(t)) if *t.get_ref() => Some(Trust::Any),
+        (None, Some(_)) => Some(Trust::System),
+        (None, None) => None,
+    };
+    let user = src.user.as_ref().and_then(|u| expand(u, "`user`", diags));
+    let password = src
+        .password
+        .as_ref()
+        .and_then(|p| expand(p, "`password`", diags))
+        .map(Secret::new);
+    if let Some(p) = &src.password
+        && !p.get_ref().contains("${")
+    {
+        diags.warning(
+            file,
+            p.span(),
+            format!("source `{name}`: the password is written in the file"),
+            Some("read it from the environment: password = \"${MSSQL_PASSWORD}\"".into()),
+        );
+    }
+    let host = src.host.as_ref().and_then(|h| expand(h, "`host`", diags));
+    let database = src
+        .database
+        .as_ref()
+        .and_then(|d| expand(d, "`database`", diags));
+    MssqlTarget {
+        ado,
+        host,
+        port: src.port.as_ref().map(|p| *p.get_ref()),
+        instance: src.instance.as_ref().map(|i| i.get_ref().clone()),
+        database,
+        user,
+        password,
+        encrypt,
+        trust,
+        application_name: src.application_name.as_ref().map(|a| a.get_ref().clone()),
+    }
 }
 
 fn compile_auth(

@@ -164,7 +164,13 @@ fn serve(config_path: &std::path::Path, listen: Option<&str>) -> ExitCode {
         warn!("{w}");
     }
     let catalog = Arc::new(compiled.catalog);
-    let sources = app::start_sources(&config);
+    let sources = match app::start_sources(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("patina: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let system = actix_web::rt::System::new();
     let result: std::io::Result<()> = system.block_on(async {
         let gateway = app::build(&config, &catalog, sources.clone(), listen)?;
@@ -398,7 +404,13 @@ fn check(config_path: &std::path::Path, db: bool) -> ExitCode {
     let routes = compiled.catalog.routes.len();
     let versions = compiled.catalog.versions().join(", ");
     if db {
-        let sources = app::start_sources(&config);
+        let sources = match app::start_sources(&config) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("patina: cannot start: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let found = match runtime() {
             Ok(rt) => rt.block_on(app::check_against_sources(&compiled.catalog, &sources)),
             Err(e) => {

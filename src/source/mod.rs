@@ -3,6 +3,8 @@
 //! statement) and the errors a source can report. The pooled ODBC implementation lives in
 //! [`odbc`]; the HTTP layer never sees a driver type.
 
+pub mod gate;
+pub mod mssql;
 pub mod odbc;
 
 use std::sync::Arc;
@@ -119,6 +121,22 @@ impl std::fmt::Debug for dyn RowSink {
     }
 }
 
+/// A sink that keeps nothing (pings).
+#[derive(Debug)]
+pub struct Discard;
+
+impl RowSink for Discard {
+    fn begin(&mut self, _: &[ColumnInfo]) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn row(&mut self, _: &[Cell<'_>]) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn finish(self: Box<Self>) -> (Vec<u8>, usize) {
+        (Vec::new(), 0)
+    }
+}
+
 /// What a described statement returns and takes.
 #[derive(Clone, Debug)]
 pub struct Described {
@@ -130,13 +148,15 @@ pub struct Described {
 #[derive(Debug)]
 pub enum Source {
     Odbc(odbc::OdbcPool),
+    Mssql(mssql::MssqlPool),
 }
 
 impl Source {
-    pub fn start(cfg: &SourceConfig) -> Arc<Source> {
-        match cfg.kind {
-            SourceKind::Odbc => Arc::new(Source::Odbc(odbc::OdbcPool::start(cfg.clone()))),
-        }
+    pub fn start(cfg: &SourceConfig) -> Result<Arc<Source>, String> {
+        Ok(Arc::new(match cfg.kind {
+            SourceKind::Odbc => Source::Odbc(odbc::OdbcPool::start(cfg.clone())),
+            SourceKind::Mssql => Source::Mssql(mssql::MssqlPool::start(cfg)?),
+        }))
     }
 
     /// Run `sql` with `binds`, feeding at most `max_rows` rows into `sink`.
@@ -150,6 +170,7 @@ impl Source {
     ) -> Result<Queried, SourceError> {
         match self {
             Source::Odbc(p) => p.query(sql, binds, max_rows, timeout, sink).await,
+            Source::Mssql(p) => p.query(sql, binds, max_rows, timeout, sink).await,
         }
     }
 
@@ -157,12 +178,14 @@ impl Source {
     pub async fn describe(&self, sql: Arc<str>) -> Result<Described, SourceError> {
         match self {
             Source::Odbc(p) => p.describe(sql).await,
+            Source::Mssql(p) => p.describe(sql).await,
         }
     }
 
     pub fn name(&self) -> &str {
         match self {
             Source::Odbc(p) => p.name(),
+            Source::Mssql(p) => p.name(),
         }
     }
 
@@ -170,6 +193,7 @@ impl Source {
     pub async fn ping(&self) -> Result<(), SourceError> {
         match self {
             Source::Odbc(p) => p.ping().await,
+            Source::Mssql(p) => p.ping().await,
         }
     }
 
@@ -177,6 +201,7 @@ impl Source {
     pub fn stats(&self) -> crate::metrics::PoolStats {
         match self {
             Source::Odbc(p) => p.stats(),
+            Source::Mssql(p) => p.stats(),
         }
     }
 }

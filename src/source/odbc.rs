@@ -16,10 +16,11 @@ use odbc_api::{
     Connection, ConnectionOptions, ConnectionTransitions, Cursor, DataType, Nullable, Prepared,
     ResultSetMetadata, RowSetBuffer,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tracing::{debug, info, warn};
 
-use super::{ColumnInfo, Described, RowSink, SinkError, SourceError, SqlType};
+use super::gate::Gate;
+use super::{ColumnInfo, Described, Discard, RowSink, SinkError, SourceError, SqlType};
 use crate::codec::{BindKind, BindValue, Cell};
 use crate::config::{SourceConfig, redact_connection_string};
 
@@ -51,13 +52,8 @@ enum Job {
 #[derive(Debug)]
 pub struct OdbcPool {
     name: String,
-    size: usize,
-    max_waiting: usize,
-    breaker: Breaker,
+    gate: Gate,
     ping_sql: Arc<str>,
-    waiting: std::sync::atomic::AtomicUsize,
-    permits: Arc<Semaphore>,
-    acquire_timeout: Duration,
     jobs: crossbeam_channel::Sender<Job>,
 }
 
@@ -85,13 +81,8 @@ impl OdbcPool {
         }
         Self {
             name: cfg.name.clone(),
-            size: cfg.max_concurrent,
-            max_waiting: cfg.max_waiting,
-            breaker: Breaker::new(cfg.breaker_failures, cfg.breaker_cooldown),
+            gate: Gate::new(&cfg),
             ping_sql: Arc::from(cfg.dialect.ping_sql()),
-            waiting: std::sync::atomic::AtomicUsize::new(0),
-            permits: Arc::new(Semaphore::new(cfg.max_concurrent)),
-            acquire_timeout: cfg.acquire_timeout,
             jobs: tx,
         }
     }
@@ -101,12 +92,7 @@ impl OdbcPool {
     }
 
     pub fn stats(&self) -> crate::metrics::PoolStats {
-        crate::metrics::PoolStats {
-            size: self.size,
-            in_use: self.size.saturating_sub(self.permits.available_permits()),
-            waiting: self.waiting.load(std::sync::atomic::Ordering::Relaxed),
-            breaker_open: self.breaker.is_open(),
-        }
+        self.gate.stats()
     }
 
     pub async fn ping(&self) -> Result<(), SourceError> {
@@ -121,34 +107,6 @@ impl OdbcPool {
         .map(|_| ())
     }
 
-    async fn acquire(&self) -> Result<OwnedSemaphorePermit, SourceError> {
-        use std::sync::atomic::Ordering;
-        if let Ok(p) = Arc::clone(&self.permits).try_acquire_owned() {
-            return Ok(p);
-        }
-        // A bounded queue: beyond it, fail at once rather than pile up.
-        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            return Err(SourceError::QueueFull);
-        }
-        let waited = self.acquire_waiting().await;
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
-        waited
-    }
-
-    async fn acquire_waiting(&self) -> Result<OwnedSemaphorePermit, SourceError> {
-        match tokio::time::timeout(
-            self.acquire_timeout,
-            Arc::clone(&self.permits).acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(p)) => Ok(p),
-            Ok(Err(_)) => Err(SourceError::Closed),
-            Err(_) => Err(SourceError::Busy(self.acquire_timeout)),
-        }
-    }
-
     pub async fn query(
         &self,
         sql: Arc<str>,
@@ -157,9 +115,8 @@ impl OdbcPool {
         timeout: Option<Duration>,
         sink: Box<dyn RowSink>,
     ) -> Result<super::Queried, SourceError> {
-        self.breaker.check()?;
         let started = Instant::now();
-        let permit = self.acquire().await?;
+        let permit = self.gate.enter().await?;
         let waited = started.elapsed();
         let (reply, rx) = oneshot::channel();
         self.jobs
@@ -174,15 +131,12 @@ impl OdbcPool {
             })
             .map_err(|_| SourceError::Closed)?;
         let result = rx.await.map_err(|_| SourceError::Closed)?;
-        match &result {
-            Err(SourceError::Unavailable(_)) => self.breaker.failure(&self.name),
-            _ => self.breaker.success(&self.name),
-        }
+        self.gate.report(&result);
         result.map(|sink| super::Queried { sink, waited })
     }
 
     pub async fn describe(&self, sql: Arc<str>) -> Result<Described, SourceError> {
-        let permit = self.acquire().await?;
+        let permit = self.gate.acquire().await?;
         let (reply, rx) = oneshot::channel();
         self.jobs
             .send(Job::Describe {
@@ -195,101 +149,7 @@ impl OdbcPool {
     }
 }
 
-/// Fails fast after repeated connection failures, then lets one request probe.
-#[derive(Debug)]
-struct Breaker {
-    threshold: u32,
-    base: Duration,
-    state: std::sync::Mutex<BreakerState>,
-}
-
-#[derive(Debug, Default)]
-struct BreakerState {
-    failures: u32,
-    open_until: Option<Instant>,
-    cooldown: Duration,
-}
-
-impl Breaker {
-    fn new(threshold: u32, base: Duration) -> Self {
-        Self {
-            threshold,
-            base,
-            state: std::sync::Mutex::new(BreakerState {
-                cooldown: base,
-                ..BreakerState::default()
-            }),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BreakerState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn is_open(&self) -> bool {
-        self.lock().open_until.is_some()
-    }
-
-    /// Refuse while open; once the cooldown is over, let one request through as a probe
-    /// (the others keep failing fast until it reports).
-    fn check(&self) -> Result<(), SourceError> {
-        let mut s = self.lock();
-        match s.open_until {
-            Some(until) if Instant::now() < until => {
-                Err(SourceError::CircuitOpen(until - Instant::now()))
-            }
-            Some(_) => {
-                s.open_until = Some(Instant::now() + s.cooldown);
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-
-    fn success(&self, name: &str) {
-        let mut s = self.lock();
-        if s.open_until.is_some() {
-            info!(source = %name, "circuit closed: the source answers again");
-        }
-        s.failures = 0;
-        s.open_until = None;
-        s.cooldown = self.base;
-    }
-
-    fn failure(&self, name: &str) {
-        let mut s = self.lock();
-        s.failures += 1;
-        if s.failures >= self.threshold {
-            // Jitter spreads the probes of many replicas.
-            let jitter = s.cooldown.mul_f64(rand::random::<f64>() * 0.2);
-            let wait = s.cooldown + jitter;
-            if s.open_until.is_none() {
-                warn!(source = %name, failures = s.failures, "circuit open: failing fast for {wait:?}");
-            }
-            s.open_until = Some(Instant::now() + wait);
-            s.cooldown = (s.cooldown * 2).min(Duration::from_mins(1));
-        }
-    }
-}
-
 type Stmt = Prepared<StatementConnection<Arc<Connection<'static>>>>;
-
-/// A sink that keeps nothing (pings).
-struct Discard;
-
-impl RowSink for Discard {
-    fn begin(&mut self, _: &[ColumnInfo]) -> Result<(), SinkError> {
-        Ok(())
-    }
-    fn row(&mut self, _: &[Cell<'_>]) -> Result<(), SinkError> {
-        Ok(())
-    }
-    fn finish(self: Box<Self>) -> (Vec<u8>, usize) {
-        (Vec::new(), 0)
-    }
-}
 
 /// A prepared statement with what was learned about its result set.
 struct CachedStatement {

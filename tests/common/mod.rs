@@ -247,7 +247,7 @@ impl Gateway {
         let catalog = Arc::new(compiled.catalog);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let sources = app::start_sources(&config);
+            let sources = app::start_sources(&config).expect("start the sources");
             let system = actix_web::rt::System::new();
             system.block_on(async move {
                 let gw = app::build(&config, &catalog, sources, Some("127.0.0.1:0"))
