@@ -26,7 +26,9 @@ pub fn compile_catalog(config: &Config) -> Result<Compiled, LoadError> {
         .map(|(n, s)| (n.clone(), SourceInfo { dialect: s.dialect }))
         .collect();
     let mut compiled = mapping::load_dir(&config.mappings_dir, &infos, config.max_rows)?;
-    compiled.warnings.splice(0..0, config.warnings.iter().cloned());
+    compiled
+        .warnings
+        .splice(0..0, config.warnings.iter().cloned());
     let no_auth = config.auth.jwt.is_none() && config.auth.api_keys_file.is_none();
     let guarded = compiled.catalog.routes.iter().filter(|r| !r.public).count();
     if no_auth && guarded > 0 {

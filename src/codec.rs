@@ -508,7 +508,9 @@ fn decode_datetime(text: &str) -> Result<String, DecodeError> {
     if !(frac.is_empty() || digits_after_dot) {
         return fail(format!("`{}` is not a timestamp", clip(t)));
     }
-    Ok(format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}{zone}"))
+    Ok(format!(
+        "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}{zone}"
+    ))
 }
 
 /// A UTC offset in RFC 3339 form (`Z` or `±hh:mm`).

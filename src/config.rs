@@ -625,21 +625,24 @@ fn compile_mssql(
             "keep one: the connection string names the server itself",
         );
     }
-    let encrypt = src.encrypt.as_ref().and_then(|e| match e.get_ref().as_str() {
-        "required" => Some(Encrypt::Required),
-        "strict" => Some(Encrypt::Strict),
-        "login_only" => Some(Encrypt::LoginOnly),
-        "off" => Some(Encrypt::Off),
-        other => {
-            diags.error_hint(
-                file,
-                e.span(),
-                format!("source `{name}`: unknown `encrypt` value `{other}`"),
-                "use required (the default), strict (TDS 8), login_only or off",
-            );
-            None
-        }
-    });
+    let encrypt = src
+        .encrypt
+        .as_ref()
+        .and_then(|e| match e.get_ref().as_str() {
+            "required" => Some(Encrypt::Required),
+            "strict" => Some(Encrypt::Strict),
+            "login_only" => Some(Encrypt::LoginOnly),
+            "off" => Some(Encrypt::Off),
+            other => {
+                diags.error_hint(
+                    file,
+                    e.span(),
+                    format!("source `{name}`: unknown `encrypt` value `{other}`"),
+                    "use required (the default), strict (TDS 8), login_only or off",
+                );
+                None
+            }
+        });
     let trust = match (&src.trust_ca_file, &src.trust_server_certificate) {
         (Some(f), Some(t)) if *t.get_ref() => {
             diags.error_hint(

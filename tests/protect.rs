@@ -5,13 +5,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::Gateway;
+use common::proxy::Proxy;
 
 fn metric(gw: &Gateway, line_prefix: &str) -> u64 {
     let text = gw.get("/metrics").text;
@@ -142,84 +141,6 @@ fn concurrency_cap_is_never_exceeded() {
         (1..=2).contains(&peak),
         "at most 2 statements at once, saw {peak}"
     );
-}
-
-/// A TCP proxy to PostgreSQL that can be cut (connections reset, new ones refused) and
-/// restored on the same port.
-struct Proxy {
-    port: u16,
-    target: u16,
-    up: Arc<AtomicBool>,
-    streams: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Proxy {
-    fn start(target: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let p = Proxy {
-            port,
-            target,
-            up: Arc::new(AtomicBool::new(true)),
-            streams: Arc::new(Mutex::new(Vec::new())),
-        };
-        p.serve(listener);
-        p
-    }
-
-    fn serve(&self, listener: TcpListener) {
-        let (up, streams, target) = (Arc::clone(&self.up), Arc::clone(&self.streams), self.target);
-        listener.set_nonblocking(true).expect("nonblocking");
-        std::thread::spawn(move || {
-            while up.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((client, _)) => {
-                        client.set_nonblocking(false).expect("blocking");
-                        let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
-                            continue;
-                        };
-                        let mut s = streams.lock().expect("lock");
-                        s.push(client.try_clone().expect("clone"));
-                        s.push(server.try_clone().expect("clone"));
-                        drop(s);
-                        for (mut from, mut to) in [
-                            (
-                                client.try_clone().expect("c"),
-                                server.try_clone().expect("s"),
-                            ),
-                            (server, client),
-                        ] {
-                            std::thread::spawn(move || {
-                                let mut buf = [0u8; 16384];
-                                while let Ok(n) = from.read(&mut buf) {
-                                    if n == 0 || to.write_all(&buf[..n]).is_err() {
-                                        break;
-                                    }
-                                }
-                                let _ = to.shutdown(Shutdown::Both);
-                            });
-                        }
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-            // Dropping the listener: new connections are refused.
-        });
-    }
-
-    fn cut(&self) {
-        self.up.store(false, Ordering::Relaxed);
-        for s in self.streams.lock().expect("lock").drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-
-    fn restore(&self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("rebind the proxy port");
-        self.up.store(true, Ordering::Relaxed);
-        self.serve(listener);
-    }
 }
 
 #[test]

@@ -115,7 +115,11 @@ impl bb8::ManageConnection for Manager {
             return Ok(());
         }
         let checked = async {
-            conn.client.simple_query("SELECT 1").await?.into_results().await?;
+            conn.client
+                .simple_query("SELECT 1")
+                .await?
+                .into_results()
+                .await?;
             Ok::<_, tiberius::error::Error>(())
         };
         match tokio::time::timeout(self.login_timeout, checked).await {
@@ -270,9 +274,15 @@ impl MssqlPool {
     }
 
     pub async fn ping(&self) -> Result<(), SourceError> {
-        self.query(Arc::from("SELECT 1"), Vec::new(), 1, None, Box::new(Discard))
-            .await
-            .map(|_| ())
+        self.query(
+            Arc::from("SELECT 1"),
+            Vec::new(),
+            1,
+            None,
+            Box::new(Discard),
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn query(
@@ -293,7 +303,16 @@ impl MssqlPool {
             let mut conn = inner.checkout().await?;
             let waited = started.elapsed();
             let limit = timeout.or(inner.statement_timeout);
-            run(&inner.name, &mut conn, &sql, &binds, max_rows, limit, sink.as_mut()).await?;
+            run(
+                &inner.name,
+                &mut conn,
+                &sql,
+                &binds,
+                max_rows,
+                limit,
+                sink.as_mut(),
+            )
+            .await?;
             Ok((sink, waited))
         });
         let result = task.await.unwrap_or(Err(SourceError::Closed));
@@ -627,7 +646,11 @@ const MONEY_EXACT_BELOW: f64 = 100_000_000_000.0;
 /// Write one value as the text the codecs read (or raw bytes for binary), in SQL Server's own
 /// notation: `1`/`0` for bit, every digit of a decimal, `YYYY-MM-DD hh:mm:ss.fffffff`, a
 /// `±hh:mm` offset, an upper-case GUID.
-pub fn render(ty: ColumnType, data: &ColumnData<'_>, out: &mut Vec<u8>) -> Result<Rendered, String> {
+pub fn render(
+    ty: ColumnType,
+    data: &ColumnData<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Rendered, String> {
     use ColumnData as C;
     let mut text = |s: &dyn std::fmt::Display| {
         let _ = write!(Adapter(out), "{s}");
@@ -865,7 +888,12 @@ async fn describe(conn: &mut Conn, sql: &str) -> Result<Described, SourceError> 
 pub fn client_config(t: &MssqlTarget) -> Result<tiberius::Config, String> {
     let mut c = match &t.ado {
         Some(ado) if !ado.expose().is_empty() => tiberius::Config::from_ado_string(ado.expose())
-            .map_err(|e| format!("the connection string is not valid: {}", redact(&e.to_string())))?,
+            .map_err(|e| {
+                format!(
+                    "the connection string is not valid: {}",
+                    redact(&e.to_string())
+                )
+            })?,
         _ => tiberius::Config::new(),
     };
     if let Some(h) = &t.host {
@@ -936,7 +964,10 @@ mod tests {
     #[test]
     fn integers_and_bits() {
         assert_eq!(txt(ColumnType::Int1, ColumnData::U8(Some(255))), "255");
-        assert_eq!(txt(ColumnType::Int2, ColumnData::I16(Some(-32768))), "-32768");
+        assert_eq!(
+            txt(ColumnType::Int2, ColumnData::I16(Some(-32768))),
+            "-32768"
+        );
         assert_eq!(txt(ColumnType::Int4, ColumnData::I32(Some(7))), "7");
         assert_eq!(
             txt(ColumnType::Int8, ColumnData::I64(Some(i64::MIN))),
@@ -948,7 +979,12 @@ mod tests {
 
     #[test]
     fn decimals_keep_every_digit() {
-        let n = |v: i128, s: u8| txt(ColumnType::Numericn, ColumnData::Numeric(Some(Numeric::new_with_scale(v, s))));
+        let n = |v: i128, s: u8| {
+            txt(
+                ColumnType::Numericn,
+                ColumnData::Numeric(Some(Numeric::new_with_scale(v, s))),
+            )
+        };
         assert_eq!(n(123, 0), "123");
         assert_eq!(n(-5, 3), "-0.005");
         assert_eq!(n(1_050, 2), "10.50");
@@ -964,13 +1000,19 @@ mod tests {
 
     #[test]
     fn money_exact_or_refused() {
-        assert_eq!(txt(ColumnType::Money, ColumnData::F64(Some(1.2345))), "1.2345");
+        assert_eq!(
+            txt(ColumnType::Money, ColumnData::F64(Some(1.2345))),
+            "1.2345"
+        );
         assert_eq!(
             txt(ColumnType::Money4, ColumnData::F64(Some(214_748.364_7))),
             "214748.3647"
         );
         assert_eq!(
-            txt(ColumnType::Money, ColumnData::F64(Some(-99_999_999_999.999_9))),
+            txt(
+                ColumnType::Money,
+                ColumnData::F64(Some(-99_999_999_999.999_9))
+            ),
             "-99999999999.9999"
         );
         let mut out = Vec::new();
@@ -986,20 +1028,36 @@ mod tests {
     #[test]
     fn floats() {
         assert_eq!(txt(ColumnType::Float4, ColumnData::F32(Some(0.1))), "0.1");
-        assert_eq!(txt(ColumnType::Float8, ColumnData::F64(Some(1e300))), "1e300");
+        assert_eq!(
+            txt(ColumnType::Float8, ColumnData::F64(Some(1e300))),
+            "1e300"
+        );
         assert_eq!(txt(ColumnType::Float8, ColumnData::F64(Some(-2.5))), "-2.5");
         let mut out = Vec::new();
-        assert!(render(ColumnType::Float8, &ColumnData::F64(Some(f64::NAN)), &mut out).is_err());
+        assert!(
+            render(
+                ColumnType::Float8,
+                &ColumnData::F64(Some(f64::NAN)),
+                &mut out
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn strings_guids_binary_xml() {
         assert_eq!(
-            txt(ColumnType::BigChar, ColumnData::String(Some("AB   ".into()))),
+            txt(
+                ColumnType::BigChar,
+                ColumnData::String(Some("AB   ".into()))
+            ),
             "AB   "
         );
         assert_eq!(
-            txt(ColumnType::NVarchar, ColumnData::String(Some("Zoë ✓".into()))),
+            txt(
+                ColumnType::NVarchar,
+                ColumnData::String(Some("Zoë ✓".into()))
+            ),
             "Zoë ✓"
         );
         let g = Uuid::parse_str("6f9619ff-8b86-d011-b42d-00c04fc964ff").expect("uuid");
@@ -1021,17 +1079,29 @@ mod tests {
 
     #[test]
     fn dates_and_times() {
-        assert_eq!(txt(ColumnType::Daten, ColumnData::Date(Some(Date::new(0)))), "0001-01-01");
         assert_eq!(
-            txt(ColumnType::Daten, ColumnData::Date(Some(Date::new(3_652_058)))),
+            txt(ColumnType::Daten, ColumnData::Date(Some(Date::new(0)))),
+            "0001-01-01"
+        );
+        assert_eq!(
+            txt(
+                ColumnType::Daten,
+                ColumnData::Date(Some(Date::new(3_652_058)))
+            ),
             "9999-12-31"
         );
         assert_eq!(
-            txt(ColumnType::Timen, ColumnData::Time(Some(Time::new(452_961_234_567, 7)))),
+            txt(
+                ColumnType::Timen,
+                ColumnData::Time(Some(Time::new(452_961_234_567, 7)))
+            ),
             "12:34:56.1234567"
         );
         assert_eq!(
-            txt(ColumnType::Timen, ColumnData::Time(Some(Time::new(3_600, 0)))),
+            txt(
+                ColumnType::Timen,
+                ColumnData::Time(Some(Time::new(3_600, 0)))
+            ),
             "01:00:00"
         );
         let dt2 = DateTime2::new(Date::new(738_885), Time::new(452_961_234_567, 7));
@@ -1056,7 +1126,10 @@ mod tests {
             "2023-12-31 17:00:00 -08:00"
         );
         assert_eq!(
-            txt(ColumnType::Datetime, ColumnData::DateTime(Some(DateTime::new(0, 0)))),
+            txt(
+                ColumnType::Datetime,
+                ColumnData::DateTime(Some(DateTime::new(0, 0)))
+            ),
             "1900-01-01 00:00:00.000"
         );
         assert_eq!(
@@ -1154,11 +1227,20 @@ mod tests {
     #[test]
     fn types_without_a_codec_are_named() {
         assert!(matches!(sql_type(ColumnType::Udt), SqlType::Unsupported(_)));
-        assert!(matches!(sql_type(ColumnType::SSVariant), SqlType::Unsupported(_)));
-        assert_eq!(sql_type_named("geography"), SqlType::Unsupported("geography (a CLR or user-defined type)".into()));
+        assert!(matches!(
+            sql_type(ColumnType::SSVariant),
+            SqlType::Unsupported(_)
+        ));
+        assert_eq!(
+            sql_type_named("geography"),
+            SqlType::Unsupported("geography (a CLR or user-defined type)".into())
+        );
         assert_eq!(
             sql_type_named("decimal(9,2)"),
-            SqlType::Decimal { precision: 9, scale: 2 }
+            SqlType::Decimal {
+                precision: 9,
+                scale: 2
+            }
         );
         assert_eq!(sql_type_named("nvarchar(40)"), SqlType::Text);
         assert_eq!(sql_type_named("datetimeoffset(7)"), SqlType::Timestamp);
@@ -1168,7 +1250,10 @@ mod tests {
     #[test]
     fn params_are_counted_from_markers() {
         assert_eq!(param_count("SELECT 1"), 0);
-        assert_eq!(param_count("SELECT a FROM t WHERE a = @P1 AND (@P2 IS NULL OR b = @P2)"), 2);
+        assert_eq!(
+            param_count("SELECT a FROM t WHERE a = @P1 AND (@P2 IS NULL OR b = @P2)"),
+            2
+        );
         assert_eq!(param_count("SELECT @P10, @P9"), 10);
     }
 
@@ -1202,9 +1287,14 @@ mod tests {
             trust: None,
             application_name: None,
         };
-        assert_eq!(client_config(&t).expect("config").get_addr(), "legacy.example:1433");
+        assert_eq!(
+            client_config(&t).expect("config").get_addr(),
+            "legacy.example:1433"
+        );
         let bad = MssqlTarget {
-            ado: Some(crate::config::Secret::new("Server=tcp:h,notaport;Password=hunter2")),
+            ado: Some(crate::config::Secret::new(
+                "Server=tcp:h,notaport;Password=hunter2",
+            )),
             ..t
         };
         let e = client_config(&bad).expect_err("bad port");

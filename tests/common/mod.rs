@@ -7,6 +7,8 @@
     clippy::needless_pass_by_value
 )]
 
+pub mod proxy;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 

@@ -1,0 +1,347 @@
+//! The SQL Server source at the protocol level: the real gateway, over HTTP, talking TDS to a
+//! SQL Server test server started in-process (the `mssql-mock-tds` crate). It answers the
+//! statements registered here, by their upper-case text, and ignores parameter values; its
+//! result types are the integer family, nvarchar and (n)varchar/varbinary(max). Type decoding
+//! for every other SQL Server type is covered by the unit tests in `src/source/mssql.rs`; a
+//! real server is exercised by `tests/mssql_live.rs` when `MSSQL_URL` is set.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::Gateway;
+use common::proxy::Proxy;
+use mssql_mock_tds::{
+    ColumnDefinition, ColumnValue, ConnectionStore, MockTdsServer, QueryRegistry, QueryResponse,
+    Row, SqlDataType, TerminalError,
+};
+
+/// A TDS test server on its own runtime, on a loopback port.
+struct Mock {
+    port: u16,
+    registry: Arc<tokio::sync::Mutex<QueryRegistry>>,
+    store: Arc<tokio::sync::Mutex<ConnectionStore>>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Mock {
+    fn start() -> Mock {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = rt
+            .block_on(MockTdsServer::new("127.0.0.1:0"))
+            .expect("start the TDS test server");
+        let port = server.local_addr().port();
+        let registry = server.query_registry();
+        let store = server.connection_store();
+        rt.spawn(server.run());
+        Mock {
+            port,
+            registry,
+            store,
+            rt,
+        }
+    }
+
+    fn register(&self, sql: &str, response: QueryResponse) {
+        self.rt
+            .block_on(async { self.registry.lock().await.register(sql, response) });
+    }
+
+    /// Connections that logged in so far.
+    fn logins(&self) -> usize {
+        self.rt.block_on(async {
+            self.store
+                .lock()
+                .await
+                .all()
+                .values()
+                .filter(|c| c.authenticated)
+                .count()
+        })
+    }
+
+    fn databases(&self) -> Vec<Option<String>> {
+        self.rt.block_on(async {
+            self.store
+                .lock()
+                .await
+                .all()
+                .values()
+                .map(|c| c.received_database.clone())
+                .collect()
+        })
+    }
+}
+
+const PARTS: &str = r#"
+source = "erp"
+
+[[route]]
+id = "getPart"
+path = "/parts/{id}"
+public = true
+one = true
+sql = "SELECT ID, NAME, DRAWING, NOTE FROM PARTS WHERE ID = :id"
+params.id = { type = "integer", minimum = 1 }
+columns.ID = { name = "id", type = "integer" }
+columns.NAME = { name = "name", trim = "end" }
+columns.DRAWING = { name = "drawing", type = "binary" }
+columns.NOTE = { name = "note" }
+
+[[route]]
+id = "listParts"
+path = "/parts"
+public = true
+max_rows = 2
+sql = "SELECT ID, QTY FROM PARTS WHERE (CAST(:name AS NVARCHAR(40)) IS NULL OR NAME = :name) ORDER BY ID"
+params.name = { type = "string" }
+columns.ID = { name = "id", type = "integer", nullable = false }
+columns.QTY = { name = "quantity", type = "integer" }
+
+[[route]]
+id = "slow"
+path = "/slow"
+public = true
+statement_timeout = "1s"
+sql = "SELECT SLOW FROM PARTS"
+
+[[route]]
+id = "broken"
+path = "/broken"
+public = true
+sql = "SELECT ID FROM MISSING_TABLE"
+"#;
+
+fn register_parts(mock: &Mock) {
+    mock.register(
+        "SELECT ID, NAME, DRAWING, NOTE FROM PARTS WHERE ID = @P1",
+        QueryResponse::new(
+            vec![
+                ColumnDefinition::new("ID", SqlDataType::Int),
+                ColumnDefinition::new("NAME", SqlDataType::NVarChar),
+                ColumnDefinition::new("DRAWING", SqlDataType::VarBinaryMax),
+                ColumnDefinition::new("NOTE", SqlDataType::VarCharMax),
+            ],
+            vec![Row::new(vec![
+                ColumnValue::Int(7),
+                ColumnValue::NVarChar("Zoë bracket   ".into()),
+                ColumnValue::VarBinaryMax(vec![vec![0xde, 0xad], vec![0xbe, 0xef]]),
+                ColumnValue::VarCharMax(vec![b"caf".to_vec(), vec![0xe9]]),
+            ])],
+        ),
+    );
+    mock.register(
+        "SELECT ID, QTY FROM PARTS WHERE (CAST(@P1 AS NVARCHAR(40)) IS NULL OR NAME = @P2) ORDER BY ID",
+        QueryResponse::new(
+            vec![
+                ColumnDefinition::new("ID", SqlDataType::BigInt),
+                ColumnDefinition::new("QTY", SqlDataType::SmallInt),
+            ],
+            vec![
+                Row::new(vec![ColumnValue::BigInt(1), ColumnValue::SmallInt(40)]),
+                Row::new(vec![ColumnValue::BigInt(2), ColumnValue::Null]),
+                Row::new(vec![ColumnValue::BigInt(3), ColumnValue::SmallInt(-1)]),
+            ],
+        ),
+    );
+    mock.register(
+        "SELECT SLOW FROM PARTS",
+        QueryResponse::new(
+            vec![ColumnDefinition::new("SLOW", SqlDataType::Int)],
+            vec![Row::new(vec![ColumnValue::Int(1)])],
+        )
+        .with_delay(Duration::from_secs(30)),
+    );
+    mock.register(
+        "SELECT ID FROM MISSING_TABLE",
+        QueryResponse::error_only(TerminalError::new(
+            208,
+            16,
+            "Invalid object name 'MISSING_TABLE'.",
+        )),
+    );
+}
+
+/// A gateway whose source `erp` is the SQL Server at `port`.
+fn gateway(dir: &Path, port: u16, source_extra: &str) -> Gateway {
+    let mappings = dir.join("mappings/v1");
+    std::fs::create_dir_all(&mappings).expect("mkdir");
+    std::fs::write(mappings.join("parts.toml"), PARTS).expect("mapping");
+    let cfg = dir.join("patina.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nmappings = \"mappings\"\n\n[sources.erp]\nkind = \"mssql\"\n\
+             host = \"127.0.0.1\"\nport = {port}\ndatabase = \"ERP\"\nuser = \"patina\"\n\
+             password = \"${{PATINA_TEST_MSSQL_PASSWORD:-not-a-secret}}\"\n\
+             # The test server speaks no TLS; a real one gets `required` or `strict`.\n\
+             encrypt = \"off\"\n{source_extra}\n"
+        ),
+    )
+    .expect("config");
+    Gateway::from_config(&cfg)
+}
+
+#[test]
+fn rows_types_and_nulls_over_tds_on_pooled_connections() {
+    let mock = Mock::start();
+    register_parts(&mock);
+    let dir = tempfile::tempdir().expect("dir");
+    let gw = gateway(dir.path(), mock.port, "pool = { max = 2 }");
+
+    let r = gw.anonymous("/v1/parts/7");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({
+            "id": 7,
+            "name": "Zoë bracket",
+            "drawing": "3q2+7w==",
+            "note": "café",
+        })
+    );
+
+    // The row cap stops reading after two rows; a NULL arrives as null.
+    let r = gw.anonymous("/v1/parts?name=bracket");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json()["data"],
+        serde_json::json!([{ "id": 1, "quantity": 40 }, { "id": 2, "quantity": null }])
+    );
+
+    // Twenty more requests, one after the other, reuse the pool's connections: a statement
+    // stopped at the row cap left its connection clean.
+    for _ in 0..20 {
+        assert_eq!(gw.anonymous("/v1/parts").status, 200);
+        assert_eq!(gw.anonymous("/v1/parts/7").status, 200);
+    }
+    let logins = mock.logins();
+    assert!(
+        (1..=2).contains(&logins),
+        "a pool of 2 logged in {logins} times"
+    );
+    assert!(
+        mock.databases().iter().all(|d| d.as_deref() == Some("ERP")),
+        "every login names the database: {:?}",
+        mock.databases()
+    );
+}
+
+#[test]
+fn server_error_is_a_problem_without_server_text_and_the_connection_survives() {
+    let mock = Mock::start();
+    register_parts(&mock);
+    let dir = tempfile::tempdir().expect("dir");
+    let gw = gateway(dir.path(), mock.port, "pool = { max = 1 }");
+
+    let r = gw.anonymous("/v1/broken");
+    let p = r.problem(500, "statement-failed");
+    assert!(!r.text.contains("MISSING_TABLE"), "{}", r.text);
+    assert!(!r.text.contains("Invalid object"), "{}", r.text);
+    common::assert_no_leak(&r.text);
+    assert!(p["detail"].is_string());
+
+    assert_eq!(gw.anonymous("/v1/parts/7").status, 200);
+    assert_eq!(mock.logins(), 1, "the error did not cost the connection");
+}
+
+#[test]
+fn timeout_cancels_on_the_server_and_keeps_the_connection() {
+    let mock = Mock::start();
+    register_parts(&mock);
+    let dir = tempfile::tempdir().expect("dir");
+    let gw = gateway(dir.path(), mock.port, "pool = { max = 1 }");
+    assert_eq!(gw.anonymous("/v1/parts/7").status, 200);
+
+    let started = Instant::now();
+    let r = gw.anonymous("/v1/slow");
+    let took = started.elapsed();
+    r.problem(504, "statement-timeout");
+    assert!(
+        took < Duration::from_secs(10),
+        "the 1s timeout answered after {took:?}; the server's reply was due after 30s"
+    );
+
+    // The attention was acknowledged, so the one connection is reused, not replaced.
+    let r = gw.anonymous("/v1/parts/7");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        mock.logins(),
+        1,
+        "the cancelled connection went back to the pool"
+    );
+}
+
+#[test]
+fn server_loss_gives_503_then_recovers() {
+    let mock = Mock::start();
+    register_parts(&mock);
+    let proxy = Proxy::start(mock.port);
+    let dir = tempfile::tempdir().expect("dir");
+    let gw = gateway(
+        dir.path(),
+        proxy.port,
+        "pool = { max = 2, acquire_timeout = \"3s\", breaker_failures = 3, breaker_cooldown = \"500ms\" }\nlogin_timeout = \"2s\"",
+    );
+    assert_eq!(gw.anonymous("/v1/parts/7").status, 200);
+
+    proxy.cut();
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let started = Instant::now();
+        let r = gw.anonymous("/v1/parts/7");
+        assert_eq!(r.status, 503, "{}", r.text);
+        assert!(r.header("retry-after").is_some(), "503 says when to retry");
+        common::assert_no_leak(&r.text);
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "a lost server fails fast, not after the acquire timeout: {:?}",
+            started.elapsed()
+        );
+        statuses.push(r.json()["title"].as_str().unwrap_or_default().to_string());
+    }
+    assert!(
+        statuses.iter().any(|t| t == "Source Unavailable"),
+        "{statuses:?}"
+    );
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = gw.anonymous("/v1/parts/7");
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {} after the server came back: {}",
+            r.status,
+            r.text
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(gw.anonymous("/v1/parts").status, 200);
+    assert_eq!(gw.get("/readyz").status, 200);
+}
+
+#[test]
+fn unreachable_server_at_start_does_not_stop_the_gateway() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let dir = tempfile::tempdir().expect("dir");
+    let gw = gateway(dir.path(), port, "login_timeout = \"1s\"");
+    let r = gw.anonymous("/v1/parts/7");
+    r.problem(503, "source-unavailable");
+    assert_eq!(gw.get("/readyz").status, 503);
+    assert_eq!(gw.anonymous("/openapi/v1.json").status, 200);
+}
