@@ -11,19 +11,32 @@ use indexmap::IndexMap;
 use crate::audit::Audit;
 use crate::auth::Authenticator;
 use crate::catalog::Catalog;
-use crate::config::Config;
+use crate::config::{Config, SourceKind};
 use crate::diag::{Diagnostic, LoadError, Severity};
 use crate::http::{self, AppState, Gateway, Security};
 use crate::mapping::{self, Compiled, SourceInfo};
 use crate::openapi::Documents;
 use crate::source::{Source, SqlType};
+use crate::sql::Placeholders;
 
 /// Compile the mappings a config points at.
 pub fn compile_catalog(config: &Config) -> Result<Compiled, LoadError> {
     let infos: IndexMap<String, SourceInfo> = config
         .sources
         .iter()
-        .map(|(n, s)| (n.clone(), SourceInfo { dialect: s.dialect }))
+        .map(|(n, s)| {
+            let placeholders = match s.kind {
+                SourceKind::Odbc => Placeholders::Question,
+                SourceKind::Mssql => Placeholders::Numbered,
+            };
+            (
+                n.clone(),
+                SourceInfo {
+                    dialect: s.dialect,
+                    placeholders,
+                },
+            )
+        })
         .collect();
     let mut compiled = mapping::load_dir(&config.mappings_dir, &infos, config.max_rows)?;
     compiled

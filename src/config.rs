@@ -1043,4 +1043,62 @@ mod tests {
         assert_eq!(s.pool_max, 4);
         assert_eq!(s.acquire_timeout, Duration::from_secs(2));
     }
+
+    #[test]
+    fn sql_server_from_fields() {
+        let text = "[sources.erp]\nkind = \"mssql\"\nhost = \"${HOST}\"\nport = 1444\n\
+                    database = \"ERP\"\nuser = \"svc\"\npassword = \"${PW:-x}\"\n\
+                    encrypt = \"strict\"\ntrust_ca_file = \"certs/ca.pem\"\n";
+        let c = Config::parse(Path::new("conf/p.toml"), text, &env).expect("valid");
+        let s = &c.sources["erp"];
+        assert_eq!(s.kind, SourceKind::Mssql);
+        assert_eq!(s.dialect, Dialect::Mssql, "the dialect follows the kind");
+        let t = s.mssql.as_ref().expect("target");
+        assert_eq!(t.host.as_deref(), Some("db1"));
+        assert_eq!(t.port, Some(1444));
+        assert_eq!(t.password.as_ref().map(Secret::expose), Some("x"));
+        assert_eq!(t.encrypt, Some(Encrypt::Strict));
+        assert_eq!(
+            t.trust,
+            Some(Trust::CaFile(PathBuf::from("conf/certs/ca.pem")))
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn sql_server_mistakes_are_reported_together() {
+        let text = "[sources.erp]\nkind = \"mssql\"\ndialect = \"postgres\"\n\
+                    connection_string = \"Server=tcp:h,1433\"\nhost = \"h\"\nencrypt = \"yes\"\n\
+                    trust_ca_file = \"ca.pem\"\ntrust_server_certificate = true\n\
+                    [sources.old]\nkind = \"odbc\"\ndialect = \"mssql\"\nconnection_string = \"DSN=x\"\nhost = \"h\"\n\
+                    [sources.none]\nkind = \"mssql\"\n";
+        let msg = Config::parse(Path::new("p.toml"), text, &env)
+            .unwrap_err()
+            .to_string();
+        for want in [
+            "kind `mssql` speaks dialect `mssql` only",
+            "gives both `connection_string` and `host`",
+            "unknown `encrypt` value `yes`",
+            "contradict each other",
+            "p.toml:13:8: error: source `old`: this field is for kind = \"mssql\" only",
+            "source `none` says neither where the server is nor how to log in",
+        ] {
+            assert!(msg.contains(want), "missing `{want}` in:\n{msg}");
+        }
+    }
+
+    #[test]
+    fn a_password_in_the_file_is_a_warning() {
+        let text = "[sources.erp]\nkind = \"mssql\"\nhost = \"h\"\nuser = \"sa\"\npassword = \"hunter2\"\n";
+        let c = Config::parse(Path::new("p.toml"), text, &env).expect("valid");
+        let w = c
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(w.contains("p.toml:5:12: warning"), "{w}");
+        assert!(w.contains("the password is written in the file"), "{w}");
+        assert!(!w.contains("hunter2"), "{w}");
+    }
 }

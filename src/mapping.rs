@@ -122,6 +122,8 @@ struct RawColumn {
 #[derive(Clone, Copy, Debug)]
 pub struct SourceInfo {
     pub dialect: Dialect,
+    /// How the source's client library marks bound values.
+    pub placeholders: sql::Placeholders,
 }
 
 /// A mapping file to compile, with the API version its folder names.
@@ -617,6 +619,9 @@ fn compile_route(
         },
     };
     let dialect = source.as_ref().map_or(Dialect::Sqlite, |(_, i)| i.dialect);
+    let placeholders = source
+        .as_ref()
+        .map_or(sql::Placeholders::Question, |(_, i)| i.placeholders);
 
     // Path.
     let path = raw.path.get_ref();
@@ -749,7 +754,7 @@ fn compile_route(
                     );
                 }
             }
-            rewritten = sql::rewrite(sql_text, &found, dialect);
+            rewritten = sql::rewrite(sql_text, &found, placeholders);
         }
     }
 
@@ -1568,12 +1573,14 @@ mod tests {
             "mfg".to_string(),
             SourceInfo {
                 dialect: Dialect::Db2i,
+                placeholders: sql::Placeholders::Question,
             },
         );
         m.insert(
             "ms".to_string(),
             SourceInfo {
                 dialect: Dialect::Mssql,
+                placeholders: sql::Placeholders::Numbered,
             },
         );
         m

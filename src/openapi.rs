@@ -551,6 +551,7 @@ mod tests {
             "s".to_string(),
             SourceInfo {
                 dialect: Dialect::Sqlite,
+                placeholders: crate::sql::Placeholders::Question,
             },
         );
         let files = [MappingFile {

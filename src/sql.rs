@@ -39,12 +39,23 @@ impl Dialect {
         }
     }
 
-    /// The placeholder for the `n`-th bound value (1-based). ODBC drivers take `?`;
-    /// SQL Server's native protocol numbers them.
-    pub fn placeholder(self, n: usize) -> String {
+    /// Wrap a statement so that the database returns one page: `limit` rows after skipping
+    /// `offset`. Both are placeholders for bound values, never numbers spliced into the text.
+    /// SQL Server's OFFSET/FETCH needs an ORDER BY; a statement without one gets
+    /// `ORDER BY (SELECT NULL)`, which keeps whatever order the server produces.
+    pub fn paginate(self, sql: &str, limit: &str, offset: &str) -> String {
+        let sql = sql.trim_end().trim_end_matches(';').trim_end();
         match self {
-            Self::Mssql => format!("@P{n}"),
-            _ => "?".to_string(),
+            Self::Postgres | Self::Sqlite => format!("{sql}\nLIMIT {limit} OFFSET {offset}"),
+            Self::Db2i => format!("{sql}\nOFFSET {offset} ROWS FETCH FIRST {limit} ROWS ONLY"),
+            Self::Mssql => {
+                let order = if has_top_level_order_by(sql) {
+                    ""
+                } else {
+                    "\nORDER BY (SELECT NULL)"
+                };
+                format!("{sql}{order}\nOFFSET {offset} ROWS FETCH NEXT {limit} ROWS ONLY")
+            }
         }
     }
 
@@ -68,6 +79,78 @@ impl Dialect {
     fn bracket_identifiers(self) -> bool {
         matches!(self, Self::Mssql | Self::Sqlite)
     }
+}
+
+/// How bound values are marked in the SQL a client library receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Placeholders {
+    /// `?`, in order: every ODBC driver (SQL Server's included).
+    Question,
+    /// `@P1`, `@P2`, …: SQL Server's native protocol.
+    Numbered,
+}
+
+impl Placeholders {
+    /// The placeholder for the `n`-th bound value (1-based).
+    pub fn nth(self, n: usize) -> String {
+        match self {
+            Self::Question => "?".to_string(),
+            Self::Numbered => format!("@P{n}"),
+        }
+    }
+}
+
+/// Whether `sql` ends with an ORDER BY of its own (not one inside parentheses, a string or a
+/// comment).
+fn has_top_level_order_by(sql: &str) -> bool {
+    let upper = sql.to_ascii_uppercase();
+    let b = upper.as_bytes();
+    let mut depth = 0i32;
+    let mut found = false;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\'' | b'"' | b'[' => {
+                let close = if b[i] == b'[' { b']' } else { b[i] };
+                i += 1;
+                while i < b.len() && b[i] != close {
+                    i += 1;
+                }
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                // An ORDER BY before a closing parenthesis belonged to a subquery.
+                if depth == 0 {
+                    found = false;
+                }
+            }
+            b'O' if depth == 0
+                && upper[i..].starts_with("ORDER")
+                && (i == 0 || !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'_') =>
+            {
+                let rest = upper[i + 5..].trim_start();
+                if rest.starts_with("BY") {
+                    found = true;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    found
 }
 
 impl fmt::Display for Dialect {
@@ -209,13 +292,13 @@ fn skip_dollar_quoted(bytes: &[u8], start: usize) -> usize {
     bytes.len()
 }
 
-/// Replace each found parameter by the dialect's placeholder, numbered in order of appearance.
-pub fn rewrite(sql: &str, params: &[NamedParam], dialect: Dialect) -> String {
+/// Replace each found parameter by a placeholder, numbered in order of appearance.
+pub fn rewrite(sql: &str, params: &[NamedParam], placeholders: Placeholders) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut last = 0;
     for (n, p) in params.iter().enumerate() {
         out.push_str(&sql[last..p.span.start]);
-        out.push_str(&dialect.placeholder(n + 1));
+        out.push_str(&placeholders.nth(n + 1));
         last = p.span.end;
     }
     out.push_str(&sql[last..]);
@@ -307,12 +390,54 @@ mod tests {
         let sql = "SELECT * FROM t WHERE a = :a OR b = :b OR c = :a";
         let p = scan_named(sql, Dialect::Mssql).expect("scan");
         assert_eq!(
-            rewrite(sql, &p, Dialect::Mssql),
+            rewrite(sql, &p, Placeholders::Numbered),
             "SELECT * FROM t WHERE a = @P1 OR b = @P2 OR c = @P3"
         );
         assert_eq!(
-            rewrite(sql, &p, Dialect::Db2i),
+            rewrite(sql, &p, Placeholders::Question),
             "SELECT * FROM t WHERE a = ? OR b = ? OR c = ?"
+        );
+    }
+
+    #[test]
+    fn pages_per_dialect() {
+        let sql = "SELECT A FROM T ORDER BY A;";
+        assert_eq!(
+            Dialect::Postgres.paginate(sql, "$1", "$2"),
+            "SELECT A FROM T ORDER BY A\nLIMIT $1 OFFSET $2"
+        );
+        assert_eq!(
+            Dialect::Sqlite.paginate(sql, "?", "?"),
+            "SELECT A FROM T ORDER BY A\nLIMIT ? OFFSET ?"
+        );
+        assert_eq!(
+            Dialect::Db2i.paginate(sql, "?", "?"),
+            "SELECT A FROM T ORDER BY A\nOFFSET ? ROWS FETCH FIRST ? ROWS ONLY"
+        );
+        assert_eq!(
+            Dialect::Mssql.paginate(sql, "@P2", "@P1"),
+            "SELECT A FROM T ORDER BY A\nOFFSET @P1 ROWS FETCH NEXT @P2 ROWS ONLY"
+        );
+        // SQL Server needs an ORDER BY; one inside a subquery, a string or a comment is not
+        // the statement's own.
+        for unordered in [
+            "SELECT A FROM T",
+            "SELECT A FROM (SELECT TOP 5 A FROM T ORDER BY A) X",
+            "SELECT A FROM T WHERE B = 'ORDER BY'",
+            "SELECT A FROM T -- ORDER BY A",
+            "SELECT [ORDER BY] FROM T",
+        ] {
+            assert!(
+                Dialect::Mssql
+                    .paginate(unordered, "@P1", "@P2")
+                    .contains("ORDER BY (SELECT NULL)"),
+                "{unordered}"
+            );
+        }
+        assert!(
+            !Dialect::Mssql
+                .paginate("SELECT A FROM (SELECT A FROM T) X ORDER BY A", "@P1", "@P2")
+                .contains("(SELECT NULL)")
         );
     }
 

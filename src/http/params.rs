@@ -177,6 +177,7 @@ public = true
             "s".to_string(),
             SourceInfo {
                 dialect: Dialect::Postgres,
+                placeholders: crate::sql::Placeholders::Question,
             },
         );
         let files = [MappingFile {
