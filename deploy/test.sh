@@ -9,7 +9,7 @@ source "$(dirname "$0")/api-checks.sh"
 cd "$PATINA_ROOT"
 
 ensure_packages unixodbc-dev odbcinst libsqliteodbc odbc-postgresql sqlite3 postgresql-15 postgresql-client-15 \
-  python3 python3-venv chromium curl openssl
+  python3 python3-venv chromium curl openssl libssl-dev pkg-config
 # Node.js drives the browser check; the machine's own is used when there is one.
 command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
 
@@ -37,6 +37,12 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "==> tests"
+if [ -z "${MSSQL_URL:-}" ]; then
+  echo "    SKIPPED: the SQL Server live tests (tests/mssql_live.rs) need MSSQL_URL; the protocol-level"
+  echo "    tests against the in-process TDS server (tests/mssql.rs) run regardless. See the README."
+else
+  echo "    MSSQL_URL is set: the SQL Server live tests run against it"
+fi
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --no-fail-fast
 else
