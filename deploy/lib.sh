@@ -20,14 +20,15 @@ ensure_packages() {
   fi
 }
 
-# odbc_registry DIR : write odbcinst.ini for the SQLite and PostgreSQL drivers into DIR (with
+# odbc_registry DIR : write odbcinst.ini for the SQLite, PostgreSQL and FreeTDS drivers into DIR (with
 # the PostgreSQL driver's communication log off) and point unixODBC at it.
 odbc_registry() {
   local dir="$1"
   local libdir
   libdir="$(dirname "$(dpkg -L odbc-postgresql 2>/dev/null | grep '/psqlodbcw.so$' | head -n1)")"
-  local sqlite_lib
+  local sqlite_lib tds_lib
   sqlite_lib="$(dpkg -L libsqliteodbc 2>/dev/null | grep '/libsqlite3odbc.so$' | head -n1)"
+  tds_lib="$(dpkg -L tdsodbc 2>/dev/null | grep '/libtdsodbc.so$' | head -n1)"
   mkdir -p "$dir"
   cat > "$dir/odbcinst.ini" <<INI
 [SQLite3]
@@ -39,6 +40,10 @@ Description=PostgreSQL ODBC driver (Unicode version)
 Driver=${libdir:-/usr/lib/x86_64-linux-gnu/odbc}/psqlodbcw.so
 Debug=0
 CommLog=0
+
+[FreeTDS]
+Description=FreeTDS (SQL Server, Sybase): the fallback for SQL Server 2000/2005
+Driver=${tds_lib:-libtdsodbc.so}
 INI
   : > "$dir/odbc.ini"
   export ODBCSYSINI="$dir"

@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/api-checks.sh"
 cd "$PATINA_ROOT"
 
-ensure_packages unixodbc-dev odbcinst libsqliteodbc odbc-postgresql sqlite3 postgresql-15 postgresql-client-15 \
+ensure_packages unixodbc-dev odbcinst libsqliteodbc odbc-postgresql tdsodbc sqlite3 postgresql-15 postgresql-client-15 \
   python3 python3-venv chromium curl openssl libssl-dev pkg-config
 # Node.js drives the browser check; the machine's own is used when there is one.
 command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
