@@ -430,3 +430,37 @@ fn sql_server_example_configs_check_offline() {
         );
     }
 }
+
+#[test]
+fn a_full_pool_answers_503_busy_after_the_acquire_timeout() {
+    let mock = Mock::start();
+    register_parts(&mock);
+    let dir = tempfile::tempdir().expect("dir");
+    let gw = gateway(
+        dir.path(),
+        mock.port,
+        "pool = { max = 1, acquire_timeout = \"300ms\" }",
+    );
+    assert_eq!(gw.anonymous("/v1/parts/7").status, 200);
+    let base = gw.base.clone();
+    // The one connection is busy with a statement that runs into its 1s timeout.
+    let slow = std::thread::spawn(move || {
+        reqwest::blocking::get(format!("{base}/v1/slow"))
+            .expect("request")
+            .status()
+            .as_u16()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let r = gw.anonymous("/v1/parts/7");
+    r.problem(503, "source-busy");
+    assert!(r.header("retry-after").is_some());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(slow.join().expect("slow request"), 504);
+    assert_eq!(gw.anonymous("/v1/parts/7").status, 200);
+    assert_eq!(mock.logins(), 1);
+}
