@@ -28,13 +28,31 @@ struct Mock {
 
 impl Mock {
     fn start() -> Mock {
+        Self::start_with(None)
+    }
+
+    /// A server that speaks TDS 8 (TLS before any TDS byte) with this certificate and key.
+    fn start_strict_tls(cert_pem: &[u8], key_pem: &[u8]) -> Mock {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&[u8], &[u8])>) -> Mock {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("runtime");
         let server = rt
-            .block_on(MockTdsServer::new("127.0.0.1:0"))
+            .block_on(async {
+                match tls {
+                    Some((cert, key)) => {
+                        let id =
+                            mssql_mock_tds::create_test_identity(cert, key).expect("TLS identity");
+                        MockTdsServer::new_with_strict_tls("127.0.0.1:0", id).await
+                    }
+                    None => MockTdsServer::new("127.0.0.1:0").await,
+                }
+            })
             .expect("start the TDS test server");
         let port = server.local_addr().port();
         let registry = server.query_registry();
@@ -168,8 +186,19 @@ fn register_parts(mock: &Mock) {
     );
 }
 
-/// A gateway whose source `erp` is the SQL Server at `port`.
+/// A gateway whose source `erp` is the SQL Server at `port`, without TLS.
 fn gateway(dir: &Path, port: u16, source_extra: &str) -> Gateway {
+    gateway_at(
+        dir,
+        port,
+        &format!(
+            "host = \"127.0.0.1\"\n# The test server speaks no TLS; a real one gets `required` or `strict`.\nencrypt = \"off\"\n{source_extra}"
+        ),
+    )
+}
+
+/// A gateway whose source `erp` is the SQL Server at `port`, with these source settings.
+fn gateway_at(dir: &Path, port: u16, source_extra: &str) -> Gateway {
     let mappings = dir.join("mappings/v1");
     std::fs::create_dir_all(&mappings).expect("mkdir");
     std::fs::write(mappings.join("parts.toml"), PARTS).expect("mapping");
@@ -178,10 +207,8 @@ fn gateway(dir: &Path, port: u16, source_extra: &str) -> Gateway {
         &cfg,
         format!(
             "[server]\nmappings = \"mappings\"\n\n[sources.erp]\nkind = \"mssql\"\n\
-             host = \"127.0.0.1\"\nport = {port}\ndatabase = \"ERP\"\nuser = \"patina\"\n\
-             password = \"${{PATINA_TEST_MSSQL_PASSWORD:-not-a-secret}}\"\n\
-             # The test server speaks no TLS; a real one gets `required` or `strict`.\n\
-             encrypt = \"off\"\n{source_extra}\n"
+             port = {port}\ndatabase = \"ERP\"\nuser = \"patina\"\n\
+             password = \"${{PATINA_TEST_MSSQL_PASSWORD:-not-a-secret}}\"\n{source_extra}\n"
         ),
     )
     .expect("config");
@@ -463,4 +490,119 @@ fn a_full_pool_answers_503_busy_after_the_acquire_timeout() {
     assert_eq!(slow.join().expect("slow request"), 504);
     assert_eq!(gw.anonymous("/v1/parts/7").status, 200);
     assert_eq!(mock.logins(), 1);
+}
+
+/// A CA and a certificate it signed for `localhost`, made with the openssl command line.
+fn certificates(dir: &Path) -> (Vec<u8>, Vec<u8>) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl (deploy/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("leaf.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    run(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        "ca.key",
+    ]);
+    run(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=patina test CA",
+    ]);
+    run(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        "leaf.key",
+    ]);
+    run(&[
+        "req",
+        "-new",
+        "-key",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.cnf",
+    ]);
+    (
+        std::fs::read(dir.join("leaf.pem")).expect("cert"),
+        std::fs::read(dir.join("leaf.key")).expect("key"),
+    )
+}
+
+#[test]
+fn strict_tls_trusts_the_given_ca_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (cert, key) = certificates(dir.path());
+    let mock = Mock::start_strict_tls(&cert, &key);
+    register_parts(&mock);
+
+    // Trusting the CA that signed the server's certificate: a verified TDS 8 session.
+    let trusted = tempfile::tempdir().expect("dir");
+    std::fs::copy(dir.path().join("ca.pem"), trusted.path().join("ca.pem")).expect("copy");
+    let gw = gateway_at(
+        trusted.path(),
+        mock.port,
+        "host = \"localhost\"\nencrypt = \"strict\"\ntrust_ca_file = \"ca.pem\"",
+    );
+    let r = gw.anonymous("/v1/parts/7");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["name"], "Zoë bracket");
+
+    // Without it, the certificate is refused: 503, and nothing of the TLS error leaks.
+    let untrusted = tempfile::tempdir().expect("dir");
+    let gw = gateway_at(
+        untrusted.path(),
+        mock.port,
+        "host = \"localhost\"\nencrypt = \"strict\"\nlogin_timeout = \"2s\"",
+    );
+    let r = gw.anonymous("/v1/parts/7");
+    r.problem(503, "source-unavailable");
+    common::assert_no_leak(&r.text);
+    assert!(!r.text.contains("certificate"), "{}", r.text);
 }
