@@ -130,6 +130,12 @@ statement_timeout = "1s"
 sql = "SELECT SLOW FROM PARTS"
 
 [[route]]
+id = "notes"
+path = "/notes"
+public = true
+sql = "SELECT NOTE FROM NOTES"
+
+[[route]]
 id = "broken"
 path = "/broken"
 public = true
@@ -175,6 +181,17 @@ fn register_parts(mock: &Mock) {
             vec![Row::new(vec![ColumnValue::Int(1)])],
         )
         .with_delay(Duration::from_secs(30)),
+    );
+    mock.register(
+        "SELECT NOTE FROM NOTES",
+        QueryResponse::new(
+            vec![ColumnDefinition::new("NOTE", SqlDataType::VarCharMax)],
+            vec![
+                Row::new(vec![ColumnValue::VarCharMax(vec![b"short".to_vec()])]),
+                Row::new(vec![ColumnValue::VarCharMax(vec![vec![b'x'; 1000]])]),
+                Row::new(vec![ColumnValue::VarCharMax(vec![b"after".to_vec()])]),
+            ],
+        ),
     );
     mock.register(
         "SELECT ID FROM MISSING_TABLE",
@@ -605,4 +622,26 @@ fn strict_tls_trusts_the_given_ca_and_nothing_else() {
     r.problem(503, "source-unavailable");
     common::assert_no_leak(&r.text);
     assert!(!r.text.contains("certificate"), "{}", r.text);
+}
+
+#[test]
+fn a_value_beyond_max_text_bytes_is_refused_by_column() {
+    let mock = Mock::start();
+    register_parts(&mock);
+    let dir = tempfile::tempdir().expect("dir");
+    let gw = gateway(
+        dir.path(),
+        mock.port,
+        "pool = { max = 1 }\nmax_text_bytes = 256",
+    );
+    let r = gw.anonymous("/v1/notes");
+    let p = r.problem(500, "undecodable-value");
+    assert!(
+        p["detail"].as_str().unwrap_or_default().contains("`NOTE`"),
+        "{p}"
+    );
+    assert!(!r.text.contains("xxxx"), "{}", r.text);
+    // The statement was stopped mid-result and the connection kept.
+    assert_eq!(gw.anonymous("/v1/parts/7").status, 200);
+    assert_eq!(mock.logins(), 1);
 }

@@ -192,6 +192,7 @@ struct Inner {
     failures: watch::Receiver<String>,
     statement_timeout: Option<Duration>,
     acquire_timeout: Duration,
+    max_text: usize,
 }
 
 impl Drop for MssqlPool {
@@ -249,6 +250,7 @@ impl MssqlPool {
             failures,
             statement_timeout: cfg.statement_timeout,
             acquire_timeout: cfg.acquire_timeout,
+            max_text: cfg.max_text_bytes,
         });
         let warm = Arc::clone(&inner);
         runtime.spawn(async move {
@@ -303,16 +305,13 @@ impl MssqlPool {
             let mut conn = inner.checkout().await?;
             let waited = started.elapsed();
             let limit = timeout.or(inner.statement_timeout);
-            run(
-                &inner.name,
-                &mut conn,
-                &sql,
-                &binds,
+            let statement = Statement {
+                sql: &sql,
+                binds: &binds,
                 max_rows,
-                limit,
-                sink.as_mut(),
-            )
-            .await?;
+                max_text: inner.max_text,
+            };
+            run(&inner.name, &mut conn, &statement, limit, sink.as_mut()).await?;
             Ok((sink, waited))
         });
         let result = task.await.unwrap_or(Err(SourceError::Closed));
@@ -363,19 +362,26 @@ enum Ended {
     Early,
 }
 
+/// What to run, and how much of its result to take.
+struct Statement<'a> {
+    sql: &'a str,
+    binds: &'a [BindValue],
+    max_rows: usize,
+    /// Largest text or binary value accepted, in bytes.
+    max_text: usize,
+}
+
 /// Run one statement on `conn`, feeding at most `max_rows` rows of its first result set into
 /// `sink`. Whatever happens, the connection goes back to the pool clean or marked broken.
 async fn run(
     source: &str,
     conn: &mut Conn,
-    sql: &str,
-    binds: &[BindValue],
-    max_rows: usize,
+    statement: &Statement<'_>,
     limit: Option<Duration>,
     sink: &mut dyn RowSink,
 ) -> Result<(), SourceError> {
     let mut decode_error = None;
-    let streamed = stream(conn, sql, binds, max_rows, sink, &mut decode_error);
+    let streamed = stream(conn, statement, sink, &mut decode_error);
     let outcome = match limit {
         Some(t) => tokio::time::timeout(t, streamed).await.ok(),
         None => Some(streamed.await),
@@ -448,14 +454,13 @@ fn bind<'a>(q: &mut Query<'a>, v: &'a BindValue) {
 
 async fn stream(
     conn: &mut Conn,
-    sql: &str,
-    binds: &[BindValue],
-    max_rows: usize,
+    statement: &Statement<'_>,
     sink: &mut dyn RowSink,
     decode_error: &mut Option<SinkError>,
 ) -> Result<Ended, tiberius::error::Error> {
-    let mut q = Query::new(sql);
-    for b in binds {
+    let max_rows = statement.max_rows;
+    let mut q = Query::new(statement.sql);
+    for b in statement.binds {
         bind(&mut q, b);
     }
     let mut rows = q.query(&mut conn.client).await?;
@@ -504,6 +509,18 @@ async fn stream(
                     };
                     buf.clear();
                     match render(col.column_type(), data, buf) {
+                        Ok(_) if buf.len() > statement.max_text => {
+                            *decode_error = Some(SinkError {
+                                column: col.name().to_string(),
+                                reason: format!(
+                                    "a value of {} bytes is longer than max_text_bytes ({}); \
+                                     raise it for this source",
+                                    buf.len(),
+                                    statement.max_text
+                                ),
+                            });
+                            return Ok(Ended::Early);
+                        }
                         Ok(k) => *kind = k,
                         Err(reason) => {
                             *decode_error = Some(SinkError {
