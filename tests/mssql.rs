@@ -203,6 +203,15 @@ fn register_parts(mock: &Mock) {
     );
 }
 
+/// A test server answering the parts statements, and a gateway in front of it.
+fn parts_gateway(source_extra: &str) -> (Mock, tempfile::TempDir, Gateway) {
+    let mock = Mock::start();
+    register_parts(&mock);
+    let dir = tempfile::tempdir().expect("dir");
+    let gw = gateway(dir.path(), mock.port, source_extra);
+    (mock, dir, gw)
+}
+
 /// A gateway whose source `erp` is the SQL Server at `port`, without TLS.
 fn gateway(dir: &Path, port: u16, source_extra: &str) -> Gateway {
     gateway_at(
@@ -234,10 +243,7 @@ fn gateway_at(dir: &Path, port: u16, source_extra: &str) -> Gateway {
 
 #[test]
 fn rows_types_and_nulls_over_tds_on_pooled_connections() {
-    let mock = Mock::start();
-    register_parts(&mock);
-    let dir = tempfile::tempdir().expect("dir");
-    let gw = gateway(dir.path(), mock.port, "pool = { max = 2 }");
+    let (mock, _dir, gw) = parts_gateway("pool = { max = 2 }");
 
     let r = gw.anonymous("/v1/parts/7");
     assert_eq!(r.status, 200, "{}", r.text);
@@ -279,10 +285,7 @@ fn rows_types_and_nulls_over_tds_on_pooled_connections() {
 
 #[test]
 fn server_error_is_a_problem_without_server_text_and_the_connection_survives() {
-    let mock = Mock::start();
-    register_parts(&mock);
-    let dir = tempfile::tempdir().expect("dir");
-    let gw = gateway(dir.path(), mock.port, "pool = { max = 1 }");
+    let (mock, _dir, gw) = parts_gateway("pool = { max = 1 }");
 
     let r = gw.anonymous("/v1/broken");
     let p = r.problem(500, "statement-failed");
@@ -297,10 +300,7 @@ fn server_error_is_a_problem_without_server_text_and_the_connection_survives() {
 
 #[test]
 fn timeout_cancels_on_the_server_and_keeps_the_connection() {
-    let mock = Mock::start();
-    register_parts(&mock);
-    let dir = tempfile::tempdir().expect("dir");
-    let gw = gateway(dir.path(), mock.port, "pool = { max = 1 }");
+    let (mock, _dir, gw) = parts_gateway("pool = { max = 1 }");
     assert_eq!(gw.anonymous("/v1/parts/7").status, 200);
 
     let started = Instant::now();
@@ -477,14 +477,7 @@ fn sql_server_example_configs_check_offline() {
 
 #[test]
 fn a_full_pool_answers_503_busy_after_the_acquire_timeout() {
-    let mock = Mock::start();
-    register_parts(&mock);
-    let dir = tempfile::tempdir().expect("dir");
-    let gw = gateway(
-        dir.path(),
-        mock.port,
-        "pool = { max = 1, acquire_timeout = \"300ms\" }",
-    );
+    let (mock, _dir, gw) = parts_gateway("pool = { max = 1, acquire_timeout = \"300ms\" }");
     assert_eq!(gw.anonymous("/v1/parts/7").status, 200);
     let base = gw.base.clone();
     // The one connection is busy with a statement that runs into its 1s timeout.
@@ -626,14 +619,7 @@ fn strict_tls_trusts_the_given_ca_and_nothing_else() {
 
 #[test]
 fn a_value_beyond_max_text_bytes_is_refused_by_column() {
-    let mock = Mock::start();
-    register_parts(&mock);
-    let dir = tempfile::tempdir().expect("dir");
-    let gw = gateway(
-        dir.path(),
-        mock.port,
-        "pool = { max = 1 }\nmax_text_bytes = 256",
-    );
+    let (mock, _dir, gw) = parts_gateway("pool = { max = 1 }\nmax_text_bytes = 256");
     let r = gw.anonymous("/v1/notes");
     let p = r.problem(500, "undecodable-value");
     assert!(
