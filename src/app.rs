@@ -187,11 +187,26 @@ pub async fn check_against_sources(
                 }
                 for c in &d.columns {
                     if let SqlType::Unsupported(t) = &c.sql_type {
+                        // The ODBC driver hands such a value over as text; SQL Server's native
+                        // protocol has no text form for it.
+                        let (served, hint) = match **source {
+                            Source::Mssql(_) => (
+                                "every request to this route will fail with 500",
+                                "CAST it in the SQL: CAST(col AS nvarchar(4000)), or col.ToString() for spatial types",
+                            ),
+                            Source::Odbc(_) => (
+                                "it is served as the driver's text",
+                                "give it a `type` in the mapping, or CAST it in the SQL",
+                            ),
+                        };
                         out.push(diag(
                             Severity::Warning,
                             route,
-                            format!("column `{}` has a type the gateway has no codec for ({t}); it is served as text", c.name),
-                            Some("give it a `type` in the mapping, or CAST it in the SQL"),
+                            format!(
+                                "column `{}` has a type the gateway has no codec for ({t}); {served}",
+                                c.name
+                            ),
+                            Some(hint),
                         ));
                     }
                 }

@@ -63,7 +63,7 @@ struct RawTls {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPool {
-    /// Connections (and worker threads) for this source. Default 4.
+    /// Connections for this source (for ODBC, one worker thread each). Default 4.
     max: Option<Spanned<usize>>,
     /// How long a request waits for a free connection before 503. Default `2s`.
     acquire_timeout: Option<Spanned<String>>,
@@ -446,15 +446,17 @@ fn compile_source(
         }
     };
     let mssql = if kind == Some(SourceKind::Mssql) {
-        Some(compile_mssql(
+        let ado = src
+            .connection_string
+            .as_ref()
+            .map(|cs| (cs.span(), connection_string.as_ref()));
+        let at = Place {
             file,
             name,
-            &span,
-            &src,
+            span: span.clone(),
             base,
-            &mut expand,
-            diags,
-        ))
+        };
+        Some(compile_mssql(&at, &src, ado, &mut expand, diags))
     } else {
         let fields = [
             src.host.as_ref().map(Spanned::span),
@@ -578,19 +580,28 @@ fn compile_source(
     })
 }
 
+/// Which source of which file is being compiled, and the folder its paths are relative to.
+struct Place<'a> {
+    file: &'a SourceFile,
+    name: &'a str,
+    span: std::ops::Range<usize>,
+    base: &'a Path,
+}
+
 /// Expands `${VAR}` in a field, reporting missing variables.
 type Expand<'a> = dyn FnMut(&Spanned<String>, &str, &mut Diagnostics) -> Option<String> + 'a;
 
 /// The SQL Server fields of a source: either an ADO.NET string or `host` (and friends).
 fn compile_mssql(
-    file: &SourceFile,
-    name: &str,
-    span: &std::ops::Range<usize>,
+    at: &Place<'_>,
     src: &RawSource,
-    base: &Path,
+    // The ADO.NET string's place in the file, and its value once expanded (`None` when a
+    // variable is missing, which is reported already).
+    ado: Option<(std::ops::Range<usize>, Option<&Secret>)>,
     expand: &mut Expand<'_>,
     diags: &mut Diagnostics,
 ) -> MssqlTarget {
+    let (file, name, span, base) = (at.file, at.name, &at.span, at.base);
     if let Some(d) = &src.dialect
         && d.get_ref() != "mssql"
     {
@@ -601,11 +612,50 @@ fn compile_mssql(
             "remove `dialect`, or write dialect = \"mssql\"",
         );
     }
-    let ado = src
-        .connection_string
-        .as_ref()
-        .and_then(|cs| expand(cs, "`connection_string`", diags))
-        .map(Secret::new);
+    if let Some((at, Some(cs))) = &ado
+        && cs.expose().trim().is_empty()
+    {
+        diags.error_hint(
+            file,
+            at.clone(),
+            format!("source `{name}`: `connection_string` is empty"),
+            "set the variable it reads, or give host, database, user and password instead",
+        );
+    }
+    if ado.is_some() {
+        let trust = [
+            src.trust_ca_file.as_ref().map(Spanned::span),
+            src.trust_server_certificate.as_ref().map(Spanned::span),
+        ];
+        if let Some(at) = trust.into_iter().flatten().next() {
+            diags.error_hint(
+                file,
+                at,
+                format!(
+                    "source `{name}`: with a `connection_string`, certificate trust is set in it"
+                ),
+                "write TrustServerCertificateCA=/path/ca.pem (or TrustServerCertificate=true, \
+                 for development) in the connection string, or give host and these fields",
+            );
+        }
+    }
+    if let (Some(u), None) = (&src.user, &src.password) {
+        diags.error_hint(
+            file,
+            u.span(),
+            format!("source `{name}`: `user` without `password`"),
+            "add password = \"${MSSQL_PASSWORD}\"",
+        );
+    }
+    if let (None, Some(p)) = (&src.user, &src.password) {
+        diags.error_hint(
+            file,
+            p.span(),
+            format!("source `{name}`: `password` without `user`"),
+            "add user = \"...\"",
+        );
+    }
+    let ado = ado.and_then(|(_, cs)| cs.cloned());
     if ado.is_none() && src.connection_string.is_none() && src.host.is_none() {
         diags.error_hint(
             file,
@@ -1082,9 +1132,33 @@ mod tests {
             "contradict each other",
             "p.toml:13:8: error: source `old`: this field is for kind = \"mssql\" only",
             "source `none` says neither where the server is nor how to log in",
+            "with a `connection_string`, certificate trust is set in it",
         ] {
             assert!(msg.contains(want), "missing `{want}` in:\n{msg}");
         }
+    }
+
+    #[test]
+    fn sql_server_logins_come_whole_and_strings_are_not_empty() {
+        let text = "[sources.a]\nkind = \"mssql\"\nhost = \"h\"\nuser = \"svc\"\n\
+                    [sources.b]\nkind = \"mssql\"\nhost = \"h\"\npassword = \"${PW:-x}\"\n\
+                    [sources.c]\nkind = \"mssql\"\nconnection_string = \"${MSSQL_URL:-}\"\n\
+                    [sources.d]\nkind = \"mssql\"\nconnection_string = \"${MISSING}\"\n";
+        let msg = Config::parse(Path::new("p.toml"), text, &env)
+            .unwrap_err()
+            .to_string();
+        for want in [
+            "source `a`: `user` without `password`",
+            "source `b`: `password` without `user`",
+            "source `c`: `connection_string` is empty",
+        ] {
+            assert!(msg.contains(want), "missing `{want}` in:\n{msg}");
+        }
+        assert_eq!(
+            msg.matches("`MISSING`").count(),
+            1,
+            "a missing variable is reported once:\n{msg}"
+        );
     }
 
     #[test]

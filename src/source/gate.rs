@@ -53,29 +53,33 @@ impl Gate {
         if let Ok(p) = Arc::clone(&self.permits).try_acquire_owned() {
             return Ok(p);
         }
-        // A bounded queue: beyond it, fail at once rather than pile up.
-        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        // A bounded queue: beyond it, fail at once rather than pile up. The place in the queue
+        // is given back however the wait ends, also when the caller stops waiting.
+        let Some(_place) = Place::take(&self.waiting, self.max_waiting) else {
             return Err(SourceError::QueueFull);
-        }
-        let waited = tokio::time::timeout(
+        };
+        match tokio::time::timeout(
             self.acquire_timeout,
             Arc::clone(&self.permits).acquire_owned(),
         )
-        .await;
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
-        match waited {
+        .await
+        {
             Ok(Ok(p)) => Ok(p),
             Ok(Err(_)) => Err(SourceError::Closed),
             Err(_) => Err(SourceError::Busy(self.acquire_timeout)),
         }
     }
 
-    /// Tell the breaker how a statement went: only an unreachable database counts against it.
+    /// Tell the breaker how a statement went. Only an unreachable database counts against
+    /// it, and only an answer from the database (rows, or an error of its own) closes it:
+    /// a busy pool or a timeout says nothing either way.
     pub fn report<T>(&self, result: &Result<T, SourceError>) {
         match result {
             Err(SourceError::Unavailable(_)) => self.breaker.failure(&self.name),
-            _ => self.breaker.success(&self.name),
+            Ok(_) | Err(SourceError::Query(_) | SourceError::Decode(_)) => {
+                self.breaker.success(&self.name);
+            }
+            Err(_) => self.breaker.neutral(),
         }
     }
 
@@ -86,6 +90,25 @@ impl Gate {
             waiting: self.waiting.load(Ordering::Relaxed),
             breaker_open: self.breaker.is_open(),
         }
+    }
+}
+
+/// One place in the wait queue, given back on drop.
+struct Place<'a>(&'a AtomicUsize);
+
+impl<'a> Place<'a> {
+    fn take(waiting: &'a AtomicUsize, max: usize) -> Option<Self> {
+        if waiting.fetch_add(1, Ordering::Relaxed) >= max {
+            waiting.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Place(waiting))
+    }
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -102,6 +125,8 @@ struct BreakerState {
     failures: u32,
     open_until: Option<Instant>,
     cooldown: Duration,
+    /// A probe was let through and has not reported yet.
+    probing: bool,
 }
 
 impl Breaker {
@@ -132,11 +157,24 @@ impl Breaker {
             Some(until) if Instant::now() < until => {
                 Err(SourceError::CircuitOpen(until - Instant::now()))
             }
+            // The cooldown is over: this request probes; the others keep failing fast until
+            // it reports (or until another cooldown passes, if it never does).
             Some(_) => {
                 s.open_until = Some(Instant::now() + s.cooldown);
+                s.probing = true;
                 Ok(())
             }
             None => Ok(()),
+        }
+    }
+
+    /// A result that says nothing about the database's health: a probe that ended so lets
+    /// the next request probe.
+    fn neutral(&self) {
+        let mut s = self.lock();
+        if s.probing {
+            s.probing = false;
+            s.open_until = Some(Instant::now());
         }
     }
 
@@ -147,13 +185,26 @@ impl Breaker {
         }
         s.failures = 0;
         s.open_until = None;
+        s.probing = false;
         s.cooldown = self.base;
     }
 
     fn failure(&self, name: &str) {
         let mut s = self.lock();
         s.failures += 1;
-        if s.failures >= self.threshold {
+        let reopen = if s.open_until.is_some() {
+            // Open already: only the probe's failure lengthens the cooldown; requests that
+            // were in flight when it opened change nothing.
+            if !s.probing {
+                return;
+            }
+            s.probing = false;
+            s.cooldown = (s.cooldown * 2).min(Duration::from_mins(1));
+            true
+        } else {
+            s.failures >= self.threshold
+        };
+        if reopen {
             // Jitter spreads the probes of many replicas.
             let jitter = s.cooldown.mul_f64(rand::random::<f64>() * 0.2);
             let wait = s.cooldown + jitter;
@@ -161,7 +212,65 @@ impl Breaker {
                 warn!(source = %name, failures = s.failures, "circuit open: failing fast for {wait:?}");
             }
             s.open_until = Some(Instant::now() + wait);
-            s.cooldown = (s.cooldown * 2).min(Duration::from_mins(1));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_the_threshold_and_only_the_probe_lengthens_the_cooldown() {
+        let b = Breaker::new(3, Duration::from_millis(50));
+        for _ in 0..2 {
+            b.failure("s");
+        }
+        assert!(b.check().is_ok(), "below the threshold");
+        b.failure("s");
+        assert!(matches!(b.check(), Err(SourceError::CircuitOpen(_))));
+        // Failures of requests that were in flight when it opened.
+        for _ in 0..10 {
+            b.failure("s");
+        }
+        assert_eq!(b.lock().cooldown, Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(70));
+        assert!(b.check().is_ok(), "the probe goes through");
+        assert!(
+            matches!(b.check(), Err(SourceError::CircuitOpen(_))),
+            "one probe at a time"
+        );
+        b.failure("s");
+        assert_eq!(b.lock().cooldown, Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(130));
+        assert!(b.check().is_ok());
+        b.success("s");
+        assert!(b.check().is_ok());
+        assert_eq!(b.lock().cooldown, Duration::from_millis(50));
+    }
+
+    #[test]
+    fn a_neutral_probe_lets_the_next_request_probe() {
+        let b = Breaker::new(1, Duration::from_millis(30));
+        b.failure("s");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(b.check().is_ok());
+        b.neutral();
+        assert!(
+            b.check().is_ok(),
+            "the busy probe did not block the next one"
+        );
+    }
+
+    #[test]
+    fn a_place_in_the_queue_is_given_back_when_dropped() {
+        let waiting = AtomicUsize::new(0);
+        let a = Place::take(&waiting, 2).expect("first");
+        let b = Place::take(&waiting, 2).expect("second");
+        assert!(Place::take(&waiting, 2).is_none(), "the queue is full");
+        drop(a);
+        assert!(Place::take(&waiting, 2).is_some());
+        drop(b);
+        assert_eq!(waiting.load(Ordering::Relaxed), 0);
     }
 }

@@ -4,7 +4,6 @@
 //! `@P1…`, rendering every SQL Server type as the text the shared codecs decode, cancelling
 //! statements with a TDS attention, and classifying errors. Does not know about HTTP.
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +26,10 @@ use crate::config::{Encrypt, MssqlTarget, SourceConfig, Trust};
 const CHECK_IDLE_AFTER: Duration = Duration::from_secs(2);
 /// How long the server gets to acknowledge a cancel before the connection is dropped.
 const CANCEL_WAIT: Duration = Duration::from_secs(5);
+/// Result items read and thrown away after the gateway has what it needs, before it cancels
+/// instead: the rest of a result that is (nearly) all sent costs less to read than a cancel,
+/// which fails once the server has finished and costs the connection.
+const DRAIN_ITEMS: usize = 2_000;
 
 type Tds = Client<Compat<TcpStream>>;
 
@@ -54,20 +57,29 @@ struct Manager {
     name: String,
     config: tiberius::Config,
     login_timeout: Duration,
+    /// Longest an idle connection's check may take: well inside the acquire timeout.
+    check_timeout: Duration,
 }
 
 impl Manager {
     async fn open(&self) -> Result<Tds, tiberius::error::Error> {
         let mut config = self.config.clone();
+        let mut redirected = false;
         // Azure SQL and some clusters redirect the login to another address, once.
         for _ in 0..2 {
-            let tcp = TcpStream::connect_named(&config).await?;
+            // A named instance's port comes from the SQL Browser; a redirect names the port.
+            let tcp = if redirected {
+                TcpStream::connect(config.get_addr()).await?
+            } else {
+                TcpStream::connect_named(&config).await?
+            };
             tcp.set_nodelay(true)?;
             match Box::pin(Client::connect(config.clone(), tcp.compat_write())).await {
                 Err(tiberius::error::Error::Routing { host, port }) => {
                     debug!(source = %self.name, %host, port, "login redirected");
                     config.host(&host);
                     config.port(port);
+                    redirected = true;
                 }
                 other => return other,
             }
@@ -114,6 +126,10 @@ impl bb8::ManageConnection for Manager {
         if conn.last_used.elapsed() < CHECK_IDLE_AFTER {
             return Ok(());
         }
+        // Broken until the check answers: if this future is dropped half way (the acquire
+        // timeout, a failing login elsewhere), bb8 puts the connection back, and it must not
+        // be handed out again with the check's reply still unread.
+        conn.broken = true;
         let checked = async {
             conn.client
                 .simple_query("SELECT 1")
@@ -122,8 +138,9 @@ impl bb8::ManageConnection for Manager {
                 .await?;
             Ok::<_, tiberius::error::Error>(())
         };
-        match tokio::time::timeout(self.login_timeout, checked).await {
+        match tokio::time::timeout(self.check_timeout, checked).await {
             Ok(Ok(())) => {
+                conn.broken = false;
                 conn.last_used = Instant::now();
                 Ok(())
             }
@@ -218,8 +235,9 @@ impl MssqlPool {
             pool = cfg.pool_max,
             "starting SQL Server source"
         );
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(cfg.pool_max.clamp(1, cores))
             .thread_name(format!("mssql-{}", cfg.name))
             .enable_all()
             .build()
@@ -229,6 +247,7 @@ impl MssqlPool {
             name: cfg.name.clone(),
             config,
             login_timeout: cfg.login_timeout,
+            check_timeout: cfg.login_timeout.min(cfg.acquire_timeout / 2),
         };
         let pool = {
             let _entered = runtime.enter();
@@ -357,8 +376,7 @@ impl Inner {
 enum Ended {
     /// Every token was read: the connection is clean.
     Complete,
-    /// Reading stopped early (row cap, a second result set, a value that cannot be decoded):
-    /// the server must be told to stop.
+    /// Reading stopped with more of the result unread: the server must be told to stop.
     Early,
 }
 
@@ -387,20 +405,20 @@ async fn run(
         None => Some(streamed.await),
     };
     conn.last_used = Instant::now();
-    match outcome {
+    let ended = match outcome {
         None => {
             cancel(source, conn).await;
-            Err(SourceError::Timeout)
+            return Err(SourceError::Timeout);
         }
-        Some(Ok(Ended::Complete)) => Ok(()),
-        Some(Ok(Ended::Early)) => {
-            cancel(source, conn).await;
-            match decode_error {
-                Some(e) => Err(SourceError::Decode(e)),
-                None => Ok(()),
-            }
-        }
-        Some(Err(e)) => Err(classify(source, conn, e)),
+        Some(Err(e)) => return Err(classify(source, conn, e)),
+        Some(Ok(ended)) => ended,
+    };
+    if let Ended::Early = ended {
+        cancel(source, conn).await;
+    }
+    match decode_error {
+        Some(e) => Err(SourceError::Decode(e)),
+        None => Ok(()),
     }
 }
 
@@ -433,10 +451,18 @@ fn classify(source: &str, conn: &mut Conn, e: tiberius::error::Error) -> SourceE
                 _ => SourceError::Query(text),
             }
         }
-        e => {
+        // The server or the network went away.
+        e @ (E::Server(_) | E::Io { .. } | E::Tls(_) | E::Routing { .. }) => {
             warn!(source = %source, error = %e, "connection lost; it will be reopened");
             conn.broken = true;
             SourceError::Unavailable(e.to_string())
+        }
+        // The server answered, but with something this client could not read (text that is
+        // not valid UTF-16, an unknown collation): the data's problem, not the server's
+        // health. The stream may be out of step, so the connection goes.
+        e => {
+            conn.broken = true;
+            SourceError::Query(format!("the result could not be read: {e}"))
         }
     }
 }
@@ -468,7 +494,18 @@ async fn stream(
     let mut seen = 0usize;
     let mut bufs: Vec<Vec<u8>> = Vec::new();
     let mut kinds: Vec<Rendered> = Vec::new();
+    // Set once the gateway has what it needs (or cannot use the rest): later items are read
+    // and dropped, up to DRAIN_ITEMS.
+    let mut done = false;
+    let mut drained = 0usize;
     while let Some(item) = rows.try_next().await? {
+        if done {
+            drained += 1;
+            if drained > DRAIN_ITEMS {
+                return Ok(Ended::Early);
+            }
+            continue;
+        }
         match item {
             QueryItem::Metadata(meta) if meta.result_index() == 0 => {
                 let columns: Vec<ColumnInfo> = meta
@@ -485,23 +522,23 @@ async fn stream(
                     .find(|c| matches!(c.sql_type, SqlType::Unsupported(_)))
                 {
                     *decode_error = Some(unsupported(bad));
-                    return Ok(Ended::Early);
+                    done = true;
+                    continue;
                 }
                 if let Err(e) = sink.begin(&columns) {
                     *decode_error = Some(e);
-                    return Ok(Ended::Early);
+                    done = true;
+                    continue;
                 }
                 bufs = vec![Vec::new(); columns.len()];
                 kinds = vec![Rendered::Null; columns.len()];
             }
             // A second result set: this route serves the first only.
-            QueryItem::Metadata(_) => return Ok(Ended::Early),
+            QueryItem::Metadata(_) => done = true,
             QueryItem::Row(row) => {
-                if row.result_index() > 0 {
-                    return Ok(Ended::Early);
-                }
-                if seen == max_rows {
-                    return Ok(Ended::Early);
+                if row.result_index() > 0 || seen == max_rows {
+                    done = true;
+                    continue;
                 }
                 for (i, (col, data)) in row.cells().enumerate() {
                     let (Some(buf), Some(kind)) = (bufs.get_mut(i), kinds.get_mut(i)) else {
@@ -519,7 +556,8 @@ async fn stream(
                                     statement.max_text
                                 ),
                             });
-                            return Ok(Ended::Early);
+                            done = true;
+                            break;
                         }
                         Ok(k) => *kind = k,
                         Err(reason) => {
@@ -527,9 +565,13 @@ async fn stream(
                                 column: col.name().to_string(),
                                 reason,
                             });
-                            return Ok(Ended::Early);
+                            done = true;
+                            break;
                         }
                     }
+                }
+                if done {
+                    continue;
                 }
                 let cells: Vec<Cell<'_>> = bufs
                     .iter()
@@ -542,16 +584,15 @@ async fn stream(
                     .collect();
                 if let Err(e) = sink.row(&cells) {
                     *decode_error = Some(e);
-                    return Ok(Ended::Early);
+                    done = true;
+                    continue;
                 }
                 seen += 1;
             }
         }
     }
-    if !began {
-        sink.begin(&[]).map_err(|e| {
-            tiberius::error::Error::Conversion(Cow::Owned(format!("{}: {}", e.column, e.reason)))
-        })?;
+    if !began && let Err(e) = sink.begin(&[]) {
+        *decode_error = Some(e);
     }
     Ok(Ended::Complete)
 }
@@ -913,6 +954,9 @@ pub fn client_config(t: &MssqlTarget) -> Result<tiberius::Config, String> {
             })?,
         _ => tiberius::Config::new(),
     };
+    // tiberius cuts any round trip after 30 s by default and leaves the connection unusable;
+    // statement timeouts are the gateway's, enforced with an attention that keeps it.
+    c.command_timeout(None);
     if let Some(h) = &t.host {
         c.host(h);
     }
@@ -963,6 +1007,7 @@ fn redact(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::codec::days_from_civil;
+    use std::borrow::Cow;
     use tiberius::Uuid;
 
     #[allow(clippy::needless_pass_by_value)]
