@@ -627,3 +627,51 @@ fn a_value_beyond_max_text_bytes_is_refused_by_column() {
     assert_eq!(gw.anonymous("/v1/parts/7").status, 200);
     assert_eq!(mock.logins(), 1);
 }
+
+/// A server with a self-signed certificate (what SQL Server makes for itself) is trusted by
+/// naming that certificate itself in `trust_ca_file`.
+#[test]
+fn a_self_signed_server_certificate_can_be_trusted_by_itself() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "self.key",
+            "-out",
+            "self.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cert = std::fs::read(dir.path().join("self.pem")).expect("cert");
+    let key = std::fs::read(dir.path().join("self.key")).expect("key");
+    let mock = Mock::start_strict_tls(&cert, &key);
+    register_parts(&mock);
+    let gw = gateway_at(
+        dir.path(),
+        mock.port,
+        "host = \"localhost\"\nencrypt = \"strict\"\ntrust_ca_file = \"self.pem\"",
+    );
+    let r = gw.anonymous("/v1/parts/7");
+    assert_eq!(r.status, 200, "{}", r.text);
+}
