@@ -467,14 +467,15 @@ fn classify(source: &str, conn: &mut Conn, e: tiberius::error::Error) -> SourceE
     }
 }
 
-fn bind<'a>(q: &mut Query<'a>, v: &'a BindValue) {
+/// The value a parameter is sent as: bigint, float or nvarchar, typed NULLs included.
+fn to_sql(v: &BindValue) -> ColumnData<'_> {
     match v {
-        BindValue::Int(i) => q.bind(*i),
-        BindValue::Float(f) => q.bind(*f),
-        BindValue::Text(t) => q.bind(t.as_str()),
-        BindValue::Null(BindKind::Int) => q.bind(Option::<i64>::None),
-        BindValue::Null(BindKind::Float) => q.bind(Option::<f64>::None),
-        BindValue::Null(BindKind::Text) => q.bind(Option::<&str>::None),
+        BindValue::Int(i) => ColumnData::I64(Some(*i)),
+        BindValue::Float(f) => ColumnData::F64(Some(*f)),
+        BindValue::Text(t) => ColumnData::String(Some(std::borrow::Cow::Borrowed(t.as_str()))),
+        BindValue::Null(BindKind::Int) => ColumnData::I64(None),
+        BindValue::Null(BindKind::Float) => ColumnData::F64(None),
+        BindValue::Null(BindKind::Text) => ColumnData::String(None),
     }
 }
 
@@ -487,7 +488,7 @@ async fn stream(
     let max_rows = statement.max_rows;
     let mut q = Query::new(statement.sql);
     for b in statement.binds {
-        bind(&mut q, b);
+        q.bind(to_sql(b));
     }
     let mut rows = q.query(&mut conn.client).await?;
     let mut began = false;
@@ -1307,6 +1308,34 @@ mod tests {
         assert_eq!(sql_type_named("nvarchar(40)"), SqlType::Text);
         assert_eq!(sql_type_named("datetimeoffset(7)"), SqlType::Timestamp);
         assert_eq!(sql_type_named("BIGINT"), SqlType::Integer);
+    }
+
+    #[test]
+    fn parameters_are_sent_with_their_types() {
+        assert_eq!(to_sql(&BindValue::Int(-7)), ColumnData::I64(Some(-7)));
+        assert_eq!(to_sql(&BindValue::Float(2.5)), ColumnData::F64(Some(2.5)));
+        assert_eq!(
+            to_sql(&BindValue::Text("Zoë".into())),
+            ColumnData::String(Some(Cow::Borrowed("Zoë")))
+        );
+        assert_eq!(
+            to_sql(&BindValue::Null(BindKind::Int)),
+            ColumnData::I64(None)
+        );
+        assert_eq!(
+            to_sql(&BindValue::Null(BindKind::Float)),
+            ColumnData::F64(None)
+        );
+        assert_eq!(
+            to_sql(&BindValue::Null(BindKind::Text)),
+            ColumnData::String(None)
+        );
+        let values = [BindValue::Int(1), BindValue::Null(BindKind::Text)];
+        let mut q = Query::new("SELECT @P1, @P2");
+        for v in &values {
+            q.bind(to_sql(v));
+        }
+        assert_eq!(q.param_count(), 2);
     }
 
     #[test]
