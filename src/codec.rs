@@ -551,6 +551,67 @@ pub enum BindKind {
     Text,
 }
 
+/// The character a mapping's SQL names in `LIKE :p ESCAPE '!'`.
+pub const LIKE_ESCAPE: char = '!';
+
+/// Where a `like` parameter's text must stand in the matched value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LikeAt {
+    Prefix,
+    Contains,
+    Suffix,
+}
+
+/// A string parameter matched with LIKE: `%` and `_` in the caller's text are escaped (with
+/// [`LIKE_ESCAPE`]), so they match themselves, and the wildcards the mapping asks for are
+/// added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Like {
+    pub at: LikeAt,
+    /// SQL Server reads `[...]` as a character class: escape `[` too.
+    pub brackets: bool,
+}
+
+impl Like {
+    pub fn pattern(self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len() + 4);
+        if matches!(self.at, LikeAt::Contains | LikeAt::Suffix) {
+            out.push('%');
+        }
+        for c in text.chars() {
+            if c == '%' || c == '_' || c == LIKE_ESCAPE || (self.brackets && c == '[') {
+                out.push(LIKE_ESCAPE);
+            }
+            out.push(c);
+        }
+        if matches!(self.at, LikeAt::Contains | LikeAt::Prefix) {
+            out.push('%');
+        }
+        out
+    }
+
+    /// The caller's text back from a pattern (documenting defaults).
+    pub fn text(self, pattern: &str) -> String {
+        let inner = match self.at {
+            LikeAt::Prefix => pattern.strip_suffix('%'),
+            LikeAt::Suffix => pattern.strip_prefix('%'),
+            LikeAt::Contains => pattern.strip_prefix('%').and_then(|p| p.strip_suffix('%')),
+        }
+        .unwrap_or(pattern);
+        let mut out = String::with_capacity(inner.len());
+        let mut escaped = false;
+        for c in inner.chars() {
+            if c == LIKE_ESCAPE && !escaped {
+                escaped = true;
+                continue;
+            }
+            escaped = false;
+            out.push(c);
+        }
+        out
+    }
+}
+
 /// The declared type of a route parameter, with its constraints.
 #[derive(Clone, Debug)]
 pub enum ParamType {
@@ -566,6 +627,8 @@ pub enum ParamType {
         min_length: Option<usize>,
         max_length: Option<usize>,
         pattern: Option<regex::Regex>,
+        /// Bound as a LIKE pattern: the text taken literally, wildcards added around it.
+        like: Option<Like>,
     },
     /// `true`/`false` (also `1`/`0`); bound as the given legacy values, or as 1/0.
     Boolean {
@@ -627,6 +690,7 @@ impl ParamType {
                 min_length,
                 max_length,
                 pattern,
+                like,
             } => {
                 let len = raw.chars().count();
                 if let Some(min) = min_length
@@ -647,7 +711,10 @@ impl ParamType {
                 {
                     return Err(format!("must match the pattern {}", p.as_str()));
                 }
-                Ok(BindValue::Text(raw.to_string()))
+                Ok(BindValue::Text(match like {
+                    Some(l) => l.pattern(raw),
+                    None => raw.to_string(),
+                }))
             }
             Self::Boolean {
                 true_value,
@@ -999,6 +1066,7 @@ mod tests {
             min_length: Some(2),
             max_length: Some(4),
             pattern: Some(regex::Regex::new("^[A-Z]+$").expect("regex")),
+            like: None,
         };
         assert_eq!(t.parse("ABC"), Ok(BindValue::Text("ABC".into())));
         assert!(t.parse("A").is_err());
@@ -1008,12 +1076,40 @@ mod tests {
             min_length: None,
             max_length: None,
             pattern: None,
+            like: None,
         };
         assert_eq!(
             free.parse("'; DROP TABLE x;--"),
             Ok(BindValue::Text("'; DROP TABLE x;--".into()))
         );
         assert!(free.parse("a\0b").is_err());
+    }
+
+    #[test]
+    fn like_params_take_wildcards_literally() {
+        let like = |at, brackets| ParamType::String {
+            min_length: None,
+            max_length: Some(5),
+            pattern: None,
+            like: Some(Like { at, brackets }),
+        };
+        let text = |t: &ParamType, raw: &str| match t.parse(raw) {
+            Ok(BindValue::Text(s)) => s,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(text(&like(LikeAt::Prefix, false), "BÄ"), "BÄ%");
+        assert_eq!(text(&like(LikeAt::Prefix, false), ""), "%");
+        assert_eq!(text(&like(LikeAt::Contains, false), "5%_!"), "%5!%!_!!%");
+        assert_eq!(text(&like(LikeAt::Suffix, false), "[a]"), "%[a]");
+        assert_eq!(text(&like(LikeAt::Suffix, true), "[a]"), "%![a]");
+        // The length limit is on the caller's text, not on the pattern.
+        assert!(like(LikeAt::Prefix, false).parse("%%%%%").is_ok());
+        for at in [LikeAt::Prefix, LikeAt::Contains, LikeAt::Suffix] {
+            let l = Like { at, brackets: true };
+            for t in ["", "ab", "5%_!", "[x]", "!!%"] {
+                assert_eq!(l.text(&l.pattern(t)), t, "{at:?} {t}");
+            }
+        }
     }
 
     #[test]

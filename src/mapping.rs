@@ -14,7 +14,9 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::catalog::{Catalog, ColumnPlan, ParamLocation, ParamPlan, RoutePlan};
-use crate::codec::{ColumnType, DateFormat, ParamType, TimeFormat, Trim, UnknownCode};
+use crate::codec::{
+    ColumnType, DateFormat, Like, LikeAt, ParamType, TimeFormat, Trim, UnknownCode,
+};
 use crate::diag::{Diagnostic, Diagnostics, LoadError, SourceFile};
 use crate::sql::{self, Dialect};
 
@@ -74,6 +76,9 @@ struct RawParam {
     min_length: Option<Spanned<usize>>,
     max_length: Option<Spanned<usize>>,
     pattern: Option<Spanned<String>>,
+    /// For strings matched with `LIKE :p ESCAPE '!'`: prefix, contains or suffix. The
+    /// caller's `%` and `_` are taken literally; the gateway adds the wildcards.
+    like: Option<Spanned<String>>,
     /// For dates: how the column stores them (iso, cyymmdd, yyyymmdd).
     format: Option<Spanned<String>>,
     /// Stored code → word, as for columns; the caller sends the word.
@@ -684,7 +689,13 @@ fn compile_route(
         } else {
             ParamLocation::Query
         };
-        if let Some(p) = compile_param(file, &name, location, rp, diags) {
+        if let Some(mut p) = compile_param(file, &name, location, rp, diags) {
+            if let ParamType::String {
+                like: Some(like), ..
+            } = &mut p.ty
+            {
+                like.brackets = dialect == Dialect::Mssql;
+            }
             params.push(p);
             param_spans.push(name.span());
         }
@@ -755,6 +766,26 @@ fn compile_route(
                 }
             }
             rewritten = sql::rewrite(sql_text, &found, placeholders);
+            let escape = regex::Regex::new(r"(?i)\bESCAPE\s*'!'").expect("a valid regex");
+            for (i, p) in params.iter().enumerate() {
+                if matches!(p.ty, ParamType::String { like: Some(_), .. })
+                    && !escape.is_match(sql_text)
+                {
+                    diags.error_hint(
+                        file,
+                        param_spans[i].clone(),
+                        format!(
+                            "route `{id}`: parameter `{}` is matched with `like`, but the SQL \
+                             has no `ESCAPE '!'`",
+                            p.name
+                        ),
+                        format!(
+                            "write `LIKE :{} ESCAPE '!'`: the gateway escapes `%` and `_` with `!`",
+                            p.name
+                        ),
+                    );
+                }
+            }
         }
     }
 
@@ -1129,6 +1160,7 @@ fn compile_param(
     present(&mut fields, "min_length", rp.min_length.as_ref());
     present(&mut fields, "max_length", rp.max_length.as_ref());
     present(&mut fields, "pattern", rp.pattern.as_ref());
+    present(&mut fields, "like", rp.like.as_ref());
     present(&mut fields, "format", rp.format.as_ref());
     present(&mut fields, "codes", rp.codes.as_ref());
     present(&mut fields, "true_value", rp.true_value.as_ref());
@@ -1160,9 +1192,29 @@ fn compile_param(
                 file,
                 diags,
                 &fields,
-                &["min_length", "max_length", "pattern"],
+                &["min_length", "max_length", "pattern", "like"],
                 &what,
             );
+            let like = rp.like.as_ref().and_then(|l| {
+                let at = match l.get_ref().as_str() {
+                    "prefix" => LikeAt::Prefix,
+                    "contains" => LikeAt::Contains,
+                    "suffix" => LikeAt::Suffix,
+                    other => {
+                        diags.error_hint(
+                            file,
+                            l.span(),
+                            format!("parameter `{pname}`: unknown `like` value `{other}`"),
+                            "use prefix, contains or suffix",
+                        );
+                        return None;
+                    }
+                };
+                Some(Like {
+                    at,
+                    brackets: false,
+                })
+            });
             let pattern =
                 rp.pattern
                     .as_ref()
@@ -1182,6 +1234,7 @@ fn compile_param(
                 min_length: rp.min_length.as_ref().map(|v| *v.get_ref()),
                 max_length: rp.max_length.as_ref().map(|v| *v.get_ref()),
                 pattern,
+                like,
             }
         }
         "boolean" => {
@@ -1789,6 +1842,42 @@ params.s = { type = "string", required = true, default = "x", pattern = "([" }
         assert!(
             joined.contains("q.toml:5:34: error: route `a`: `?` placeholder in mapping SQL"),
             "{joined}"
+        );
+    }
+
+    #[test]
+    fn like_parameters_need_the_escape_clause() {
+        let text = r#"
+source = "mfg"
+[[route]]
+id = "a"
+path = "/a"
+public = true
+sql = "SELECT X FROM T WHERE N LIKE :n"
+params.n = { like = "prefix" }
+[[route]]
+id = "b"
+path = "/b"
+public = true
+sql = "SELECT X FROM T WHERE N LIKE :n escape  '!'"
+params.n = { like = "contains" }
+[[route]]
+id = "c"
+path = "/c"
+public = true
+sql = "SELECT X FROM T WHERE N = :n"
+params.n = { type = "integer", like = "begins" }
+"#;
+        let err = compile(&[file("m.toml", text)], &sources(), 100).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("m.toml:8:8: error: route `a`: parameter `n` is matched with `like`, but the SQL has no `ESCAPE '!'`"),
+            "{msg}"
+        );
+        assert!(!msg.contains("route `b`"), "{msg}");
+        assert!(
+            msg.contains("m.toml:20:39: error: `like` does not apply to integer parameters"),
+            "{msg}"
         );
     }
 

@@ -21,7 +21,7 @@ use utoipa::openapi::{
 };
 
 use crate::catalog::{Catalog, ColumnPlan, ParamLocation, ParamPlan, RoutePlan};
-use crate::codec::{BindValue, ColumnType, DateFormat, ParamType, TimeFormat, UnknownCode};
+use crate::codec::{BindValue, ColumnType, DateFormat, LikeAt, ParamType, TimeFormat, UnknownCode};
 
 /// Document settings from the config's `[docs]` section.
 #[derive(Clone, Debug, Default)]
@@ -343,6 +343,12 @@ fn bind_json(v: &BindValue, ty: &ParamType) -> serde_json::Value {
         (_, ParamType::Date(_) | ParamType::Code { .. } | ParamType::Boolean { .. }) => {
             serde_json::Value::Null
         }
+        (
+            BindValue::Text(t),
+            ParamType::String {
+                like: Some(like), ..
+            },
+        ) => json!(like.text(t)),
         (BindValue::Int(i), _) => json!(i),
         (BindValue::Float(f), _) => json!(f),
         (BindValue::Text(t), _) => json!(t),
@@ -367,6 +373,7 @@ fn param_schema(p: &ParamPlan) -> ObjectBuilder {
             min_length,
             max_length,
             pattern,
+            ..
         } => b
             .schema_type(Type::String)
             .min_length(*min_length)
@@ -415,6 +422,17 @@ fn parameter(p: &ParamPlan) -> utoipa::openapi::path::Parameter {
                 description.push(' ');
             }
             description.push_str("(`true` or `false`.)");
+        }
+        ParamType::String { like: Some(l), .. } => {
+            if !description.is_empty() {
+                description.push(' ');
+            }
+            description.push_str(match l.at {
+                LikeAt::Prefix => "(Matched as the start of the value",
+                LikeAt::Contains => "(Matched anywhere in the value",
+                LikeAt::Suffix => "(Matched as the end of the value",
+            });
+            description.push_str("; `%` and `_` match themselves.)");
         }
         _ => {}
     }
