@@ -191,10 +191,13 @@ impl Source {
 
     /// Run the dialect's no-op statement: is the database reachable?
     pub async fn ping(&self) -> Result<(), SourceError> {
-        match self {
-            Source::Odbc(p) => p.ping().await,
-            Source::Mssql(p) => p.ping().await,
-        }
+        let sql = match self {
+            Source::Odbc(p) => p.ping_sql(),
+            Source::Mssql(_) => Arc::from(crate::sql::Dialect::Mssql.ping_sql()),
+        };
+        self.query(sql, Vec::new(), 1, None, Box::new(Discard))
+            .await
+            .map(|_| ())
     }
 
     /// Pool occupancy, for `/metrics`.

@@ -18,7 +18,7 @@ use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 use tracing::{debug, info, warn};
 
 use super::gate::Gate;
-use super::{ColumnInfo, Described, Discard, Queried, RowSink, SinkError, SourceError, SqlType};
+use super::{ColumnInfo, Described, Queried, RowSink, SinkError, SourceError, SqlType};
 use crate::codec::{BindKind, BindValue, Cell, civil_from_days};
 use crate::config::{Encrypt, MssqlTarget, SourceConfig, Trust};
 
@@ -292,18 +292,6 @@ impl MssqlPool {
 
     pub fn stats(&self) -> crate::metrics::PoolStats {
         self.gate.stats()
-    }
-
-    pub async fn ping(&self) -> Result<(), SourceError> {
-        self.query(
-            Arc::from("SELECT 1"),
-            Vec::new(),
-            1,
-            None,
-            Box::new(Discard),
-        )
-        .await
-        .map(|_| ())
     }
 
     pub async fn query(

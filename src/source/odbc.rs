@@ -20,7 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tracing::{debug, info, warn};
 
 use super::gate::Gate;
-use super::{ColumnInfo, Described, Discard, RowSink, SinkError, SourceError, SqlType};
+use super::{ColumnInfo, Described, RowSink, SinkError, SourceError, SqlType};
 use crate::codec::{BindKind, BindValue, Cell};
 use crate::config::{SourceConfig, redact_connection_string};
 
@@ -95,16 +95,9 @@ impl OdbcPool {
         self.gate.stats()
     }
 
-    pub async fn ping(&self) -> Result<(), SourceError> {
-        self.query(
-            Arc::clone(&self.ping_sql),
-            Vec::new(),
-            1,
-            None,
-            Box::new(Discard),
-        )
-        .await
-        .map(|_| ())
+    /// The dialect's no-op statement.
+    pub fn ping_sql(&self) -> Arc<str> {
+        Arc::clone(&self.ping_sql)
     }
 
     pub async fn query(
