@@ -290,7 +290,8 @@ impl std::fmt::Write for Adapter<'_> {
     }
 }
 
-fn write_display(out: &mut Vec<u8>, v: impl std::fmt::Display) {
+/// Append a value's `Display` text to a byte buffer.
+pub fn write_display(out: &mut Vec<u8>, v: impl std::fmt::Display) {
     let _ = write!(Adapter(out), "{v}");
 }
 

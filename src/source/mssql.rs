@@ -4,7 +4,6 @@
 //! `@P1…`, rendering every SQL Server type as the text the shared codecs decode, cancelling
 //! statements with a TDS attention, and classifying errors. Does not know about HTTP.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::gate::Gate;
 use super::{ColumnInfo, Described, Queried, RowSink, SinkError, SourceError, SqlType};
-use crate::codec::{BindKind, BindValue, Cell, civil_from_days};
+use crate::codec::{BindKind, BindValue, Cell, civil_from_days, write_display};
 use crate::config::{Encrypt, MssqlTarget, SourceConfig, Trust};
 
 /// How long a connection may sit idle before it is checked with a round trip on checkout.
@@ -700,7 +699,7 @@ pub fn render(
 ) -> Result<Rendered, String> {
     use ColumnData as C;
     let mut text = |s: &dyn std::fmt::Display| {
-        let _ = write!(Adapter(out), "{s}");
+        write_display(out, s);
         Ok(Rendered::Text)
     };
     match data {
@@ -763,15 +762,6 @@ fn finite(v: f64) -> Result<(), String> {
         Ok(())
     } else {
         Err("the float is not finite".into())
-    }
-}
-
-struct Adapter<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for Adapter<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
     }
 }
 
