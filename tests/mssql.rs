@@ -455,19 +455,15 @@ fn sql_server_example_configs_check_offline() {
         root.join("deploy/examples/sqlserver-2005-freetds.toml"),
         compose.path().join("patina.toml"),
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_patina"))
-            .args(["check", "--config"])
-            .arg(&example)
-            .env("MSSQL_PASSWORD", "x")
-            .env("PATINA_JWT_SECRET", "0123456789abcdef0123456789abcdef")
-            .output()
-            .expect("run patina check");
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            example.display(),
-            String::from_utf8_lossy(&out.stderr)
+        let (ok, _, err) = common::patina_with_env(
+            &["check", "--config", example.to_str().expect("utf-8 path")],
+            root,
+            &[
+                ("MSSQL_PASSWORD", "x"),
+                ("PATINA_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ],
         );
+        assert!(ok, "{}: {err}", example.display());
     }
 }
 
@@ -498,93 +494,12 @@ fn a_full_pool_answers_503_busy_after_the_acquire_timeout() {
     assert_eq!(mock.logins(), 1);
 }
 
-/// A CA and a certificate it signed for `localhost`, made with the openssl command line.
-fn certificates(dir: &Path) -> (Vec<u8>, Vec<u8>) {
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run openssl (deploy/test.sh installs it)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    std::fs::write(
-        dir.join("leaf.cnf"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
-    )
-    .expect("ext");
-    run(&[
-        "ecparam",
-        "-name",
-        "prime256v1",
-        "-genkey",
-        "-noout",
-        "-out",
-        "ca.key",
-    ]);
-    run(&[
-        "req",
-        "-x509",
-        "-new",
-        "-key",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=patina test CA",
-    ]);
-    run(&[
-        "ecparam",
-        "-name",
-        "prime256v1",
-        "-genkey",
-        "-noout",
-        "-out",
-        "leaf.key",
-    ]);
-    run(&[
-        "req",
-        "-new",
-        "-key",
-        "leaf.key",
-        "-out",
-        "leaf.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "leaf.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "leaf.cnf",
-    ]);
-    (
-        std::fs::read(dir.join("leaf.pem")).expect("cert"),
-        std::fs::read(dir.join("leaf.key")).expect("key"),
-    )
-}
-
 #[test]
 fn strict_tls_trusts_the_given_ca_and_nothing_else() {
     let dir = tempfile::tempdir().expect("dir");
-    let (cert, key) = certificates(dir.path());
+    common::ca_and_server_certificate(dir.path());
+    let cert = std::fs::read(dir.path().join("cert.pem")).expect("cert");
+    let key = std::fs::read(dir.path().join("key.pem")).expect("key");
     let mock = Mock::start_strict_tls(&cert, &key);
     register_parts(&mock);
 
@@ -633,35 +548,11 @@ fn a_value_beyond_max_text_bytes_is_refused_by_column() {
 #[test]
 fn a_self_signed_server_certificate_can_be_trusted_by_itself() {
     let dir = tempfile::tempdir().expect("dir");
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "self.key",
-            "-out",
-            "self.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::openssl(
+        dir.path(),
+        "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout self.key \
+         -out self.pem -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+         -addext basicConstraints=critical,CA:FALSE",
     );
     let cert = std::fs::read(dir.path().join("self.pem")).expect("cert");
     let key = std::fs::read(dir.path().join("self.key")).expect("key");

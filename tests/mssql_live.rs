@@ -183,16 +183,11 @@ fn every_type_decodes_and_timeouts_cancel_on_the_server() {
         "[server]\nmappings = \"mappings\"\n[sources.demo]\nkind = \"mssql\"\nhost = \"127.0.0.1\"\n",
     )
     .expect("config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_patina"))
-        .args(["check", "--config"])
-        .arg(&cfg)
-        .output()
-        .expect("run patina check");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (ok, _, err) = common::patina(
+        &["check", "--config", cfg.to_str().expect("utf-8 path")],
+        dir.path(),
     );
+    assert!(ok, "{err}");
     if mssql_url().is_none() {
         return;
     }
@@ -246,13 +241,16 @@ fn check_db_describes_every_statement() {
     );
     let dir = tempfile::tempdir().expect("dir");
     let cfg = config(dir.path(), &format!("{ROOT}/mappings"), "");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_patina"))
-        .args(["check", "--db", "--config"])
-        .arg(&cfg)
-        .output()
-        .expect("run patina check --db");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let (ok, _, stderr) = common::patina(
+        &[
+            "check",
+            "--db",
+            "--config",
+            cfg.to_str().expect("utf-8 path"),
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{stderr}");
     assert!(!stderr.contains("error"), "{stderr}");
     assert!(
         !stderr.contains(&url),

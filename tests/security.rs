@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{ALL_SCOPES, Gateway, Options, SECRET, token};
+use common::{ALL_SCOPES, Gateway, Options, SECRET, patina, token};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
@@ -309,19 +309,6 @@ fn jwks_keys_rotate_without_a_restart() {
         .status,
         200
     );
-}
-
-fn patina(args: &[&str], dir: &Path) -> (bool, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_patina"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("patina runs");
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 #[test]
@@ -648,29 +635,7 @@ fn jwks_from_a_url_rotates_on_an_unknown_kid() {
 #[test]
 fn tls_is_terminated_with_the_configured_certificate() {
     let dir = tempfile::tempdir().expect("dir");
-    // A CA, and a server certificate it signs (webpki refuses a CA as the server's own).
-    let d = dir.path();
-    std::fs::write(
-        d.join("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .expect("ext");
-    for args in [
-        "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=patina-test-ca -keyout ca.key -out ca.pem",
-        "req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout key.pem -out leaf.csr",
-        "x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile ext.cnf -out cert.pem",
-    ] {
-        let out = Command::new("openssl")
-            .args(args.split(' '))
-            .current_dir(d)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "{args}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    common::ca_and_server_certificate(dir.path());
     let gw = common::demo_from_config(
         dir.path(),
         "tls = { cert_file = \"cert.pem\", key_file = \"key.pem\" }",
@@ -679,7 +644,7 @@ fn tls_is_terminated_with_the_configured_certificate() {
     let https = gw.base.replace("http://", "https://");
     let client = reqwest::blocking::Client::builder()
         .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(d.join("ca.pem")).expect("ca"))
+            reqwest::Certificate::from_pem(&std::fs::read(dir.path().join("ca.pem")).expect("ca"))
                 .expect("pem"),
         )
         .build()

@@ -371,6 +371,57 @@ impl Response {
     }
 }
 
+/// Run the `patina` command in `dir`: whether it succeeded, its trimmed stdout, its stderr.
+pub fn patina(args: &[&str], dir: &Path) -> (bool, String, String) {
+    patina_with_env(args, dir, &[])
+}
+
+/// [`patina`], with more environment variables.
+pub fn patina_with_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> (bool, String, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_patina"))
+        .args(args)
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .output()
+        .expect("patina runs");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Run `openssl` in `dir` with space-separated arguments (deploy/test.sh installs it).
+pub fn openssl(dir: &Path, args: &str) {
+    let out = std::process::Command::new("openssl")
+        .args(args.split(' '))
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`ca.pem`) and a server certificate it signed for localhost and 127.0.0.1
+/// (`cert.pem`, key `key.pem`), written into `dir`. webpki refuses a CA as the server's own.
+pub fn ca_and_server_certificate(dir: &Path) {
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    for args in [
+        "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=patina-test-ca -keyout ca.key -out ca.pem",
+        "req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout key.pem -out leaf.csr",
+        "x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile ext.cnf -out cert.pem",
+    ] {
+        openssl(dir, args);
+    }
+}
+
 /// Nothing from the database's own vocabulary reaches a client.
 pub fn assert_no_leak(text: &str) {
     for needle in [
