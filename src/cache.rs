@@ -139,6 +139,18 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    /// A cached response with this body and row count, and no timings.
+    fn cached(body: &[u8], rows: usize) -> Cached {
+        Cached {
+            body: Arc::from(body),
+            rows,
+            etag: String::new(),
+            acquire_time: None,
+            db_time: None,
+            encode_time: None,
+        }
+    }
+
     #[tokio::test]
     async fn concurrent_identical_requests_share_one_fill() {
         let cache = Arc::new(ResponseCache::new());
@@ -155,14 +167,7 @@ mod tests {
                         || async {
                             fills.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(50)).await;
-                            Ok::<_, ()>(Cached {
-                                body: Arc::from(&b"x"[..]),
-                                rows: 1,
-                                etag: String::new(),
-                                acquire_time: None,
-                                db_time: None,
-                                encode_time: None,
-                            })
+                            Ok::<_, ()>(cached(b"x", 1))
                         },
                     )
                     .await
@@ -195,14 +200,7 @@ mod tests {
         assert!(e.is_err());
         let (_, o) = cache
             .get_or_fill(k(), Duration::from_millis(30), || async {
-                Ok::<_, ()>(Cached {
-                    body: Arc::from(&b"y"[..]),
-                    rows: 0,
-                    etag: String::new(),
-                    acquire_time: None,
-                    db_time: None,
-                    encode_time: None,
-                })
+                Ok::<_, ()>(cached(b"y", 0))
             })
             .await
             .expect("filled");
@@ -210,14 +208,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(40)).await;
         let (_, o) = cache
             .get_or_fill(k(), Duration::from_millis(30), || async {
-                Ok::<_, ()>(Cached {
-                    body: Arc::from(&b"z"[..]),
-                    rows: 0,
-                    etag: String::new(),
-                    acquire_time: None,
-                    db_time: None,
-                    encode_time: None,
-                })
+                Ok::<_, ()>(cached(b"z", 0))
             })
             .await
             .expect("refilled");
