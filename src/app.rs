@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use indexmap::IndexMap;
+use tracing::{info, warn};
 
 use crate::audit::Audit;
 use crate::auth::Authenticator;
@@ -15,8 +16,9 @@ use crate::config::{Config, SourceKind};
 use crate::diag::{Diagnostic, LoadError, Severity};
 use crate::http::{self, AppState, Gateway, Security};
 use crate::mapping::{self, Compiled, SourceInfo};
-use crate::openapi::Documents;
-use crate::source::{Source, SqlType};
+use crate::reload::{Reloader, WatchGuard};
+use crate::shape::{Learned, SqlType};
+use crate::source::Source;
 use crate::sql::Placeholders;
 
 /// Compile the mappings a config points at.
@@ -60,13 +62,6 @@ pub fn compile_catalog(config: &Config) -> Result<Compiled, LoadError> {
     Ok(compiled)
 }
 
-/// Load and compile everything a config names, without touching a database.
-pub fn load(config_path: &Path) -> Result<(Config, Compiled), LoadError> {
-    let config = Config::load(config_path)?;
-    let compiled = compile_catalog(&config)?;
-    Ok((config, compiled))
-}
-
 /// Start a source for every configured one.
 pub fn start_sources(config: &Config) -> Result<HashMap<String, Arc<Source>>, String> {
     config
@@ -80,8 +75,105 @@ pub fn start_sources(config: &Config) -> Result<HashMap<String, Arc<Source>>, St
         .collect()
 }
 
+/// A loaded gateway: its config and compiled mappings, checked and ready to start. The one
+/// start-up path: `patina serve`, reloads and every integration test go through it.
+#[derive(Debug)]
+pub struct App {
+    pub config: Config,
+    pub compiled: Compiled,
+}
+
+/// A gateway that is listening: its address, its state (catalog swaps go through it) and the
+/// server to await.
+#[allow(missing_debug_implementations)]
+pub struct RunningApp {
+    pub addr: std::net::SocketAddr,
+    pub state: actix_web::web::Data<AppState>,
+    pub reloader: Reloader,
+    server: actix_web::dev::Server,
+    _watching: Option<WatchGuard>,
+}
+
+impl App {
+    /// Read the config file and compile the mappings it names; touches no database.
+    pub fn load(config_path: &Path) -> Result<App, LoadError> {
+        Self::from_config(Config::load(config_path)?)
+    }
+
+    /// Compile the mappings of an already loaded config.
+    pub fn from_config(config: Config) -> Result<App, LoadError> {
+        let compiled = compile_catalog(&config)?;
+        Ok(App { config, compiled })
+    }
+
+    /// Start the sources, bind the server (`listen` overrides the config's address), watch
+    /// the mapping files, reload on SIGHUP, and check every route against its database in the
+    /// background (warnings in the log). Must run inside an actix system; await
+    /// [`RunningApp::run`] to serve.
+    pub fn start(self, listen: Option<&str>) -> Result<RunningApp, StartError> {
+        let App { config, compiled } = self;
+        for w in &compiled.warnings {
+            warn!("{w}");
+        }
+        let catalog = Arc::new(compiled.catalog);
+        let sources = start_sources(&config).map_err(StartError::Sources)?;
+        let gateway =
+            build(&config, &catalog, sources.clone(), listen).map_err(StartError::Bind)?;
+        let reloader = Reloader::new(config, gateway.state.clone());
+        let watching = match reloader.watch() {
+            Ok(guard) => Some(guard),
+            Err(e) => {
+                warn!(error = %e, "mapping files are not watched; reload with SIGHUP");
+                None
+            }
+        };
+        reloader.on_sighup();
+        info!(
+            routes = catalog.routes.len(),
+            versions = ?catalog.versions(),
+            "patina listening on http://{}",
+            gateway.addr
+        );
+        let learned = gateway.state.learned();
+        actix_web::rt::spawn(async move {
+            for d in check_against_sources(&catalog, &sources, Some(&learned)).await {
+                warn!("{d}");
+            }
+        });
+        Ok(RunningApp {
+            addr: gateway.addr,
+            state: gateway.state,
+            reloader,
+            server: gateway.server,
+            _watching: watching,
+        })
+    }
+}
+
+impl RunningApp {
+    /// Serve until the server stops (a signal, or [`RunningApp::handle`]'s `stop`).
+    pub async fn run(self) -> std::io::Result<()> {
+        // The watcher stays alive (in `self`) for as long as the server runs.
+        self.server.await
+    }
+
+    /// Stops the server from elsewhere.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}
+
+/// Why a loaded gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot start: {0}")]
+    Sources(String),
+    #[error("cannot serve: {0}")]
+    Bind(std::io::Error),
+}
+
 /// Bind the server for a loaded config. `listen` overrides the config's address.
-pub fn build(
+fn build(
     config: &Config,
     catalog: &Arc<Catalog>,
     sources: HashMap<String, Arc<Source>>,
@@ -101,12 +193,7 @@ pub fn build(
         None => None,
     };
     http::bind(
-        AppState::new(
-            Arc::clone(catalog),
-            Arc::new(Documents::build(catalog, &config.docs)),
-            sources,
-            security,
-        ),
+        AppState::new(Arc::clone(catalog), config.docs.clone(), sources, security),
         listen.unwrap_or(&config.listen),
         workers,
         tls,
@@ -116,9 +203,12 @@ pub fn build(
 /// Prepare every route's statement on its source and compare what the database reports with
 /// the mapping: result columns the mapping names, parameter counts, column types the gateway
 /// cannot decode. Nothing is executed.
+/// With `learned`, what each description says is kept for the running catalog (parameter
+/// ranges, result columns for the documents).
 pub async fn check_against_sources(
     catalog: &Catalog,
     sources: &HashMap<String, Arc<Source>>,
+    learned: Option<&Learned>,
 ) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let diag = |severity,
@@ -132,7 +222,7 @@ pub async fn check_against_sources(
         message: format!("route `{}`: {message}", route.id),
         hint: hint.map(str::to_string),
     };
-    for route in &catalog.routes {
+    for (index, route) in catalog.routes.iter().enumerate() {
         let Some(source) = sources.get(&route.source) else {
             continue;
         };
@@ -158,13 +248,13 @@ pub async fn check_against_sources(
                 ));
             }
             Ok(d) => {
-                if d.params != route.bind_order.len() {
+                if d.params.len() != route.bind_order.len() {
                     out.push(diag(
                         Severity::Error,
                         route,
                         format!(
                             "the database sees {} parameter(s), the mapping binds {}",
-                            d.params,
+                            d.params.len(),
                             route.bind_order.len()
                         ),
                         Some("check for `?` or named markers the gateway did not rewrite"),
@@ -209,6 +299,9 @@ pub async fn check_against_sources(
                             Some(hint),
                         ));
                     }
+                }
+                if let Some(learned) = learned {
+                    learned.set(index, d);
                 }
             }
         }

@@ -50,9 +50,10 @@ pub struct ResponseCache {
     entries: Mutex<HashMap<u64, (String, Arc<Entry>)>>,
 }
 
-/// The cache key: route id and bound values.
-pub fn key(route: &str, binds: &[BindValue]) -> (u64, String) {
-    let text = format!("{route}\u{1f}{binds:?}");
+/// The cache key: the catalog's generation (a reload never serves what the previous mappings
+/// produced), the route id and the bound values.
+pub fn key(generation: u64, route: &str, binds: &[BindValue]) -> (u64, String) {
+    let text = format!("{generation}\u{1f}{route}\u{1f}{binds:?}");
     let mut h = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut h);
     (h.finish(), text)
@@ -125,6 +126,14 @@ impl ResponseCache {
         })
     }
 
+    /// Drop every entry (the mappings were reloaded: nothing cached can be served again).
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     pub fn len(&self) -> usize {
         self.entries.lock().map_or(0, |m| m.len())
     }
@@ -162,7 +171,7 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 cache
                     .get_or_fill(
-                        key("r", &[BindValue::Int(1)]),
+                        key(1, "r", &[BindValue::Int(1)]),
                         Duration::from_secs(5),
                         || async {
                             fills.fetch_add(1, Ordering::SeqCst);
@@ -179,7 +188,7 @@ mod tests {
         assert_eq!(fills.load(Ordering::SeqCst), 1);
         let (_, o) = cache
             .get_or_fill(
-                key("r", &[BindValue::Int(1)]),
+                key(1, "r", &[BindValue::Int(1)]),
                 Duration::from_secs(5),
                 || async { Err::<Cached, ()>(()) },
             )
@@ -191,7 +200,7 @@ mod tests {
     #[tokio::test]
     async fn errors_are_not_cached_and_entries_expire() {
         let cache = ResponseCache::new();
-        let k = || key("r", &[BindValue::Text("a".into())]);
+        let k = || key(1, "r", &[BindValue::Text("a".into())]);
         let e = cache
             .get_or_fill(k(), Duration::from_millis(30), || async {
                 Err::<Cached, &str>("down")
@@ -213,5 +222,24 @@ mod tests {
             .await
             .expect("refilled");
         assert_eq!(o, Outcome::Miss, "expired");
+    }
+
+    #[tokio::test]
+    async fn another_catalog_generation_never_hits() {
+        let cache = ResponseCache::new();
+        let fill = |body: &'static [u8]| move || async move { Ok::<_, ()>(cached(body, 1)) };
+        let ttl = Duration::from_mins(1);
+        let (c, _) = cache
+            .get_or_fill(key(1, "r", &[BindValue::Int(1)]), ttl, fill(b"old"))
+            .await
+            .expect("filled");
+        assert_eq!(&*c.body, b"old");
+        let (c, o) = cache
+            .get_or_fill(key(2, "r", &[BindValue::Int(1)]), ttl, fill(b"new"))
+            .await
+            .expect("filled");
+        assert_eq!((&*c.body, o), (&b"new"[..], Outcome::Miss));
+        cache.clear();
+        assert!(cache.is_empty());
     }
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::codec::{BindValue, ColumnCodec, ColumnType, ParamType, Trim};
+use crate::shape::ColumnInfo;
 
 /// Where a parameter comes from in the request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,6 +14,17 @@ pub enum ParamLocation {
     Query,
     /// Filled from a claim of the verified token (or API key); never from the request.
     Claim,
+}
+
+impl ParamLocation {
+    /// The `in` of a problem's field error and of the OpenAPI parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Path => "path",
+            Self::Query => "query",
+            Self::Claim => "claim",
+        }
+    }
 }
 
 /// A checked route parameter.
@@ -95,53 +107,21 @@ pub struct RoutePlan {
     pub bind_order: Vec<usize>,
     pub params: Vec<ParamPlan>,
     pub columns: Vec<ColumnPlan>,
-    /// How the last result set's columns were resolved to names and codecs; reused while the
-    /// database keeps returning the same columns.
-    pub layout: LayoutCache,
-}
-
-/// Resolved output columns for one result shape.
-#[derive(Debug)]
-pub struct Layout {
-    /// The result columns this was resolved for.
-    pub source: Vec<crate::source::ColumnInfo>,
-    /// Per column: `"name":` already escaped, the output name, and the codec.
-    pub columns: Vec<(Vec<u8>, String, ColumnCodec)>,
-}
-
-/// A route's last [`Layout`].
-#[derive(Debug, Default)]
-pub struct LayoutCache(std::sync::Mutex<Option<Arc<Layout>>>);
-
-impl Clone for LayoutCache {
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-impl LayoutCache {
-    /// The cached layout for these columns, or a new one built by `build` (and kept).
-    pub fn get_or_build(
-        &self,
-        columns: &[crate::source::ColumnInfo],
-        build: impl FnOnce() -> Layout,
-    ) -> Arc<Layout> {
-        let mut slot = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(l) = slot.as_ref()
-            && l.source == columns
-        {
-            return Arc::clone(l);
-        }
-        let l = Arc::new(build());
-        *slot = Some(Arc::clone(&l));
-        l
-    }
 }
 
 impl RoutePlan {
+    /// The output name and codec a result column is served with: the mapping's rule (its
+    /// codec, or the default of the column's SQL type when the rule names none), or, for a
+    /// column the mapping does not name, its lower-cased name and the default codec. The
+    /// encoder and the API documents both ask here, so the documents say what is served.
+    pub fn output_of(&self, c: &ColumnInfo) -> (String, ColumnCodec) {
+        let fallback = c.sql_type.default_codec();
+        match self.column(&c.name) {
+            Some(p) => (p.output.clone(), p.codec(&fallback)),
+            None => (c.name.to_ascii_lowercase(), ColumnCodec::new(fallback)),
+        }
+    }
+
     /// The column rule for a result column name (case-insensitive).
     pub fn column(&self, db_name: &str) -> Option<&ColumnPlan> {
         self.columns
@@ -155,6 +135,8 @@ impl RoutePlan {
 pub enum Lookup<'a> {
     Found {
         route: &'a Arc<RoutePlan>,
+        /// The route's place in [`Catalog::routes`], which runtime state is indexed by.
+        index: usize,
         /// Raw (still percent-encoded) path parameter values.
         path_params: Vec<(String, String)>,
     },
@@ -167,8 +149,14 @@ pub enum Lookup<'a> {
 #[derive(Debug)]
 pub struct Catalog {
     pub routes: Vec<Arc<RoutePlan>>,
+    /// Unique to this catalog within the process: what was learned or cached under one
+    /// catalog (responses, for one) is never served under another.
+    pub generation: u64,
     router: matchit::Router<Vec<usize>>,
 }
+
+/// The source of [`Catalog::generation`].
+static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Catalog {
     /// Build the router. Paths were checked for conflicts during compilation, so this only
@@ -184,7 +172,11 @@ impl Catalog {
                 .insert(path, idx)
                 .map_err(|e| format!("route path {path}: {e}"))?;
         }
-        Ok(Self { routes, router })
+        Ok(Self {
+            routes,
+            generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            router,
+        })
     }
 
     pub fn lookup(&self, method: &str, path: &str) -> Lookup<'_> {
@@ -194,11 +186,12 @@ impl Catalog {
         let found = m
             .value
             .iter()
-            .map(|&i| &self.routes[i])
-            .find(|r| r.method == method || (method == "HEAD" && r.method == "GET"));
+            .map(|&i| (i, &self.routes[i]))
+            .find(|(_, r)| r.method == method || (method == "HEAD" && r.method == "GET"));
         match found {
-            Some(route) => Lookup::Found {
+            Some((index, route)) => Lookup::Found {
                 route,
+                index,
                 path_params: m
                     .params
                     .iter()

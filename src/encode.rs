@@ -1,26 +1,65 @@
 //! Rows → JSON bytes for one route: resolves each result column to its output name and codec
 //! (the mapping's rule, or a default from the column's SQL type) and writes objects straight
-//! into a byte buffer. Runs on the source's thread; knows nothing of HTTP or drivers.
+//! into a byte buffer. Runs on the source's thread; knows nothing of HTTP or drivers. The
+//! resolved layout is runtime state kept beside the plan ([`LayoutCache`]), never inside it.
 
 use std::sync::Arc;
 
-use crate::catalog::{Layout, RoutePlan};
+use crate::catalog::RoutePlan;
 use crate::codec::{Cell, ColumnCodec, write_json_string};
-use crate::source::{ColumnInfo, RowSink, SinkError};
+use crate::shape::ColumnInfo;
+use crate::source::{RowSink, SinkError};
+
+/// Resolved output columns for one result shape.
+#[derive(Debug)]
+pub struct Layout {
+    /// The result columns this was resolved for.
+    pub source: Vec<ColumnInfo>,
+    /// Per column: `"name":` already escaped, the output name, and the codec.
+    pub columns: Vec<(Vec<u8>, String, ColumnCodec)>,
+}
+
+/// A route's last [`Layout`], reused while the database keeps returning the same columns.
+#[derive(Debug, Default)]
+pub struct LayoutCache(std::sync::Mutex<Option<Arc<Layout>>>);
+
+impl LayoutCache {
+    /// The cached layout for these columns, or a new one built by `build` (and kept).
+    pub fn get_or_build(
+        &self,
+        columns: &[ColumnInfo],
+        build: impl FnOnce() -> Layout,
+    ) -> Arc<Layout> {
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(l) = slot.as_ref()
+            && l.source == columns
+        {
+            return Arc::clone(l);
+        }
+        let l = Arc::new(build());
+        *slot = Some(Arc::clone(&l));
+        l
+    }
+}
 
 /// Encodes a result set as a JSON array of objects (or a single object for `one` routes).
 #[derive(Debug)]
 pub struct JsonRows {
     plan: Arc<RoutePlan>,
+    cache: Arc<LayoutCache>,
     layout: Option<Arc<Layout>>,
     out: Vec<u8>,
     rows: usize,
 }
 
 impl JsonRows {
-    pub fn new(plan: Arc<RoutePlan>) -> Self {
+    pub fn new(plan: Arc<RoutePlan>, cache: Arc<LayoutCache>) -> Self {
         Self {
             plan,
+            cache,
             layout: None,
             out: Vec::with_capacity(512),
             rows: 0,
@@ -33,7 +72,7 @@ impl RowSink for JsonRows {
         self.out.clear();
         self.rows = 0;
         let plan = &self.plan;
-        self.layout = Some(plan.layout.get_or_build(columns, || Layout {
+        self.layout = Some(self.cache.get_or_build(columns, || Layout {
             source: columns.to_vec(),
             columns: columns.iter().map(|c| resolve(plan, c)).collect(),
         }));
@@ -74,13 +113,9 @@ impl RowSink for JsonRows {
     }
 }
 
-/// The output name and codec of one result column.
+/// The output name and codec of one result column, with its `"name":` prefix.
 fn resolve(plan: &RoutePlan, c: &ColumnInfo) -> (Vec<u8>, String, ColumnCodec) {
-    let fallback = c.sql_type.default_codec();
-    let (name, codec) = match plan.column(&c.name) {
-        Some(p) => (p.output.clone(), p.codec(&fallback)),
-        None => (c.name.to_ascii_lowercase(), ColumnCodec::new(fallback)),
-    };
+    let (name, codec) = plan.output_of(c);
     let mut key = Vec::with_capacity(name.len() + 3);
     write_json_string(&name, &mut key);
     key.push(b':');

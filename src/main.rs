@@ -2,12 +2,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use patina::app;
 use patina::diag::Severity;
-use tracing::{info, warn};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -144,10 +142,10 @@ fn main() -> ExitCode {
 }
 
 /// Config and mappings, or every error printed.
-fn load(
-    config_path: &std::path::Path,
-) -> Option<(patina::config::Config, patina::mapping::Compiled)> {
-    app::load(config_path).map_err(|e| eprintln!("{e}")).ok()
+fn load(config_path: &std::path::Path) -> Option<app::App> {
+    app::App::load(config_path)
+        .map_err(|e| eprintln!("{e}"))
+        .ok()
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -157,51 +155,19 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 fn serve(config_path: &std::path::Path, listen: Option<&str>) -> ExitCode {
-    let Some((config, compiled)) = load(config_path) else {
+    let Some(app) = load(config_path) else {
         return ExitCode::FAILURE;
     };
-    for w in &compiled.warnings {
-        warn!("{w}");
-    }
-    let catalog = Arc::new(compiled.catalog);
-    let sources = match app::start_sources(&config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("patina: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let system = actix_web::rt::System::new();
-    let result: std::io::Result<()> = system.block_on(async {
-        let gateway = app::build(&config, &catalog, sources.clone(), listen)?;
-        let reloader = patina::reload::Reloader::new(config.clone(), gateway.state.clone());
-        let _watching = match reloader.watch() {
-            Ok(guard) => Some(guard),
-            Err(e) => {
-                warn!(error = %e, "mapping files are not watched; reload with SIGHUP");
-                None
-            }
-        };
-        reloader.on_sighup();
-        info!(
-            routes = catalog.routes.len(),
-            versions = ?catalog.versions(),
-            "patina listening on http://{}",
-            gateway.addr
-        );
-        println!("patina listening on http://{}", gateway.addr);
-        let check_catalog = Arc::clone(&catalog);
-        actix_web::rt::spawn(async move {
-            for d in app::check_against_sources(&check_catalog, &sources).await {
-                warn!("{d}");
-            }
-        });
-        gateway.server.await
+    let result = system.block_on(async {
+        let running = app.start(listen)?;
+        println!("patina listening on http://{}", running.addr);
+        running.run().await.map_err(app::StartError::Bind)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("patina: cannot serve: {e}");
+            eprintln!("patina: {e}");
             ExitCode::FAILURE
         }
     }
@@ -375,10 +341,11 @@ fn token(
 }
 
 fn write_openapi(config_path: &std::path::Path, out: &std::path::Path) -> ExitCode {
-    let Some((config, compiled)) = load(config_path) else {
+    let Some(app::App { config, compiled }) = load(config_path) else {
         return ExitCode::FAILURE;
     };
-    let docs = patina::openapi::Documents::build(&compiled.catalog, &config.docs);
+    let nothing_learned = patina::shape::Learned::new(0);
+    let docs = patina::openapi::Documents::build(&compiled.catalog, &nothing_learned, &config.docs);
     if let Err(e) = std::fs::create_dir_all(out) {
         eprintln!("patina: cannot create {}: {e}", out.display());
         return ExitCode::FAILURE;
@@ -395,7 +362,7 @@ fn write_openapi(config_path: &std::path::Path, out: &std::path::Path) -> ExitCo
 }
 
 fn check(config_path: &std::path::Path, db: bool) -> ExitCode {
-    let Some((config, compiled)) = load(config_path) else {
+    let Some(app::App { config, compiled }) = load(config_path) else {
         return ExitCode::FAILURE;
     };
     for w in &compiled.warnings {
@@ -412,7 +379,11 @@ fn check(config_path: &std::path::Path, db: bool) -> ExitCode {
             }
         };
         let found = match runtime() {
-            Ok(rt) => rt.block_on(app::check_against_sources(&compiled.catalog, &sources)),
+            Ok(rt) => rt.block_on(app::check_against_sources(
+                &compiled.catalog,
+                &sources,
+                None,
+            )),
             Err(e) => {
                 eprintln!("patina: cannot start: {e}");
                 return ExitCode::FAILURE;

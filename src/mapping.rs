@@ -988,7 +988,6 @@ fn compile_route(
         bind_order,
         params,
         columns,
-        layout: crate::catalog::LayoutCache::default(),
     })
 }
 
@@ -1717,7 +1716,9 @@ params.from = { type = "date", format = "cyymmdd", default = "1990-01-01" }
     fn lookup_finds_routes_and_methods() {
         let c = compile(&[file("jobs.toml", GOOD)], &sources(), 100).expect("compiles");
         match c.catalog.lookup("GET", "/v1/jobs/42") {
-            crate::catalog::Lookup::Found { route, path_params } => {
+            crate::catalog::Lookup::Found {
+                route, path_params, ..
+            } => {
                 assert_eq!(route.id, "getJob");
                 assert_eq!(path_params, [("job_number".to_string(), "42".to_string())]);
             }

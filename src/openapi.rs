@@ -9,7 +9,8 @@ use serde_json::json;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{
-    ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
+    AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat,
+    SchemaType, Type,
 };
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
@@ -20,8 +21,9 @@ use utoipa::openapi::{
     OpenApiBuilder, PathItem, PathsBuilder, Ref, RefOr, Required,
 };
 
-use crate::catalog::{Catalog, ColumnPlan, ParamLocation, ParamPlan, RoutePlan};
+use crate::catalog::{Catalog, ParamLocation, ParamPlan, RoutePlan};
 use crate::codec::{BindValue, ColumnType, DateFormat, LikeAt, ParamType, TimeFormat, UnknownCode};
+use crate::shape::{Described, IntRange, Learned};
 
 /// Document settings from the config's `[docs]` section.
 #[derive(Clone, Debug, Default)]
@@ -44,12 +46,14 @@ pub struct Documents {
 }
 
 impl Documents {
-    pub fn build(catalog: &Catalog, info: &DocsInfo) -> Self {
+    /// Every version's document, with what the databases said of the routes so far (result
+    /// columns the mapping leaves open, parameter ranges).
+    pub fn build(catalog: &Catalog, learned: &Learned, info: &DocsInfo) -> Self {
         let rendered = catalog
             .versions()
             .into_iter()
             .map(|v| {
-                let doc = document(catalog, &v, info);
+                let doc = document(catalog, learned, &v, info);
                 let mut text = doc.to_pretty_json().unwrap_or_else(|_| "{}".to_string());
                 text.push('\n');
                 (v, text)
@@ -62,12 +66,13 @@ impl Documents {
 const PROBLEM_SCHEMA: &str = "Problem";
 
 /// The OpenAPI document for one version.
-pub fn document(catalog: &Catalog, version: &str, info: &DocsInfo) -> OpenApi {
-    let routes: Vec<&RoutePlan> = catalog
+pub fn document(catalog: &Catalog, learned: &Learned, version: &str, info: &DocsInfo) -> OpenApi {
+    let routes: Vec<(&RoutePlan, Option<&Described>)> = catalog
         .routes
         .iter()
-        .filter(|r| r.version == version)
-        .map(AsRef::as_ref)
+        .enumerate()
+        .filter(|(_, r)| r.version == version)
+        .map(|(i, r)| (r.as_ref(), learned.get(i).map(AsRef::as_ref)))
         .collect();
     let mut components = ComponentsBuilder::new().schema(PROBLEM_SCHEMA, problem_schema());
     if info.bearer {
@@ -91,15 +96,15 @@ pub fn document(catalog: &Catalog, version: &str, info: &DocsInfo) -> OpenApi {
             ))),
         );
     }
-    let mut paths: BTreeMap<&str, Vec<&RoutePlan>> = BTreeMap::new();
-    for r in &routes {
-        paths.entry(r.path.as_str()).or_default().push(r);
+    let mut paths: BTreeMap<&str, Vec<(&RoutePlan, Option<&Described>)>> = BTreeMap::new();
+    for (r, shape) in &routes {
+        paths.entry(r.path.as_str()).or_default().push((r, *shape));
     }
     let mut path_builder = PathsBuilder::new();
     for (path, rs) in paths {
         let mut item: Option<PathItem> = None;
-        for r in rs {
-            let (op, row_name, row_schema) = operation(r, info);
+        for (r, shape) in rs {
+            let (op, row_name, row_schema) = operation(r, shape, info);
             components = components.schema(row_name, row_schema);
             let method = match r.method.as_str() {
                 "POST" => HttpMethod::Post,
@@ -119,7 +124,7 @@ pub fn document(catalog: &Catalog, version: &str, info: &DocsInfo) -> OpenApi {
     }
     let mut tags: Vec<&str> = routes
         .iter()
-        .flat_map(|r| r.tags.iter().map(String::as_str))
+        .flat_map(|(r, _)| r.tags.iter().map(String::as_str))
         .collect();
     tags.sort_unstable();
     tags.dedup();
@@ -156,7 +161,11 @@ fn upper_first(s: &str) -> String {
 const BEARER: &str = "bearerAuth";
 const API_KEY: &str = "apiKeyAuth";
 
-fn operation(r: &RoutePlan, info: &DocsInfo) -> (utoipa::openapi::path::Operation, String, Schema) {
+fn operation(
+    r: &RoutePlan,
+    shape: Option<&Described>,
+    info: &DocsInfo,
+) -> (utoipa::openapi::path::Operation, String, Schema) {
     let row_name = upper_first(&r.id);
     let row_ref = RefOr::Ref(Ref::from_schema_name(&row_name));
     let body: RefOr<Schema> = if r.one {
@@ -178,6 +187,7 @@ fn operation(r: &RoutePlan, info: &DocsInfo) -> (utoipa::openapi::path::Operatio
             )
             .required("data")
             .required("next")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
             .into()
     };
     let request_id = HeaderBuilder::new()
@@ -227,8 +237,9 @@ fn operation(r: &RoutePlan, info: &DocsInfo) -> (utoipa::openapi::path::Operatio
         .parameters(Some(
             r.params
                 .iter()
-                .filter(|p| p.location != ParamLocation::Claim)
-                .map(parameter),
+                .enumerate()
+                .filter(|(_, p)| p.location != ParamLocation::Claim)
+                .map(|(i, p)| parameter(p, learned_range(r, shape, i))),
         ))
         .deprecated(r.deprecated.as_ref().map(|_| Deprecated::True))
         .response("200", ok.build());
@@ -290,7 +301,7 @@ fn operation(r: &RoutePlan, info: &DocsInfo) -> (utoipa::openapi::path::Operatio
             "504",
             problem_response("The statement timed out and was cancelled."),
         );
-    (op.build(), row_name, row_schema(r))
+    (op.build(), row_name, row_schema(r, shape))
 }
 
 fn problem_response(description: &str) -> utoipa::openapi::response::Response {
@@ -356,14 +367,38 @@ fn bind_json(v: &BindValue, ty: &ParamType) -> serde_json::Value {
     }
 }
 
-fn param_schema(p: &ParamPlan) -> ObjectBuilder {
+/// The tightest range the database gave for the placeholders parameter `param` fills.
+fn learned_range(r: &RoutePlan, shape: Option<&Described>, param: usize) -> Option<IntRange> {
+    let shape = shape?;
+    r.bind_order
+        .iter()
+        .zip(&shape.params)
+        .filter(|(p, _)| **p == param)
+        .filter_map(|(_, s)| s.range)
+        .min_by_key(|range| range.max.abs_diff(range.min))
+}
+
+fn param_schema(p: &ParamPlan, range: Option<IntRange>) -> ObjectBuilder {
     let b = ObjectBuilder::new();
     match &p.ty {
-        ParamType::Integer { minimum, maximum } => b
-            .schema_type(Type::Integer)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-            .minimum(minimum.map(f64_of))
-            .maximum(maximum.map(f64_of)),
+        ParamType::Integer { minimum, maximum } => {
+            let (format, minimum, maximum) = match range {
+                Some(range) => (
+                    if range.bits == Some(32) {
+                        KnownFormat::Int32
+                    } else {
+                        KnownFormat::Int64
+                    },
+                    Some(minimum.map_or(range.min, |m| m.max(range.min))),
+                    Some(maximum.map_or(range.max, |m| m.min(range.max))),
+                ),
+                None => (KnownFormat::Int64, *minimum, *maximum),
+            };
+            b.schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(format)))
+                .minimum(minimum.map(f64_of))
+                .maximum(maximum.map(f64_of))
+        }
         ParamType::Number { minimum, maximum } => b
             .schema_type(Type::Number)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)))
@@ -401,8 +436,8 @@ fn f64_of(v: i64) -> f64 {
     v as f64
 }
 
-fn parameter(p: &ParamPlan) -> utoipa::openapi::path::Parameter {
-    let mut schema = param_schema(p);
+fn parameter(p: &ParamPlan, range: Option<IntRange>) -> utoipa::openapi::path::Parameter {
+    let mut schema = param_schema(p, range);
     if let Some(d) = &p.default {
         let v = bind_json(d, &p.ty);
         if !v.is_null() {
@@ -453,10 +488,39 @@ fn parameter(p: &ParamPlan) -> utoipa::openapi::path::Parameter {
         .build()
 }
 
-fn row_schema(r: &RoutePlan) -> Schema {
-    let mut b = ObjectBuilder::new().description(r.summary.clone());
-    for c in &r.columns {
-        b = b.property(&c.output, column_schema(c)).required(&c.output);
+/// The row as served: closed (`additionalProperties: false`), so a response validator catches
+/// any drift. Once the database has described the statement, every result column is listed
+/// with the codec the encoder gives it ([`RoutePlan::output_of`]); before, the mapping's columns
+/// are, and a column whose codec the database's type decides accepts any JSON value.
+fn row_schema(r: &RoutePlan, shape: Option<&Described>) -> Schema {
+    let mut b = ObjectBuilder::new()
+        .description(r.summary.clone())
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    match shape {
+        Some(shape) => {
+            for c in &shape.columns {
+                let (name, codec) = r.output_of(c);
+                let plan = r.column(&c.name);
+                let s = column_schema(
+                    Some(&codec.ty),
+                    codec.nullable,
+                    plan.and_then(|p| p.description.as_deref()),
+                    plan.and_then(|p| p.example.as_ref()),
+                );
+                b = b.property(&name, s).required(&name);
+            }
+        }
+        None => {
+            for c in &r.columns {
+                let s = column_schema(
+                    c.ty.as_ref(),
+                    c.nullable,
+                    c.description.as_deref(),
+                    c.example.as_ref(),
+                );
+                b = b.property(&c.output, s).required(&c.output);
+            }
+        }
     }
     b.into()
 }
@@ -469,11 +533,20 @@ fn types(t: Type, nullable: bool) -> SchemaType {
     }
 }
 
-fn column_schema(c: &ColumnPlan) -> ObjectBuilder {
-    let n = c.nullable;
-    let b = ObjectBuilder::new().description(c.description.clone());
-    let b = match &c.ty {
-        None | Some(ColumnType::String) => b.schema_type(types(Type::String, n)),
+/// A column's schema: `ty` is its codec, `None` while only the database's type decides it.
+fn column_schema(
+    ty: Option<&ColumnType>,
+    n: bool,
+    description: Option<&str>,
+    example: Option<&serde_json::Value>,
+) -> ObjectBuilder {
+    let b = ObjectBuilder::new().description(description.map(str::to_string));
+    let b = match ty {
+        None => b.description(Some(join(
+            description,
+            "Typed as the database column is (the mapping gives no `type`).",
+        ))),
+        Some(ColumnType::String) => b.schema_type(types(Type::String, n)),
         Some(ColumnType::Integer) => b
             .schema_type(types(Type::Integer, n))
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
@@ -489,7 +562,7 @@ fn column_schema(c: &ColumnPlan) -> ObjectBuilder {
             };
             b.format(Some(SchemaFormat::Custom("decimal".into())))
                 .description(Some(join(
-                    c.description.as_deref(),
+                    description,
                     &match scale {
                         Some(s) => format!("Exact decimal, at least {s} decimal places."),
                         None => "Exact decimal: every digit the database holds.".to_string(),
@@ -503,17 +576,14 @@ fn column_schema(c: &ColumnPlan) -> ObjectBuilder {
         Some(ColumnType::Time(TimeFormat::Iso | TimeFormat::Hhmmss)) => b
             .schema_type(types(Type::String, n))
             .pattern(Some("^[0-2][0-9]:[0-5][0-9]:[0-5][0-9]$"))
-            .description(Some(join(
-                c.description.as_deref(),
-                "Local time of day, hh:mm:ss.",
-            ))),
+            .description(Some(join(description, "Local time of day, hh:mm:ss."))),
         Some(ColumnType::DateTime) => b
             .schema_type(types(Type::String, n))
             .pattern(Some(
                 "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?$",
             ))
             .description(Some(join(
-                c.description.as_deref(),
+                description,
                 "Local date and time, without offset.",
             ))),
         Some(ColumnType::Code { codes, unknown }) => {
@@ -521,7 +591,7 @@ fn column_schema(c: &ColumnPlan) -> ObjectBuilder {
             let b = b.schema_type(types(Type::String, n || *unknown == UnknownCode::Null));
             if *unknown == UnknownCode::Raw {
                 b.examples(words.into_iter().take(1)).description(Some(join(
-                    c.description.as_deref(),
+                    description,
                     &format!(
                         "One of: {}; a stored code the mapping does not know is passed as is.",
                         codes
@@ -543,7 +613,7 @@ fn column_schema(c: &ColumnPlan) -> ObjectBuilder {
             .schema_type(types(Type::String, n))
             .content_encoding("base64"),
     };
-    match &c.example {
+    match example {
         Some(e) => b.examples([e.clone()]),
         None => b,
     }
@@ -605,7 +675,7 @@ columns.D = { name = "d", type = "time", format = "hhmmss" }
             api_keys: true,
             ..DocsInfo::default()
         };
-        let doc = serde_json::to_value(document(&c, "v1", &info)).expect("json");
+        let doc = serde_json::to_value(document(&c, &Learned::new(0), "v1", &info)).expect("json");
         assert_eq!(doc["openapi"], "3.1.0");
         let op = &doc["paths"]["/v1/jobs/{n}"]["get"];
         assert_eq!(op["operationId"], "getJob");
@@ -642,7 +712,8 @@ columns.D = { name = "d", type = "time", format = "hhmmss" }
         let c = catalog(
             "source = \"s\"\n[[route]]\nid = \"listJobs\"\npath = \"/jobs\"\npublic = true\nmax_rows = 5\nsql = \"SELECT A FROM T\"\ncolumns.A = \"a\"\n",
         );
-        let doc = serde_json::to_value(document(&c, "v1", &DocsInfo::default())).expect("json");
+        let doc = serde_json::to_value(document(&c, &Learned::new(0), "v1", &DocsInfo::default()))
+            .expect("json");
         let schema = &doc["paths"]["/v1/jobs"]["get"]["responses"]["200"]["content"]["application/json"]
             ["schema"];
         assert_eq!(schema["properties"]["data"]["maxItems"], 5);

@@ -15,7 +15,6 @@ use tracing::{error, info, warn};
 use crate::app;
 use crate::config::Config;
 use crate::http::AppState;
-use crate::openapi::Documents;
 
 /// Quiet time after the last file event before a reload.
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -63,9 +62,8 @@ impl Reloader {
                     warn!("{w}");
                 }
                 let catalog = Arc::new(compiled.catalog);
-                let docs = Arc::new(Documents::build(&catalog, &self.config.docs));
                 let routes = catalog.routes.len();
-                self.state.swap(catalog, docs);
+                self.state.swap(catalog);
                 info!(routes, "mappings reloaded");
                 true
             }

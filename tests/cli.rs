@@ -4,26 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_patina");
-
-fn run(args: &[&str], dir: &Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("PATINA_CONFIG")
-        .env("PATINA_JWT_SECRET", common::SECRET)
-        .output()
-        .expect("patina runs")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
 
 fn project(config: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -46,9 +26,9 @@ fn sqlite_config() -> String {
 
 #[test]
 fn check_accepts_the_demo() {
-    let o = run(&["check"], Path::new(common::ROOT));
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "{out}{err}");
+    let o = common::patina(&["check"], Path::new(common::ROOT));
+    let (out, err) = (&o.out, &o.err);
+    assert!(o.ok(), "{out}{err}");
     assert!(out.contains("ok: 8 route(s) in v1"), "{out}");
 }
 
@@ -60,9 +40,9 @@ fn check_reports_every_mistake_with_its_location() {
         &sqlite_config(),
         &[("v1/jobs.toml", bad_jobs), ("v1/other.toml", bad_other)],
     );
-    let o = run(&["check"], dir.path());
-    let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    let o = common::patina(&["check"], dir.path());
+    let (out, err) = (&o.out, &o.err);
+    assert_eq!(o.code, Some(1), "{out}{err}");
     for expected in [
         "mappings/v1/jobs.toml:8:23: error: parameter `job`: unknown type `integr`",
         "mappings/v1/jobs.toml:7:43: error: route `getJob`: `:job_no` is used in the SQL but not declared",
@@ -79,9 +59,9 @@ fn check_reports_every_mistake_with_its_location() {
 fn missing_environment_variable_stops_start_up() {
     let config = "[sources.demo]\nkind = \"odbc\"\ndialect = \"db2i\"\nconnection_string = \"Driver={IBM i Access ODBC Driver};System=${PATINA_TEST_UNSET_HOST};PWD=${PATINA_TEST_UNSET_PW}\"\n";
     let dir = project(config, &[]);
-    let o = run(&["serve"], dir.path());
-    let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    let o = common::patina(&["serve"], dir.path());
+    let (out, err) = (&o.out, &o.err);
+    assert_eq!(o.code, Some(1), "{out}{err}");
     assert!(err.contains("patina.toml:4:21: error"), "{err}");
     assert!(
         err.contains("`PATINA_TEST_UNSET_HOST`, `PATINA_TEST_UNSET_PW`"),
@@ -93,9 +73,9 @@ fn missing_environment_variable_stops_start_up() {
 fn serve_refuses_a_broken_mapping() {
     let bad = "source = \"demo\"\n[[route]]\nid = \"a\"\npublic = true\npath = \"/a\"\nsql = \"SELECT 1\"\nsummry = \"typo\"\n";
     let dir = project(&sqlite_config(), &[("v1/a.toml", bad)]);
-    let o = run(&["serve", "--listen", "127.0.0.1:0"], dir.path());
-    let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    let o = common::patina(&["serve", "--listen", "127.0.0.1:0"], dir.path());
+    let (out, err) = (&o.out, &o.err);
+    assert_eq!(o.code, Some(1), "{out}{err}");
     assert!(
         err.contains("mappings/v1/a.toml:7:1: error: route: unknown field `summry`"),
         "{err}"
@@ -106,16 +86,16 @@ fn serve_refuses_a_broken_mapping() {
 fn check_db_proves_mappings_against_the_database() {
     let good = "source = \"demo\"\n[[route]]\nid = \"a\"\npublic = true\npath = \"/a/{n}\"\nsql = \"SELECT JOBNO, JOBDS FROM JOBMST WHERE JOBNO = :n\"\nparams.n = \"integer\"\ncolumns.JOBDS = \"description\"\n";
     let dir = project(&sqlite_config(), &[("v1/a.toml", good)]);
-    let o = run(&["check", "--db"], dir.path());
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "{out}{err}");
+    let o = common::patina(&["check", "--db"], dir.path());
+    let (out, err) = (&o.out, &o.err);
+    assert!(o.ok(), "{out}{err}");
     assert!(out.contains("checked against their databases"), "{out}");
 
     let wrong = "source = \"demo\"\n[[route]]\nid = \"a\"\npublic = true\npath = \"/a\"\nsql = \"SELECT JOBNO FROM JOBMST\"\ncolumns.JOBDESC = \"description\"\n\n[[route]]\nid = \"b\"\npublic = true\npath = \"/b\"\nsql = \"SELECT NOPE FROM JOBMST\"\n";
     let dir = project(&sqlite_config(), &[("v1/a.toml", wrong)]);
-    let o = run(&["check", "--db"], dir.path());
-    let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    let o = common::patina(&["check", "--db"], dir.path());
+    let (out, err) = (&o.out, &o.err);
+    assert_eq!(o.code, Some(1), "{out}{err}");
     assert!(
         err.contains("route `a`: mapped column `JOBDESC` is not in the result"),
         "{err}"
@@ -131,9 +111,9 @@ fn check_db_proves_mappings_against_the_database() {
 fn check_warns_when_scoped_routes_have_no_credentials_to_check() {
     let scoped = "source = \"demo\"\n[[route]]\nid = \"a\"\nscopes = [\"jobs:read\"]\npath = \"/a\"\nsql = \"SELECT 1\"\n";
     let dir = project(&sqlite_config(), &[("v1/a.toml", scoped)]);
-    let o = run(&["check"], dir.path());
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "a warning, not an error: {out}{err}");
+    let o = common::patina(&["check"], dir.path());
+    let (out, err) = (&o.out, &o.err);
+    assert!(o.ok(), "a warning, not an error: {out}{err}");
     assert!(
         err.contains(
             "1 route(s) need scopes, but [auth] configures no JWT keys and no API keys file"

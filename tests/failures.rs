@@ -58,18 +58,13 @@ fn undecodable_value_names_the_field(db: &TestDb) {
     assert_no_leak(&r.text);
 }
 
+common::on_both!(
+    failed_statement_leaks_nothing,
+    undecodable_value_names_the_field
+);
+
 mod sqlite {
     use super::*;
-
-    #[test]
-    fn failed_statement_leaks_nothing() {
-        super::failed_statement_leaks_nothing(&common::sqlite());
-    }
-
-    #[test]
-    fn undecodable_value_names_the_field() {
-        super::undecodable_value_names_the_field(&common::sqlite());
-    }
 
     #[test]
     fn unreachable_database_is_503_with_retry_after() {
@@ -121,20 +116,6 @@ mod postgres {
     }
 
     const SLEEP: &str = "SELECT 1 AS SLEPT FROM pg_sleep(:seconds)";
-
-    #[test]
-    fn failed_statement_leaks_nothing() {
-        if let Some(db) = common::postgres() {
-            super::failed_statement_leaks_nothing(&db);
-        }
-    }
-
-    #[test]
-    fn undecodable_value_names_the_field() {
-        if let Some(db) = common::postgres() {
-            super::undecodable_value_names_the_field(&db);
-        }
-    }
 
     #[test]
     fn unreachable_database_is_503_quickly() {

@@ -455,7 +455,7 @@ fn sql_server_example_configs_check_offline() {
         root.join("deploy/examples/sqlserver-2005-freetds.toml"),
         compose.path().join("patina.toml"),
     ] {
-        let (ok, _, err) = common::patina_with_env(
+        let ran = common::patina_with_env(
             &["check", "--config", example.to_str().expect("utf-8 path")],
             root,
             &[
@@ -463,7 +463,7 @@ fn sql_server_example_configs_check_offline() {
                 ("PATINA_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ],
         );
-        assert!(ok, "{}: {err}", example.display());
+        assert!(ran.ok(), "{}: {}", example.display(), ran.err);
     }
 }
 

@@ -183,11 +183,11 @@ fn every_type_decodes_and_timeouts_cancel_on_the_server() {
         "[server]\nmappings = \"mappings\"\n[sources.demo]\nkind = \"mssql\"\nhost = \"127.0.0.1\"\n",
     )
     .expect("config");
-    let (ok, _, err) = common::patina(
+    let ran = common::patina(
         &["check", "--config", cfg.to_str().expect("utf-8 path")],
         dir.path(),
     );
-    assert!(ok, "{err}");
+    assert!(ran.ok(), "{}", ran.err);
     if mssql_url().is_none() {
         return;
     }
@@ -241,7 +241,7 @@ fn check_db_describes_every_statement() {
     );
     let dir = tempfile::tempdir().expect("dir");
     let cfg = config(dir.path(), &format!("{ROOT}/mappings"), "");
-    let (ok, _, stderr) = common::patina(
+    let ran = common::patina(
         &[
             "check",
             "--db",
@@ -250,7 +250,8 @@ fn check_db_describes_every_statement() {
         ],
         dir.path(),
     );
-    assert!(ok, "{stderr}");
+    let stderr = &ran.err;
+    assert!(ran.ok(), "{stderr}");
     assert!(!stderr.contains("error"), "{stderr}");
     assert!(
         !stderr.contains(&url),

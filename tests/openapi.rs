@@ -20,7 +20,11 @@ fn committed_documents_match_the_mappings() {
     })
     .expect("demo config loads");
     let compiled = app::compile_catalog(&config).expect("demo mappings compile");
-    let docs = Documents::build(&compiled.catalog, &config.docs);
+    let docs = Documents::build(
+        &compiled.catalog,
+        &patina::shape::Learned::new(0),
+        &config.docs,
+    );
     assert!(!docs.rendered.is_empty());
     let hint = "the mappings changed: run `cargo run -- openapi --out openapi` and commit openapi/";
     for (version, text) in &docs.rendered {

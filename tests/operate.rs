@@ -147,3 +147,24 @@ fn metrics_and_server_timing() {
         assert!(m.text.contains(line), "missing `{line}` in:\n{}", m.text);
     }
 }
+
+#[test]
+fn a_reload_never_serves_a_response_cached_under_the_old_mapping() {
+    let cached = |sql: &str| {
+        format!(
+            "source = \"demo\"\n[[route]]\nid = \"c\"\npath = \"/c\"\npublic = true\none = true\ncache = \"30m\"\nsql = \"{sql}\"\n"
+        )
+    };
+    let gw = common::with_mapping(&common::sqlite(), &cached("SELECT 'old' AS V"), "");
+    assert_eq!(gw.get("/v1/c").json()["V"], "old");
+    assert_eq!(gw.get("/v1/c").json()["V"], "old", "from the cache");
+    std::fs::write(
+        gw.dir.join("mappings/v1/t.toml"),
+        cached("SELECT 'new' AS V"),
+    )
+    .expect("write");
+    wait_for("the reload", || {
+        gw.get("/readyz").json()["mappings"]["generation"].as_u64() >= Some(1)
+    });
+    assert_eq!(gw.get("/v1/c").json()["V"], "new");
+}

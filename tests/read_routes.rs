@@ -6,25 +6,7 @@ mod common;
 use common::{Gateway, TestDb, assert_no_leak};
 use serde_json::json;
 
-/// Run a check against the SQLite demo database and against PostgreSQL.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$name(&super::common::sqlite());
-            }
-            #[test]
-            fn postgres() {
-                if let Some(db) = super::common::postgres() {
-                    super::$name(&db);
-                }
-            }
-        }
-    )*};
-}
-
-on_both!(
+common::on_both!(
     one_job_decodes_every_codec,
     decimals_keep_every_digit,
     unicode_and_sql_text_are_data,

@@ -314,7 +314,7 @@ fn jwks_keys_rotate_without_a_restart() {
 #[test]
 fn api_keys_are_minted_used_scoped_and_revoked_without_restart() {
     let gw = Gateway::demo(&common::sqlite());
-    let (ok, key, err) = patina(
+    let ran = patina(
         &[
             "keys",
             "new",
@@ -327,7 +327,8 @@ fn api_keys_are_minted_used_scoped_and_revoked_without_restart() {
         ],
         &gw.dir,
     );
-    assert!(ok, "{err}");
+    assert!(ran.ok(), "{}", ran.err);
+    let key = ran.out;
     assert!(key.starts_with("pat_"), "{key}");
     let stored = std::fs::read_to_string(gw.dir.join("keys.toml")).expect("keys file");
     assert!(!stored.contains(&key), "only the hash is stored");
@@ -341,13 +342,13 @@ fn api_keys_are_minted_used_scoped_and_revoked_without_restart() {
     );
     gw.get_with("/v1/customers/1001", &[("X-API-Key", &key)])
         .problem(403, "forbidden");
-    let (_, list, _) = patina(&["keys", "list"], &gw.dir);
+    let list = patina(&["keys", "list"], &gw.dir).out;
     assert!(
         list.contains("bi-dashboard") && list.contains("active") && !list.contains(&key[13..]),
         "{list}"
     );
-    let (ok, _, err) = patina(&["keys", "revoke", id], &gw.dir);
-    assert!(ok, "{err}");
+    let ran = patina(&["keys", "revoke", id], &gw.dir);
+    assert!(ran.ok(), "{}", ran.err);
     std::thread::sleep(Duration::from_millis(700));
     let r = gw.get_with("/v1/jobs/100001", &[("X-API-Key", &key)]);
     r.problem(401, "unauthorized");
@@ -542,7 +543,14 @@ fn cors_allow_list_and_security_headers() {
             ("Access-Control-Request-Method", "GET"),
         ],
     );
-    assert_eq!(r.status, 403);
+    let p = r.problem(403, "origin-not-allowed");
+    assert!(
+        p["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("cors_origins")),
+        "{}",
+        r.text
+    );
     let r = gw.get("/v1/jobs/100001");
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
@@ -555,7 +563,7 @@ fn cors_allow_list_and_security_headers() {
 #[test]
 fn token_command_mints_usable_development_tokens() {
     let gw = Gateway::demo(&common::sqlite());
-    let (ok, t, err) = patina(
+    let ran = patina(
         &[
             "token",
             "--sub",
@@ -569,8 +577,8 @@ fn token_command_mints_usable_development_tokens() {
         ],
         &gw.dir,
     );
-    assert!(ok, "{err}");
-    let r = gw.get_with("/v1/my/jobs", &[("Authorization", &bearer(&t))]);
+    assert!(ran.ok(), "{}", ran.err);
+    let r = gw.get_with("/v1/my/jobs", &[("Authorization", &bearer(&ran.out))]);
     assert_eq!(r.status, 200, "{}", r.text);
     let rows = r.json()["data"].as_array().expect("data").clone();
     assert_eq!(rows.len(), 1);

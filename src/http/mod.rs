@@ -21,8 +21,10 @@ use crate::audit::Audit;
 use crate::auth::ratelimit::RateLimits;
 use crate::auth::{Authenticator, RateSettings};
 use crate::catalog::{Catalog, Lookup};
+use crate::encode::LayoutCache;
 use crate::metrics::Metrics;
-use crate::openapi::Documents;
+use crate::openapi::{DocsInfo, Documents};
+use crate::shape::Learned;
 use crate::source::Source;
 use arc_swap::ArcSwap;
 use problem::Problem;
@@ -37,6 +39,7 @@ pub struct AppState {
     pub metrics: Metrics,
     cache: crate::cache::ResponseCache,
     sources: HashMap<String, Arc<Source>>,
+    docs_info: DocsInfo,
     auth: Authenticator,
     limits: RateLimits,
     rate_settings: RateSettings,
@@ -45,16 +48,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// `docs` must be built from `catalog`; they are swapped together.
     pub fn new(
         catalog: Arc<Catalog>,
-        docs: Arc<Documents>,
+        docs_info: DocsInfo,
         sources: HashMap<String, Arc<Source>>,
         security: Security,
     ) -> Self {
         let routes = catalog.routes.len();
         Self {
-            live: ArcSwap::from_pointee(Live { catalog, docs }),
+            live: ArcSwap::from_pointee(Live::new(catalog, &docs_info)),
             reload: std::sync::Mutex::new(ReloadStatus {
                 routes,
                 ..ReloadStatus::default()
@@ -62,6 +64,7 @@ impl AppState {
             metrics: Metrics::default(),
             cache: crate::cache::ResponseCache::new(),
             sources,
+            docs_info,
             auth: security.auth,
             limits: RateLimits::new(),
             rate_settings: security.rate,
@@ -75,15 +78,45 @@ impl AppState {
         Arc::clone(&self.live.load().catalog)
     }
 
-    /// The API documents of the current catalog.
+    /// What the databases said of the current catalog's routes.
+    pub fn learned(&self) -> Arc<Learned> {
+        Arc::clone(&self.live.load().learned)
+    }
+
+    /// The running sources, by name.
+    pub fn sources(&self) -> &HashMap<String, Arc<Source>> {
+        &self.sources
+    }
+
+    /// The API documents of the current catalog, with what the databases said of its routes
+    /// so far (rebuilt when something new was learned).
     pub fn docs(&self) -> Arc<Documents> {
-        Arc::clone(&self.live.load().docs)
+        let live = self.live.load();
+        let version = live.learned.version();
+        let mut docs = live
+            .docs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if docs.0 != version {
+            *docs = (
+                version,
+                Arc::new(Documents::build(
+                    &live.catalog,
+                    &live.learned,
+                    &self.docs_info,
+                )),
+            );
+        }
+        Arc::clone(&docs.1)
     }
 
     /// Serve a new catalog (and its documents) from now on.
-    pub fn swap(&self, catalog: Arc<Catalog>, docs: Arc<Documents>) {
+    pub fn swap(&self, catalog: Arc<Catalog>) {
         let routes = catalog.routes.len();
-        self.live.store(Arc::new(Live { catalog, docs }));
+        self.live
+            .store(Arc::new(Live::new(catalog, &self.docs_info)));
+        // Entries are keyed by catalog generation, so none could be served again: free them.
+        self.cache.clear();
         if let Ok(mut r) = self.reload.lock() {
             r.generation += 1;
             r.routes = routes;
@@ -111,11 +144,30 @@ impl AppState {
     }
 }
 
-/// The catalog and its documents, swapped together.
+/// A catalog and the runtime state kept beside it (never inside its plans), swapped together.
 #[derive(Debug)]
 struct Live {
     catalog: Arc<Catalog>,
-    docs: Arc<Documents>,
+    /// What the databases said of each route, by route index.
+    learned: Arc<Learned>,
+    /// Each route's resolved result layout, by route index.
+    layouts: Vec<Arc<LayoutCache>>,
+    /// The documents, and the [`Learned::version`] they were built at.
+    docs: std::sync::Mutex<(u64, Arc<Documents>)>,
+}
+
+impl Live {
+    fn new(catalog: Arc<Catalog>, info: &DocsInfo) -> Self {
+        let n = catalog.routes.len();
+        let learned = Arc::new(Learned::new(n));
+        let docs = Arc::new(Documents::build(&catalog, &learned, info));
+        Self {
+            layouts: (0..n).map(|_| Arc::default()).collect(),
+            docs: std::sync::Mutex::new((learned.version(), docs)),
+            learned,
+            catalog,
+        }
+    }
 }
 
 /// What `/readyz` says about mapping reloads.
@@ -315,7 +367,21 @@ fn preflight(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
     }
     let origin = req.headers().get(header::ORIGIN)?.to_str().ok()?;
     if !state.cors_origins.iter().any(|o| o == origin) {
-        return Some(HttpResponse::Forbidden().finish());
+        let rid = req
+            .extensions()
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        return Some(
+            Problem::new(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "origin-not-allowed",
+                "Origin Not Allowed",
+                "Browsers on this origin may not call the API: the gateway's operator can add \
+                 it to [server] cors_origins.",
+            )
+            .response(req.path(), &rid),
+        );
     }
     Some(
         HttpResponse::NoContent()
@@ -481,13 +547,21 @@ async fn dispatch(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     if let Some(res) = preflight(&req, &state) {
         return res;
     }
-    let catalog = state.catalog();
+    let live = state.live.load_full();
     let path = req.path().to_string();
-    let outcome = match catalog.lookup(req.method().as_str(), &path) {
+    let outcome = match live.catalog.lookup(req.method().as_str(), &path) {
         Lookup::NotFound => Err(Problem::not_found("No route matches this path.")),
         Lookup::MethodNotAllowed(allowed) => Err(Problem::method_not_allowed(&allowed)),
-        Lookup::Found { route, path_params } => {
-            return route::serve(&req, &state, route, &path_params).await;
+        Lookup::Found {
+            route,
+            index,
+            path_params,
+        } => {
+            let at = route::At {
+                generation: live.catalog.generation,
+                layout: &live.layouts[index],
+            };
+            return route::serve(&req, &state, route, at, &path_params).await;
         }
     };
     match outcome {

@@ -17,13 +17,22 @@ use crate::auth::Identity;
 use crate::auth::ratelimit::Decision;
 use crate::cache;
 use crate::catalog::RoutePlan;
-use crate::encode::JsonRows;
+use crate::codec::BindValue;
+use crate::encode::{JsonRows, LayoutCache};
 use crate::source::SourceError;
+
+/// Where a route sits: its catalog's generation, and the runtime state kept beside its plan.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct At<'a> {
+    pub generation: u64,
+    pub layout: &'a Arc<LayoutCache>,
+}
 
 pub(super) async fn serve(
     req: &HttpRequest,
     state: &AppState,
     route: &Arc<RoutePlan>,
+    at: At<'_>,
     path_params: &[(String, String)],
 ) -> HttpResponse {
     let started = Instant::now();
@@ -60,7 +69,7 @@ pub(super) async fn serve(
             .and_then(|v| v.to_str().ok());
         let (res, n) = run(
             state,
-            route,
+            (at, route),
             path_params,
             query,
             &identity,
@@ -268,7 +277,7 @@ impl Timing {
 
 async fn run(
     state: &AppState,
-    route: &Arc<RoutePlan>,
+    (at, route): (At<'_>, &Arc<RoutePlan>),
     path_params: &[(String, String)],
     query: &str,
     identity: &Identity,
@@ -287,12 +296,13 @@ async fn run(
             }
         },
     )?;
-    let fetch = || execute(state, route, binds.clone());
+    let layout = at.layout;
+    let fetch = || execute(state, route, layout, binds.clone());
     let (cached, outcome) = match route.cache {
         Some(ttl) => {
             state
                 .cache
-                .get_or_fill(cache::key(&route.id, &binds), ttl, fetch)
+                .get_or_fill(cache::key(at.generation, &route.id, &binds), ttl, fetch)
                 .await?
         }
         None => (fetch().await?, cache::Outcome::Miss),
@@ -342,13 +352,14 @@ async fn run(
 async fn execute(
     state: &AppState,
     route: &Arc<RoutePlan>,
-    binds: Vec<crate::codec::BindValue>,
+    layout: &Arc<LayoutCache>,
+    binds: Vec<BindValue>,
 ) -> Result<cache::Cached, Problem> {
     let Some(source) = state.sources.get(&route.source) else {
         error!(route = %route.id, source = %route.source, "route refers to a source that is not running");
         return Err(Problem::from_source(&SourceError::Closed));
     };
-    let sink = Box::new(JsonRows::new(Arc::clone(route)));
+    let sink = Box::new(JsonRows::new(Arc::clone(route), Arc::clone(layout)));
     let db_started = Instant::now();
     let result = source
         .query(

@@ -9,60 +9,9 @@ pub mod odbc;
 
 use std::sync::Arc;
 
-use crate::codec::{BindValue, Cell, ColumnType, DateFormat, TimeFormat};
+use crate::codec::{BindValue, Cell};
 use crate::config::{SourceConfig, SourceKind};
-
-/// What the database says a result column is, reduced to what decoding needs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SqlType {
-    Integer,
-    Decimal {
-        precision: usize,
-        scale: i16,
-    },
-    Float,
-    Boolean,
-    Date,
-    Time,
-    Timestamp,
-    Text,
-    Binary,
-    /// A type the gateway has no codec for; fetched as text.
-    Unsupported(String),
-}
-
-impl SqlType {
-    /// The codec an unmapped column (or a mapped one without `type`) gets.
-    pub fn default_codec(&self) -> ColumnType {
-        match self {
-            Self::Integer => ColumnType::Integer,
-            Self::Decimal { scale, precision } if *scale == 0 && *precision <= 18 => {
-                ColumnType::Integer
-            }
-            Self::Decimal { .. } => ColumnType::Decimal {
-                scale: None,
-                as_string: false,
-            },
-            Self::Float => ColumnType::Number,
-            Self::Boolean => ColumnType::Boolean {
-                true_values: ColumnType::default_true_values(),
-                false_values: ColumnType::default_false_values(),
-            },
-            Self::Date => ColumnType::Date(DateFormat::Iso),
-            Self::Time => ColumnType::Time(TimeFormat::Iso),
-            Self::Timestamp => ColumnType::DateTime,
-            Self::Binary => ColumnType::Binary,
-            Self::Text | Self::Unsupported(_) => ColumnType::String,
-        }
-    }
-}
-
-/// One result column.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ColumnInfo {
-    pub name: String,
-    pub sql_type: SqlType,
-}
+use crate::shape::{ColumnInfo, Described};
 
 /// A value that failed to decode, naming the output column (never the SQL).
 #[derive(Clone, Debug)]
@@ -135,13 +84,6 @@ impl RowSink for Discard {
     fn finish(self: Box<Self>) -> (Vec<u8>, usize) {
         (Vec::new(), 0)
     }
-}
-
-/// What a described statement returns and takes.
-#[derive(Clone, Debug)]
-pub struct Described {
-    pub columns: Vec<ColumnInfo>,
-    pub params: usize,
 }
 
 /// A configured source, ready to run statements.

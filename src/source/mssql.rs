@@ -17,9 +17,10 @@ use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 use tracing::{debug, info, warn};
 
 use super::gate::Gate;
-use super::{ColumnInfo, Described, Queried, RowSink, SinkError, SourceError, SqlType};
+use super::{Queried, RowSink, SinkError, SourceError};
 use crate::codec::{BindKind, BindValue, Cell, civil_from_days, write_display};
 use crate::config::{Encrypt, MssqlTarget, SourceConfig, Trust};
+use crate::shape::{ColumnInfo, Described, ParamShape, SqlType};
 
 /// How long a connection may sit idle before it is checked with a round trip on checkout.
 const CHECK_IDLE_AFTER: Duration = Duration::from_secs(2);
@@ -918,7 +919,10 @@ async fn describe(conn: &mut Conn, sql: &str) -> Result<Described, SourceError> 
             sql_type: sql_type_named(ty.unwrap_or("sql_variant")),
         });
     }
-    Ok(Described { columns, params })
+    Ok(Described {
+        columns,
+        params: vec![ParamShape::default(); params],
+    })
 }
 
 /// The client configuration for a target: the ADO.NET string first, then the fields.

@@ -20,9 +20,10 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tracing::{debug, info, warn};
 
 use super::gate::Gate;
-use super::{ColumnInfo, Described, RowSink, SinkError, SourceError, SqlType};
+use super::{RowSink, SinkError, SourceError};
 use crate::codec::{BindKind, BindValue, Cell};
 use crate::config::{SourceConfig, redact_connection_string};
+use crate::shape::{ColumnInfo, Described, ParamShape, SqlType};
 
 /// Largest buffer for one batch of rows, across all columns.
 const BATCH_BYTES: usize = 4 << 20;
@@ -452,7 +453,7 @@ fn describe_prepared(stmt: &mut Stmt) -> Result<Described, odbc_api::Error> {
     let params = stmt.num_params()?;
     Ok(Described {
         columns,
-        params: usize::from(params),
+        params: vec![ParamShape::default(); usize::from(params)],
     })
 }
 

@@ -113,6 +113,29 @@ pub fn postgres() -> Option<TestDb> {
     }
 }
 
+/// The backend matrix, written one way everywhere: for each named check `fn NAME(db: &TestDb)`,
+/// a module `NAME` with a `sqlite` and a `postgres` test (the latter skipped, loudly, only
+/// when PostgreSQL is absent and allowed to be).
+#[allow(unused_macros)]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(&$crate::common::sqlite());
+            }
+            #[test]
+            fn postgres() {
+                if let Some(db) = $crate::common::postgres() {
+                    super::$name(&db);
+                }
+            }
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use on_both;
+
 /// A gateway on the SQLite demo database and the repository's demo mappings, started from a
 /// config written into `dir`: `server_extra` goes under `[server]`, `rest` after the source
 /// (e.g. an `[auth]` section).
@@ -244,21 +267,19 @@ impl Gateway {
         Self::from_loaded(config, config_path.parent().expect("dir"))
     }
 
+    /// Start exactly as `patina serve` does ([`app::App::start`]), on a free port, in a
+    /// thread of its own.
     fn from_loaded(config: Config, dir: &Path) -> Gateway {
-        let compiled = app::compile_catalog(&config).unwrap_or_else(|e| panic!("mappings: {e}"));
-        let catalog = Arc::new(compiled.catalog);
+        let app = app::App::from_config(config).unwrap_or_else(|e| panic!("mappings: {e}"));
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let sources = app::start_sources(&config).expect("start the sources");
             let system = actix_web::rt::System::new();
             system.block_on(async move {
-                let gw = app::build(&config, &catalog, sources, Some("127.0.0.1:0"))
-                    .expect("bind a free port");
-                let reloader = patina::reload::Reloader::new(config.clone(), gw.state.clone());
-                let _watching = reloader.watch().expect("watch mappings");
-                reloader.on_sighup();
-                tx.send(gw.addr).expect("report address");
-                let _ = gw.server.await;
+                let running = app
+                    .start(Some("127.0.0.1:0"))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                tx.send(running.addr).expect("report address");
+                let _ = running.run().await;
             });
         });
         let addr = rx
@@ -371,24 +392,43 @@ impl Response {
     }
 }
 
-/// Run the `patina` command in `dir`: whether it succeeded, its trimmed stdout, its stderr.
-pub fn patina(args: &[&str], dir: &Path) -> (bool, String, String) {
+/// What a run of the `patina` command printed and how it ended.
+#[derive(Debug)]
+pub struct Ran {
+    /// The exit code (`None` when a signal ended it).
+    pub code: Option<i32>,
+    /// Standard output, trimmed.
+    pub out: String,
+    pub err: String,
+}
+
+impl Ran {
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// Run the `patina` command in `dir`, as a DBA would: no `PATINA_CONFIG` from the caller's
+/// environment, the test JWT secret in `PATINA_JWT_SECRET`.
+pub fn patina(args: &[&str], dir: &Path) -> Ran {
     patina_with_env(args, dir, &[])
 }
 
 /// [`patina`], with more environment variables.
-pub fn patina_with_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> (bool, String, String) {
+pub fn patina_with_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Ran {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_patina"))
         .args(args)
         .current_dir(dir)
+        .env_remove("PATINA_CONFIG")
+        .env("PATINA_JWT_SECRET", SECRET)
         .envs(env.iter().copied())
         .output()
         .expect("patina runs");
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    Ran {
+        code: o.status.code(),
+        out: String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        err: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
 }
 
 /// Run `openssl` in `dir` with space-separated arguments (deploy/test.sh installs it).

@@ -1,0 +1,231 @@
+//! What the database says a statement returns and takes — result columns with their SQL types,
+//! parameters with the range of values the database accepts — and [`Learned`], the runtime
+//! record of those facts per route of one catalog. Filled by describing statements on their
+//! sources; read by the encoder (default codecs), the parameter check and the API documents.
+//! Knows nothing of drivers or HTTP.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::codec::{ColumnType, DateFormat, TimeFormat};
+
+/// What the database says a result column is, reduced to what decoding needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SqlType {
+    Integer,
+    Decimal {
+        precision: usize,
+        scale: i16,
+    },
+    Float,
+    Boolean,
+    Date,
+    Time,
+    Timestamp,
+    Text,
+    Binary,
+    /// A type the gateway has no codec for; fetched as text.
+    Unsupported(String),
+}
+
+impl SqlType {
+    /// The codec an unmapped column (or a mapped one without `type`) gets.
+    pub fn default_codec(&self) -> ColumnType {
+        match self {
+            Self::Integer => ColumnType::Integer,
+            Self::Decimal { scale, precision } if *scale == 0 && *precision <= 18 => {
+                ColumnType::Integer
+            }
+            Self::Decimal { .. } => ColumnType::Decimal {
+                scale: None,
+                as_string: false,
+            },
+            Self::Float => ColumnType::Number,
+            Self::Boolean => ColumnType::Boolean {
+                true_values: ColumnType::default_true_values(),
+                false_values: ColumnType::default_false_values(),
+            },
+            Self::Date => ColumnType::Date(DateFormat::Iso),
+            Self::Time => ColumnType::Time(TimeFormat::Iso),
+            Self::Timestamp => ColumnType::DateTime,
+            Self::Binary => ColumnType::Binary,
+            Self::Text | Self::Unsupported(_) => ColumnType::String,
+        }
+    }
+}
+
+/// One result column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub sql_type: SqlType,
+}
+
+/// The integers a parameter's SQL type holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IntRange {
+    pub min: i64,
+    pub max: i64,
+    /// The SQL type's name, for messages (`INTEGER`, `SMALLINT`, `NUMERIC(5,0)`).
+    pub sql: &'static str,
+    /// 32 for a 32-bit integer (documented as `int32`), 64 for a 64-bit one.
+    pub bits: Option<u8>,
+}
+
+impl IntRange {
+    pub const SMALLINT: Self = Self {
+        min: i16::MIN as i64,
+        max: i16::MAX as i64,
+        sql: "SMALLINT",
+        bits: None,
+    };
+    pub const INTEGER: Self = Self {
+        min: i32::MIN as i64,
+        max: i32::MAX as i64,
+        sql: "INTEGER",
+        bits: Some(32),
+    };
+
+    /// A `NUMERIC(p, 0)`/`DECIMAL(p, 0)`: up to `p` digits (unbounded past 18).
+    pub fn digits(precision: usize) -> Option<Self> {
+        let digits = u32::try_from(precision)
+            .ok()
+            .filter(|p| (1..=18).contains(p))?;
+        let max = 10_i64.pow(digits) - 1;
+        Some(Self {
+            min: -max,
+            max,
+            sql: "NUMERIC",
+            bits: None,
+        })
+    }
+
+    pub fn contains(&self, v: i64) -> bool {
+        (self.min..=self.max).contains(&v)
+    }
+}
+
+/// What the database says one statement parameter takes; `range` is `None` when it does not
+/// say, or says something the gateway does not check (text, floats).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParamShape {
+    pub range: Option<IntRange>,
+}
+
+/// What a described statement returns and takes (parameters in placeholder order).
+#[derive(Clone, Debug, Default)]
+pub struct Described {
+    pub columns: Vec<ColumnInfo>,
+    pub params: Vec<ParamShape>,
+}
+
+/// What the databases said about each route of one catalog, by the route's index in it.
+/// Filled once per route (by the start-up check, or by the route's first request) and then
+/// only read, without a lock.
+#[derive(Debug)]
+pub struct Learned {
+    routes: Vec<tokio::sync::OnceCell<Arc<Described>>>,
+    /// Bumped whenever a route is learned: the documents are rebuilt when it moved.
+    version: AtomicU64,
+}
+
+impl Learned {
+    pub fn new(routes: usize) -> Self {
+        Self {
+            routes: (0..routes).map(|_| tokio::sync::OnceCell::new()).collect(),
+            version: AtomicU64::new(0),
+        }
+    }
+
+    /// What is known of route `i`.
+    pub fn get(&self, i: usize) -> Option<&Arc<Described>> {
+        self.routes.get(i).and_then(tokio::sync::OnceCell::get)
+    }
+
+    /// Record what the database said of route `i` (the first word stays).
+    pub fn set(&self, i: usize, described: Described) {
+        if let Some(cell) = self.routes.get(i)
+            && cell.set(Arc::new(described)).is_ok()
+        {
+            self.version.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// What is known of route `i`, asking `describe` once when nothing is (concurrent callers
+    /// wait for the same answer). A failed description is not kept: the next call asks again.
+    pub async fn get_or_learn<E, F, Fut>(&self, i: usize, describe: F) -> Option<Arc<Described>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Described, E>>,
+    {
+        let cell = self.routes.get(i)?;
+        let mut learned = false;
+        let got = cell
+            .get_or_try_init(|| async {
+                learned = true;
+                describe().await.map(Arc::new)
+            })
+            .await
+            .ok()
+            .cloned();
+        if learned && got.is_some() {
+            self.version.fetch_add(1, Ordering::Relaxed);
+        }
+        got
+    }
+
+    /// How many times something new was learned.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert!(IntRange::INTEGER.contains(2_147_483_647));
+        assert!(!IntRange::INTEGER.contains(2_147_483_648));
+        assert!(!IntRange::SMALLINT.contains(-32_769));
+        let five = IntRange::digits(5).expect("bounded");
+        assert!(five.contains(99_999) && !five.contains(100_000) && five.contains(-99_999));
+        assert!(IntRange::digits(19).is_none(), "past i64: not checked here");
+    }
+
+    #[tokio::test]
+    async fn learns_once_and_keeps_no_failure() {
+        let learned = Learned::new(2);
+        assert!(learned.get(0).is_none());
+        let failed = learned
+            .get_or_learn(0, || async { Err::<Described, ()>(()) })
+            .await;
+        assert!(failed.is_none() && learned.get(0).is_none());
+        assert_eq!(learned.version(), 0);
+        let d = learned
+            .get_or_learn(0, || async {
+                Ok::<_, ()>(Described {
+                    columns: vec![ColumnInfo {
+                        name: "A".into(),
+                        sql_type: SqlType::Integer,
+                    }],
+                    params: vec![],
+                })
+            })
+            .await
+            .expect("learned");
+        assert_eq!(d.columns.len(), 1);
+        assert_eq!(learned.version(), 1);
+        learned.set(0, Described::default());
+        assert_eq!(
+            learned.get(0).expect("kept").columns.len(),
+            1,
+            "first word stays"
+        );
+        assert_eq!(learned.version(), 1);
+        learned.set(1, Described::default());
+        assert_eq!(learned.version(), 2);
+        assert!(learned.get(7).is_none());
+    }
+}
