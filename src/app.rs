@@ -16,7 +16,7 @@ use crate::diag::{Diagnostic, LoadError, Severity};
 use crate::http::{self, AppState, Gateway, Security};
 use crate::mapping::{self, Compiled, SourceInfo};
 use crate::openapi::Documents;
-use crate::source::{Source, SqlType};
+use crate::source::{Pool, Source, SqlType};
 use crate::sql::Placeholders;
 
 /// Compile the mappings a config points at.
@@ -189,12 +189,12 @@ pub async fn check_against_sources(
                     if let SqlType::Unsupported(t) = &c.sql_type {
                         // The ODBC driver hands such a value over as text; SQL Server's native
                         // protocol has no text form for it.
-                        let (served, hint) = match **source {
-                            Source::Mssql(_) => (
+                        let (served, hint) = match source.pool() {
+                            Pool::Mssql(_) => (
                                 "every request to this route will fail with 500",
                                 "CAST it in the SQL: CAST(col AS nvarchar(4000)), or col.ToString() for spatial types",
                             ),
-                            Source::Odbc(_) => (
+                            Pool::Odbc(_) => (
                                 "it is served as the driver's text",
                                 "give it a `type` in the mapping, or CAST it in the SQL",
                             ),
