@@ -18,7 +18,7 @@ use crate::http::{self, AppState, Gateway, Security};
 use crate::mapping::{self, Compiled, SourceInfo};
 use crate::reload::{Reloader, WatchGuard};
 use crate::shape::{Learned, SqlType};
-use crate::source::Source;
+use crate::source::{Pool, Source};
 use crate::sql::Placeholders;
 
 /// Compile the mappings a config points at.
@@ -279,12 +279,12 @@ pub async fn check_against_sources(
                     if let SqlType::Unsupported(t) = &c.sql_type {
                         // The ODBC driver hands such a value over as text; SQL Server's native
                         // protocol has no text form for it.
-                        let (served, hint) = match **source {
-                            Source::Mssql(_) => (
+                        let (served, hint) = match source.pool() {
+                            Pool::Mssql(_) => (
                                 "every request to this route will fail with 500",
                                 "CAST it in the SQL: CAST(col AS nvarchar(4000)), or col.ToString() for spatial types",
                             ),
-                            Source::Odbc(_) => (
+                            Pool::Odbc(_) => (
                                 "it is served as the driver's text",
                                 "give it a `type` in the mapping, or CAST it in the SQL",
                             ),

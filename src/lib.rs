@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod catalog;
+pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod diag;

@@ -191,7 +191,8 @@ fn load_config(path: &std::path::Path) -> Option<patina::config::Config> {
 }
 
 fn keys(config_path: &std::path::Path, action: KeysAction) -> ExitCode {
-    use patina::auth::keys::{KeysFile, mint, now_rfc3339};
+    use patina::auth::keys::{KeysFile, mint};
+    use patina::clock::now_rfc3339;
     let Some(config) = load_config(config_path) else {
         return ExitCode::FAILURE;
     };

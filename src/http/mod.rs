@@ -120,7 +120,7 @@ impl AppState {
         if let Ok(mut r) = self.reload.lock() {
             r.generation += 1;
             r.routes = routes;
-            r.last_ok = Some(crate::auth::keys::now_rfc3339());
+            r.last_ok = Some(crate::clock::now_rfc3339());
             r.last_error = None;
         }
         self.metrics
@@ -132,7 +132,7 @@ impl AppState {
     pub fn reload_failed(&self, why: String) {
         if let Ok(mut r) = self.reload.lock() {
             r.last_error = Some(why);
-            r.last_failed = Some(crate::auth::keys::now_rfc3339());
+            r.last_failed = Some(crate::clock::now_rfc3339());
         }
         self.metrics
             .reloads_failed

@@ -99,7 +99,7 @@ pub(super) async fn serve(
     });
     if state.audit.enabled() {
         state.audit.record(&audit::Record {
-            time: crate::auth::keys::now_rfc3339(),
+            time: crate::clock::now_rfc3339(),
             request_id: &rid,
             identity: &identity_label,
             route: &route.id,

@@ -1,17 +1,22 @@
 //! Sources: where SQL runs. Owns the contract between the gateway and a database client
 //! (run a planned statement with bound values, stream rows into a [`RowSink`], describe a
-//! statement) and the errors a source can report. The pooled ODBC implementation lives in
-//! [`odbc`]; the HTTP layer never sees a driver type.
+//! statement) and the errors a source can report, and admits every statement through one
+//! [`gate::Gate`] whatever the kind. The kind-specific pools live in [`odbc`] and [`mssql`];
+//! the HTTP layer never sees a driver type.
 
 pub mod gate;
 pub mod mssql;
 pub mod odbc;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::codec::{BindValue, Cell};
 use crate::config::{SourceConfig, SourceKind};
 use crate::shape::{ColumnInfo, Described};
+use gate::Gate;
 
 /// A value that failed to decode, naming the output column (never the SQL).
 #[derive(Clone, Debug)]
@@ -33,13 +38,13 @@ pub trait RowSink: Send {
 pub enum SourceError {
     /// No connection became free within the acquire timeout.
     #[error("no connection became free within {0:?}")]
-    Busy(std::time::Duration),
+    Busy(Duration),
     /// The database could not be reached, or the connection broke.
     #[error("source unavailable: {0}")]
     Unavailable(String),
     /// The circuit breaker is open after repeated connection failures: failing fast.
     #[error("circuit open for another {0:?}")]
-    CircuitOpen(std::time::Duration),
+    CircuitOpen(Duration),
     /// Too many requests already wait for a connection.
     #[error("the wait queue is full")]
     QueueFull,
@@ -61,7 +66,7 @@ pub enum SourceError {
 #[derive(Debug)]
 pub struct Queried {
     pub sink: Box<dyn RowSink>,
-    pub waited: std::time::Duration,
+    pub waited: Duration,
 }
 
 impl std::fmt::Debug for dyn RowSink {
@@ -86,56 +91,102 @@ impl RowSink for Discard {
     }
 }
 
-/// A configured source, ready to run statements.
+/// A statement the gate let through, with its turn: what a pool runs.
 #[derive(Debug)]
-pub enum Source {
+pub struct Admitted {
+    pub sql: Arc<str>,
+    pub binds: Vec<BindValue>,
+    pub max_rows: usize,
+    /// The route's statement timeout (else the source's).
+    pub timeout: Option<Duration>,
+    /// When the caller asked: the wait for a connection is measured from here.
+    pub started: Instant,
+    /// The turn; held until the statement is done, so the cap stays true.
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// The kind-specific part of a source: a pool of connections of one client library.
+#[derive(Debug)]
+pub enum Pool {
     Odbc(odbc::OdbcPool),
     Mssql(mssql::MssqlPool),
 }
 
+/// A configured source, ready to run statements: the admission [`Gate`] every kind shares
+/// (the cap on statements at once, the wait queue, the circuit breaker) around its pool.
+#[derive(Debug)]
+pub struct Source {
+    name: String,
+    gate: Gate,
+    pool: Pool,
+}
+
 impl Source {
     pub fn start(cfg: &SourceConfig) -> Result<Arc<Source>, String> {
-        Ok(Arc::new(match cfg.kind {
-            SourceKind::Odbc => Source::Odbc(odbc::OdbcPool::start(cfg.clone())),
-            SourceKind::Mssql => Source::Mssql(mssql::MssqlPool::start(cfg)?),
+        let pool = match cfg.kind {
+            SourceKind::Odbc => Pool::Odbc(odbc::OdbcPool::start(cfg.clone())),
+            SourceKind::Mssql => Pool::Mssql(mssql::MssqlPool::start(cfg)?),
+        };
+        Ok(Arc::new(Source {
+            name: cfg.name.clone(),
+            gate: Gate::new(cfg),
+            pool,
         }))
     }
 
-    /// Run `sql` with `binds`, feeding at most `max_rows` rows into `sink`.
+    /// Run `sql` with `binds`, feeding at most `max_rows` rows into `sink`: wait for a turn
+    /// (refused at once while the breaker is open or the queue is full), let the pool run it,
+    /// and tell the breaker how it went.
     pub async fn query(
         &self,
         sql: Arc<str>,
         binds: Vec<BindValue>,
         max_rows: usize,
-        timeout: Option<std::time::Duration>,
+        timeout: Option<Duration>,
         sink: Box<dyn RowSink>,
     ) -> Result<Queried, SourceError> {
-        match self {
-            Source::Odbc(p) => p.query(sql, binds, max_rows, timeout, sink).await,
-            Source::Mssql(p) => p.query(sql, binds, max_rows, timeout, sink).await,
-        }
+        let started = Instant::now();
+        let permit = self.gate.enter().await?;
+        let admitted = Admitted {
+            sql,
+            binds,
+            max_rows,
+            timeout,
+            started,
+            permit,
+        };
+        let result = match &self.pool {
+            Pool::Odbc(p) => p.query(admitted, sink).await,
+            Pool::Mssql(p) => p.query(admitted, sink).await,
+        };
+        self.gate.report(&result);
+        result
     }
 
     /// Prepare `sql` and report its result columns and parameter count, without running it.
+    /// Takes a turn, but not through the breaker (`check --db` describes while it is open).
     pub async fn describe(&self, sql: Arc<str>) -> Result<Described, SourceError> {
-        match self {
-            Source::Odbc(p) => p.describe(sql).await,
-            Source::Mssql(p) => p.describe(sql).await,
+        let permit = self.gate.acquire().await?;
+        match &self.pool {
+            Pool::Odbc(p) => p.describe(permit, sql).await,
+            Pool::Mssql(p) => p.describe(permit, sql).await,
         }
     }
 
     pub fn name(&self) -> &str {
-        match self {
-            Source::Odbc(p) => p.name(),
-            Source::Mssql(p) => p.name(),
-        }
+        &self.name
+    }
+
+    /// The kind-specific pool, for what differs by kind (diagnostics, hints).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// Run the dialect's no-op statement: is the database reachable?
     pub async fn ping(&self) -> Result<(), SourceError> {
-        let sql = match self {
-            Source::Odbc(p) => p.ping_sql(),
-            Source::Mssql(_) => Arc::from(crate::sql::Dialect::Mssql.ping_sql()),
+        let sql = match &self.pool {
+            Pool::Odbc(p) => p.ping_sql(),
+            Pool::Mssql(_) => Arc::from(crate::sql::Dialect::Mssql.ping_sql()),
         };
         self.query(sql, Vec::new(), 1, None, Box::new(Discard))
             .await
@@ -144,9 +195,6 @@ impl Source {
 
     /// Pool occupancy, for `/metrics`.
     pub fn stats(&self) -> crate::metrics::PoolStats {
-        match self {
-            Source::Odbc(p) => p.stats(),
-            Source::Mssql(p) => p.stats(),
-        }
+        self.gate.stats()
     }
 }

@@ -1,8 +1,9 @@
 //! The ODBC source: a pool of worker threads, each owning one connection and a cache of
 //! prepared statements, fed through a channel. Driver calls block, so they never run on the
-//! async runtime; async callers wait on a semaphore (the pool's size, with the acquire
-//! timeout) and a oneshot reply. A broken connection is dropped and reopened on the next
-//! statement. Owns driver types and SQLSTATE classification; does not know about HTTP.
+//! async runtime; async callers wait on a oneshot reply. A broken connection is dropped and
+//! reopened on the next statement. Owns driver types and SQLSTATE classification; admission
+//! (the cap, the queue, the breaker) happens before, in [`super::Source`]'s gate. Does not know
+//! about HTTP.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -19,8 +20,7 @@ use odbc_api::{
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tracing::{debug, info, warn};
 
-use super::gate::Gate;
-use super::{RowSink, SinkError, SourceError};
+use super::{Admitted, RowSink, SinkError, SourceError};
 use crate::codec::{BindKind, BindValue, Cell};
 use crate::config::{SourceConfig, redact_connection_string};
 use crate::shape::{ColumnInfo, Described, ParamShape, SqlType};
@@ -34,13 +34,10 @@ const STATEMENT_CACHE: usize = 512;
 
 enum Job {
     Query {
-        sql: Arc<str>,
-        binds: Vec<BindValue>,
-        max_rows: usize,
-        timeout: Option<Duration>,
+        /// The statement, with the gate's permit: held until the worker is done with it.
+        admitted: Admitted,
         sink: Box<dyn RowSink>,
         reply: oneshot::Sender<Result<Box<dyn RowSink>, SourceError>>,
-        _permit: OwnedSemaphorePermit,
     },
     Describe {
         sql: Arc<str>,
@@ -52,8 +49,6 @@ enum Job {
 /// A pool of connections to one ODBC source.
 #[derive(Debug)]
 pub struct OdbcPool {
-    name: String,
-    gate: Gate,
     ping_sql: Arc<str>,
     jobs: crossbeam_channel::Sender<Job>,
 }
@@ -81,19 +76,9 @@ impl OdbcPool {
             }
         }
         Self {
-            name: cfg.name.clone(),
-            gate: Gate::new(&cfg),
             ping_sql: Arc::from(cfg.dialect.ping_sql()),
             jobs: tx,
         }
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn stats(&self) -> crate::metrics::PoolStats {
-        self.gate.stats()
     }
 
     /// The dialect's no-op statement.
@@ -101,36 +86,30 @@ impl OdbcPool {
         Arc::clone(&self.ping_sql)
     }
 
+    /// Hand an admitted statement to a free worker and wait for its rows.
     pub async fn query(
         &self,
-        sql: Arc<str>,
-        binds: Vec<BindValue>,
-        max_rows: usize,
-        timeout: Option<Duration>,
+        admitted: Admitted,
         sink: Box<dyn RowSink>,
     ) -> Result<super::Queried, SourceError> {
-        let started = Instant::now();
-        let permit = self.gate.enter().await?;
-        let waited = started.elapsed();
+        let waited = admitted.started.elapsed();
         let (reply, rx) = oneshot::channel();
         self.jobs
             .send(Job::Query {
-                sql,
-                binds,
-                max_rows,
-                timeout,
+                admitted,
                 sink,
                 reply,
-                _permit: permit,
             })
             .map_err(|_| SourceError::Closed)?;
         let result = rx.await.map_err(|_| SourceError::Closed)?;
-        self.gate.report(&result);
         result.map(|sink| super::Queried { sink, waited })
     }
 
-    pub async fn describe(&self, sql: Arc<str>) -> Result<Described, SourceError> {
-        let permit = self.gate.acquire().await?;
+    pub async fn describe(
+        &self,
+        permit: OwnedSemaphorePermit,
+        sql: Arc<str>,
+    ) -> Result<Described, SourceError> {
         let (reply, rx) = oneshot::channel();
         self.jobs
             .send(Job::Describe {
@@ -179,16 +158,13 @@ impl Worker {
         while let Ok(job) = jobs.recv() {
             match job {
                 Job::Query {
-                    sql,
-                    binds,
-                    max_rows,
-                    timeout,
+                    admitted,
                     mut sink,
                     reply,
-                    _permit,
                 } => {
+                    let a = &admitted;
                     let result = self
-                        .query(&sql, &binds, max_rows, timeout, sink.as_mut())
+                        .query(&a.sql, &a.binds, a.max_rows, a.timeout, sink.as_mut())
                         .map(|()| sink);
                     let _ = reply.send(result);
                 }
