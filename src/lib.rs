@@ -14,5 +14,6 @@ pub mod mapping;
 pub mod metrics;
 pub mod openapi;
 pub mod reload;
+pub mod secret;
 pub mod source;
 pub mod sql;

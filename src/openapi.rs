@@ -22,19 +22,7 @@ use utoipa::openapi::{
 
 use crate::catalog::{Catalog, ColumnPlan, ParamLocation, ParamPlan, RoutePlan};
 use crate::codec::{BindValue, ColumnType, DateFormat, LikeAt, ParamType, TimeFormat, UnknownCode};
-
-/// Document settings from the config's `[docs]` section.
-#[derive(Clone, Debug, Default)]
-pub struct DocsInfo {
-    pub title: Option<String>,
-    pub description: Option<String>,
-    /// Bearer JWTs are accepted.
-    pub bearer: bool,
-    /// `X-API-Key` is accepted.
-    pub api_keys: bool,
-    /// A default rate limit applies to every route.
-    pub rate_limited: bool,
-}
+use crate::config::DocsInfo;
 
 /// Every version's document, rendered to JSON once.
 #[derive(Debug, Default)]

@@ -18,9 +18,10 @@ use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
 use tracing::{Instrument, error, info};
 
 use crate::audit::Audit;
+use crate::auth::Authenticator;
 use crate::auth::ratelimit::RateLimits;
-use crate::auth::{Authenticator, RateSettings};
 use crate::catalog::{Catalog, Lookup};
+use crate::config::RateSettings;
 use crate::metrics::Metrics;
 use crate::openapi::Documents;
 use crate::source::Source;

@@ -153,7 +153,7 @@ pub enum Source {
 
 impl Source {
     pub fn start(cfg: &SourceConfig) -> Result<Arc<Source>, String> {
-        Ok(Arc::new(match cfg.kind {
+        Ok(Arc::new(match cfg.kind() {
             SourceKind::Odbc => Source::Odbc(odbc::OdbcPool::start(cfg.clone())),
             SourceKind::Mssql => Source::Mssql(mssql::MssqlPool::start(cfg)?),
         }))

@@ -224,8 +224,8 @@ impl MssqlPool {
     /// connection is tried right away so an unreachable server shows in the log at start.
     pub fn start(cfg: &SourceConfig) -> Result<Self, String> {
         let target = cfg
-            .mssql
-            .as_ref()
+            .target
+            .mssql()
             .ok_or("the source has no SQL Server settings")?;
         let config = client_config(target)?;
         info!(
@@ -1335,7 +1335,7 @@ mod tests {
             instance: None,
             database: Some("ERP".into()),
             user: Some("svc".into()),
-            password: Some(crate::config::Secret::new("pw")),
+            password: Some(crate::secret::Secret::new("pw")),
             encrypt: Some(Encrypt::Strict),
             trust: None,
             application_name: None,
@@ -1343,7 +1343,7 @@ mod tests {
         let c = client_config(&t).expect("config");
         assert_eq!(c.get_addr(), "db.example:1444");
         let t = MssqlTarget {
-            ado: Some(crate::config::Secret::new(
+            ado: Some(crate::secret::Secret::new(
                 "Server=tcp:legacy.example,1433;Database=ERP;User Id=svc;Password='p;w';Encrypt=true",
             )),
             host: None,
@@ -1361,7 +1361,7 @@ mod tests {
             "legacy.example:1433"
         );
         let bad = MssqlTarget {
-            ado: Some(crate::config::Secret::new(
+            ado: Some(crate::secret::Secret::new(
                 "Server=tcp:h,notaport;Password=hunter2",
             )),
             ..t
