@@ -27,7 +27,7 @@ pub fn compile_catalog(config: &Config) -> Result<Compiled, LoadError> {
         .sources
         .iter()
         .map(|(n, s)| {
-            let placeholders = match s.kind {
+            let placeholders = match s.kind() {
                 SourceKind::Odbc => Placeholders::Question,
                 SourceKind::Mssql => Placeholders::Numbered,
             };

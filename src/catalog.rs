@@ -87,7 +87,7 @@ pub struct RoutePlan {
     /// Anyone may call it (said explicitly in the mapping).
     pub public: bool,
     /// A limit for this route, per identity, on top of the default.
-    pub rate_limit: Option<crate::auth::ratelimit::RateSpec>,
+    pub rate_limit: Option<crate::config::RateSpec>,
     /// How long a response may be reused for identical requests.
     pub cache: Option<std::time::Duration>,
     /// The route's own statement timeout.

@@ -15,6 +15,7 @@ pub mod mapping;
 pub mod metrics;
 pub mod openapi;
 pub mod reload;
+pub mod secret;
 pub mod shape;
 pub mod source;
 pub mod sql;

@@ -224,7 +224,7 @@ fn keys(config_path: &std::path::Path, action: KeysAction) -> ExitCode {
                 return ExitCode::FAILURE;
             }
             if let Some(r) = &rate
-                && patina::auth::ratelimit::RateSpec::parse(r).is_none()
+                && patina::config::RateSpec::parse(r).is_none()
             {
                 eprintln!("patina: --rate must look like 60/minute (per second, minute or hour)");
                 return ExitCode::FAILURE;
@@ -295,15 +295,12 @@ fn token(
         eprintln!("patina: `patina token` signs with auth.jwt.hs256_secret, which is not set");
         return ExitCode::FAILURE;
     };
-    let ttl = match ttl.strip_suffix('h').and_then(|h| h.parse::<u64>().ok()) {
-        Some(h) => std::time::Duration::from_secs(h * 3600),
-        None => match patina::config::parse_duration(ttl) {
-            Some(d) => d,
-            None => {
-                eprintln!("patina: --ttl must look like 30m or 8h");
-                return ExitCode::FAILURE;
-            }
-        },
+    let Some(ttl) = patina::config::parse_duration(ttl) else {
+        eprintln!(
+            "patina: --ttl must look like 30m or 8h ({})",
+            patina::config::DURATION_UNITS
+        );
+        return ExitCode::FAILURE;
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -910,7 +910,7 @@ fn compile_route(
             })
     });
     let rate_limit = raw.rate_limit.as_ref().and_then(|r| {
-        crate::auth::ratelimit::RateSpec::parse(r.get_ref()).or_else(|| {
+        crate::config::RateSpec::parse(r.get_ref()).or_else(|| {
             diags.error_hint(
                 file,
                 r.span(),

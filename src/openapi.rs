@@ -23,20 +23,8 @@ use utoipa::openapi::{
 
 use crate::catalog::{Catalog, ParamLocation, ParamPlan, RoutePlan};
 use crate::codec::{BindValue, ColumnType, DateFormat, LikeAt, ParamType, TimeFormat, UnknownCode};
+use crate::config::DocsInfo;
 use crate::shape::{Described, IntRange, Learned};
-
-/// Document settings from the config's `[docs]` section.
-#[derive(Clone, Debug, Default)]
-pub struct DocsInfo {
-    pub title: Option<String>,
-    pub description: Option<String>,
-    /// Bearer JWTs are accepted.
-    pub bearer: bool,
-    /// `X-API-Key` is accepted.
-    pub api_keys: bool,
-    /// A default rate limit applies to every route.
-    pub rate_limited: bool,
-}
 
 /// Every version's document, rendered to JSON once.
 #[derive(Debug, Default)]

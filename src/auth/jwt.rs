@@ -5,12 +5,13 @@
 //! (with leeway), `iss` and `aud`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+
+use crate::config::JwtSettings;
 
 /// Verified claims.
 pub type Claims = serde_json::Map<String, serde_json::Value>;
@@ -21,21 +22,6 @@ pub enum JwtRejection {
     Malformed,
     UnknownKey,
     Invalid(String),
-}
-
-/// Settings for JWT verification, checked by the config loader.
-#[derive(Clone, Debug)]
-pub struct JwtSettings {
-    pub issuer: Option<String>,
-    pub audience: Option<String>,
-    pub hs256_secret: Option<crate::config::Secret>,
-    /// A PEM public key and the one algorithm it verifies.
-    pub public_key: Option<(PathBuf, Algorithm)>,
-    pub jwks_file: Option<PathBuf>,
-    /// JWKS published by the identity provider (HTTPS; plain HTTP only on loopback).
-    pub jwks_url: Option<String>,
-    pub jwks_refresh: Duration,
-    pub leeway: Duration,
 }
 
 struct JwksState {

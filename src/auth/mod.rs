@@ -6,28 +6,10 @@ pub mod jwt;
 pub mod keys;
 pub mod ratelimit;
 
-use std::path::PathBuf;
-
-use jwt::{Claims, JwtSettings, JwtVerifier};
+use jwt::{Claims, JwtVerifier};
 use keys::KeyStore;
-use ratelimit::RateSpec;
 
-/// Checked `[auth]` settings.
-#[derive(Clone, Debug, Default)]
-pub struct AuthSettings {
-    pub jwt: Option<JwtSettings>,
-    pub api_keys_file: Option<PathBuf>,
-    /// Claim holding the scopes: a space-separated string or an array. Default `scope`.
-    pub scopes_claim: String,
-}
-
-/// Checked `[rate_limit]` settings.
-#[derive(Clone, Debug, Default)]
-pub struct RateSettings {
-    pub default: Option<RateSpec>,
-    /// Peers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
-}
+use crate::config::{AuthSettings, RateSpec};
 
 /// The caller, once credentials are verified.
 #[derive(Clone, Debug, PartialEq)]

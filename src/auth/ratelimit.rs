@@ -13,32 +13,14 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-/// `N/second`, `N/minute` or `N/hour`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct RateSpec {
-    pub limit: u32,
-    pub window: Duration,
-}
+use crate::config::RateSpec;
 
-impl RateSpec {
-    pub fn parse(s: &str) -> Option<Self> {
-        let (n, unit) = s.trim().split_once('/')?;
-        let limit: u32 = n.trim().parse().ok().filter(|n| *n > 0)?;
-        let window = match unit.trim() {
-            "second" | "s" => Duration::from_secs(1),
-            "minute" | "min" | "m" => Duration::from_mins(1),
-            "hour" | "h" => Duration::from_hours(1),
-            _ => return None,
-        };
-        Some(Self { limit, window })
-    }
-
-    fn quota(self) -> Quota {
-        let burst = NonZeroU32::new(self.limit).unwrap_or(NonZeroU32::MIN);
-        Quota::with_period(self.window / self.limit)
-            .unwrap_or_else(|| Quota::per_second(burst))
-            .allow_burst(burst)
-    }
+/// The governor quota of a rate: `limit` requests per `window`, all of them in one burst.
+fn quota(spec: RateSpec) -> Quota {
+    let burst = NonZeroU32::new(spec.limit).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(spec.window / spec.limit)
+        .unwrap_or_else(|| Quota::per_second(burst))
+        .allow_burst(burst)
 }
 
 type Limiter =
@@ -82,7 +64,7 @@ impl RateLimits {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         Arc::clone(map.entry(spec).or_insert_with(|| {
             Arc::new(
-                RateLimiter::keyed(spec.quota()).with_middleware::<StateInformationMiddleware>(),
+                RateLimiter::keyed(quota(spec)).with_middleware::<StateInformationMiddleware>(),
             )
         }))
     }
@@ -131,21 +113,6 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_specs() {
-        assert_eq!(
-            RateSpec::parse("600/minute"),
-            Some(RateSpec {
-                limit: 600,
-                window: Duration::from_mins(1)
-            })
-        );
-        assert_eq!(RateSpec::parse("5/second").map(|s| s.limit), Some(5));
-        assert_eq!(RateSpec::parse("0/minute"), None);
-        assert_eq!(RateSpec::parse("5/day"), None);
-        assert_eq!(RateSpec::parse("many"), None);
-    }
 
     #[test]
     fn exactly_n_then_refused_per_bucket() {

@@ -18,12 +18,13 @@ use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
 use tracing::{Instrument, error, info};
 
 use crate::audit::Audit;
+use crate::auth::Authenticator;
 use crate::auth::ratelimit::RateLimits;
-use crate::auth::{Authenticator, RateSettings};
 use crate::catalog::{Catalog, Lookup};
+use crate::config::{DocsInfo, RateSettings};
 use crate::encode::LayoutCache;
 use crate::metrics::Metrics;
-use crate::openapi::{DocsInfo, Documents};
+use crate::openapi::Documents;
 use crate::shape::Learned;
 use crate::source::Source;
 use arc_swap::ArcSwap;

@@ -123,7 +123,7 @@ pub struct Source {
 
 impl Source {
     pub fn start(cfg: &SourceConfig) -> Result<Arc<Source>, String> {
-        let pool = match cfg.kind {
+        let pool = match cfg.kind() {
             SourceKind::Odbc => Pool::Odbc(odbc::OdbcPool::start(cfg.clone())),
             SourceKind::Mssql => Pool::Mssql(mssql::MssqlPool::start(cfg)?),
         };

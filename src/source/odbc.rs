@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 use super::{Admitted, RowSink, SinkError, SourceError};
 use crate::codec::{BindKind, BindValue, Cell};
 use crate::config::{SourceConfig, redact_connection_string};
+use crate::secret::Secret;
 use crate::shape::{ColumnInfo, Described, ParamShape, SqlType};
 
 /// Largest buffer for one batch of rows, across all columns.
@@ -61,7 +62,9 @@ impl OdbcPool {
         let cfg = Arc::new(cfg);
         info!(
             source = %cfg.name,
-            connection = %redact_connection_string(cfg.connection_string.expose()),
+            connection = %redact_connection_string(
+                cfg.target.odbc_connection_string().map_or("", Secret::expose)
+            ),
             pool = cfg.pool_max,
             "starting ODBC source"
         );
@@ -187,8 +190,13 @@ impl Worker {
             .map_err(|e| SourceError::Unavailable(format!("ODBC environment: {e}")))?;
         let login = u32::try_from(self.cfg.login_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
         let started = Instant::now();
+        let connection_string = self
+            .cfg
+            .target
+            .odbc_connection_string()
+            .ok_or_else(|| SourceError::Unavailable("not an ODBC source".into()))?;
         match env.connect_with_connection_string(
-            self.cfg.connection_string.expose(),
+            connection_string.expose(),
             ConnectionOptions {
                 login_timeout_sec: Some(login),
                 ..ConnectionOptions::default()

@@ -80,7 +80,7 @@ mod tests {
             instance: None,
             database: Some("ERP".into()),
             user: Some("svc".into()),
-            password: Some(crate::config::Secret::new("pw")),
+            password: Some(crate::secret::Secret::new("pw")),
             encrypt: Some(Encrypt::Strict),
             trust: None,
             application_name: None,
@@ -88,7 +88,7 @@ mod tests {
         let c = client_config(&t).expect("config");
         assert_eq!(c.get_addr(), "db.example:1444");
         let t = MssqlTarget {
-            ado: Some(crate::config::Secret::new(
+            ado: Some(crate::secret::Secret::new(
                 "Server=tcp:legacy.example,1433;Database=ERP;User Id=svc;Password='p;w';Encrypt=true",
             )),
             host: None,
@@ -106,7 +106,7 @@ mod tests {
             "legacy.example:1433"
         );
         let bad = MssqlTarget {
-            ado: Some(crate::config::Secret::new(
+            ado: Some(crate::secret::Secret::new(
                 "Server=tcp:h,notaport;Password=hunter2",
             )),
             ..t

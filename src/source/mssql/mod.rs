@@ -74,8 +74,8 @@ impl MssqlPool {
     /// connection is tried right away so an unreachable server shows in the log at start.
     pub fn start(cfg: &SourceConfig) -> Result<Self, String> {
         let target = cfg
-            .mssql
-            .as_ref()
+            .target
+            .mssql()
             .ok_or("the source has no SQL Server settings")?;
         let config = client_config(target)?;
         info!(

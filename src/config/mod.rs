@@ -1,0 +1,196 @@
+//! The gateway config file (`patina.toml`): reading it (every mistake reported in one run,
+//! with its place), `${VAR}` expansion from the environment, and the checked, typed [`Config`]
+//! the rest of the program runs on, including the typed settings other modules act on (auth,
+//! rate limits, documents, sources). Secrets stay wrapped in [`Secret`](crate::secret::Secret) so they never reach logs.
+//! Mapping files are compiled elsewhere.
+//!
+//! `raw` is the file as written; `source`, `mssql` and `auth` check their sections into typed
+//! settings; `env` expands variables and redacts connection strings. This module imports only
+//! the leaves below it (`secret`, `diag`, the dialect), never a module that acts on a config.
+
+mod auth;
+mod env;
+mod mssql;
+mod raw;
+mod source;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use crate::diag::{Diagnostic, Diagnostics, LoadError, SourceFile};
+
+pub use auth::{AuthSettings, JwtSettings, RateSettings, RateSpec};
+pub use env::{expand_env, redact_connection_string};
+pub use mssql::{Encrypt, MssqlTarget, Trust};
+pub use source::{SourceConfig, SourceKind, SourceTarget};
+
+use auth::{compile_auth, compile_rate};
+use raw::RawConfig;
+use source::compile_source;
+
+/// Document settings, from the config's `[docs]` section and what `[auth]` and `[rate_limit]`
+/// turn on.
+#[derive(Clone, Debug, Default)]
+pub struct DocsInfo {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// Bearer JWTs are accepted.
+    pub bearer: bool,
+    /// `X-API-Key` is accepted.
+    pub api_keys: bool,
+    /// A default rate limit applies to every route.
+    pub rate_limited: bool,
+}
+
+/// The checked gateway configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub file: PathBuf,
+    pub listen: String,
+    pub mappings_dir: PathBuf,
+    pub max_rows: usize,
+    pub sources: IndexMap<String, SourceConfig>,
+    pub docs: DocsInfo,
+    pub cors_origins: Vec<String>,
+    /// Certificate chain and key files, when TLS is terminated here.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub auth: AuthSettings,
+    pub rate_limit: RateSettings,
+    /// Audit log file; `None` logs audit records under the `audit` target.
+    pub audit_file: Option<PathBuf>,
+    /// What is allowed but unwise (a password written in the file).
+    pub warnings: Vec<Diagnostic>,
+}
+
+pub const DEFAULT_MAX_ROWS: usize = 1000;
+
+impl Config {
+    /// Read and check a config file, expanding `${VAR}` from the process environment.
+    pub fn load(path: &Path) -> Result<Config, LoadError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| LoadError {
+            diagnostics: {
+                let mut d = Diagnostics::new();
+                d.file_error(
+                    &name,
+                    format!("cannot read the config file: {e}"),
+                    Some("pass another one with --config FILE".into()),
+                );
+                d.into_vec()
+            },
+        })?;
+        Self::parse(path, &text, &|v| std::env::var(v).ok())
+    }
+
+    /// Check config text; `env` looks up `${VAR}` references.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, LoadError> {
+        let file = SourceFile::new(path.display().to_string(), text);
+        let mut diags = Diagnostics::new();
+        let Some(raw) = RawConfig::read(&file, &mut diags) else {
+            return Err(LoadError {
+                diagnostics: in_file_order(diags),
+            });
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let server = raw.server;
+        let listen = server
+            .as_ref()
+            .and_then(|s| s.listen.as_ref())
+            .map_or_else(|| "127.0.0.1:8080".to_string(), |l| l.get_ref().clone());
+        let mappings_dir = server
+            .as_ref()
+            .and_then(|s| s.mappings.as_ref())
+            .map_or_else(|| "mappings".to_string(), |m| m.get_ref().clone());
+        let max_rows =
+            server
+                .as_ref()
+                .and_then(|s| s.max_rows.as_ref())
+                .map_or(DEFAULT_MAX_ROWS, |m| {
+                    if *m.get_ref() == 0 {
+                        diags.error(&file, m.span(), "`max_rows` must be at least 1");
+                    }
+                    *m.get_ref()
+                });
+        let auth = raw
+            .auth
+            .map(|a| compile_auth(&file, base, a, env, &mut diags))
+            .unwrap_or_default();
+        let rate_limit = raw
+            .rate_limit
+            .map(|r| compile_rate(&file, &r, &mut diags))
+            .unwrap_or_default();
+        let audit_file = raw.audit.and_then(|a| a.file).map(|f| base.join(f));
+        let mut sources = IndexMap::new();
+        for (name, src) in raw.sources {
+            if let Some(s) = compile_source(&file, &name, src, base, env, &mut diags) {
+                sources.insert(name, s);
+            }
+        }
+        if diags.has_errors() {
+            return Err(LoadError {
+                diagnostics: in_file_order(diags),
+            });
+        }
+        Ok(Config {
+            file: path.to_path_buf(),
+            listen,
+            mappings_dir: base.join(mappings_dir),
+            max_rows,
+            sources,
+            docs: DocsInfo {
+                title: raw.docs.as_ref().and_then(|d| d.title.clone()),
+                description: raw.docs.as_ref().and_then(|d| d.description.clone()),
+                bearer: auth.jwt.is_some(),
+                api_keys: auth.api_keys_file.is_some(),
+                rate_limited: rate_limit.default.is_some(),
+            },
+            tls: server
+                .as_ref()
+                .and_then(|s| s.tls.as_ref())
+                .map(|t| (base.join(&t.cert_file), base.join(&t.key_file))),
+            cors_origins: server.map(|s| s.cors_origins).unwrap_or_default(),
+            auth,
+            rate_limit,
+            audit_file,
+            warnings: in_file_order(diags),
+        })
+    }
+}
+
+/// The findings in the order of their place in the file (sections are read before they are
+/// checked, so they are not found in that order).
+fn in_file_order(diags: Diagnostics) -> Vec<Diagnostic> {
+    let mut all = diags.into_vec();
+    all.sort_by_key(|d| (d.line, d.column));
+    all
+}
+
+/// The units [`parse_duration`] takes, for hints.
+pub const DURATION_UNITS: &str = "units: ms, s, m, h";
+
+/// How to write a duration, for a hint under a refused one.
+const DURATION_HINT: &str =
+    "write it like \"500ms\", \"5s\", \"1m\" or \"2h\" (units: ms, s, m, h)";
+
+/// `500ms`, `5s`, `2m`, `8h`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    match unit.trim() {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
+        _ => None,
+    }
+}
