@@ -18,7 +18,7 @@ use crate::http::{self, AppState, Gateway, Security};
 use crate::mapping::{self, Compiled, SourceInfo};
 use crate::reload::{Reloader, WatchGuard};
 use crate::shape::{Learned, SqlType};
-use crate::source::{Pool, Source};
+use crate::source::{Pool, Source, SourceError};
 use crate::sql::Placeholders;
 
 /// Compile the mappings a config points at.
@@ -135,9 +135,17 @@ impl App {
             gateway.addr
         );
         let learned = gateway.state.learned();
+        let check_config = reloader.config().clone();
         actix_web::rt::spawn(async move {
-            for d in check_against_sources(&catalog, &sources, Some(&learned)).await {
-                warn!("{d}");
+            // On connections of its own: a slow description never holds a connection that
+            // requests wait for.
+            match start_sources(&check_config) {
+                Ok(own) => {
+                    for d in check_against_sources(&catalog, &own, Some(&learned)).await {
+                        warn!("{d}");
+                    }
+                }
+                Err(e) => warn!("start-up check not run: {e}"),
             }
         });
         Ok(RunningApp {
@@ -203,6 +211,9 @@ fn build(
 /// Prepare every route's statement on its source and compare what the database reports with
 /// the mapping: result columns the mapping names, parameter counts, column types the gateway
 /// cannot decode. Nothing is executed.
+/// How long one statement's description may take.
+const DESCRIBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// With `learned`, what each description says is kept for the running catalog (parameter
 /// ranges, result columns for the documents).
 pub async fn check_against_sources(
@@ -226,7 +237,10 @@ pub async fn check_against_sources(
         let Some(source) = sources.get(&route.source) else {
             continue;
         };
-        match source.describe(Arc::clone(&route.sql)).await {
+        let described = tokio::time::timeout(DESCRIBE_TIMEOUT, source.describe(Arc::clone(&route.sql)))
+            .await
+            .unwrap_or(Err(SourceError::Timeout));
+        match described {
             Err(e) => {
                 let text = e.to_string();
                 let hint = if text.contains("could not determine data type of parameter")

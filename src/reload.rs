@@ -53,6 +53,11 @@ impl Reloader {
         }
     }
 
+    /// The config the gateway runs on.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Compile the mapping files again; swap them in if they compile. Returns whether the
     /// new catalog is being served.
     pub fn reload(&self) -> bool {

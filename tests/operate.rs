@@ -156,8 +156,8 @@ fn a_reload_never_serves_a_response_cached_under_the_old_mapping() {
         )
     };
     let gw = common::with_mapping(&common::sqlite(), &cached("SELECT 'old' AS V"), "");
-    assert_eq!(gw.get("/v1/c").json()["V"], "old");
-    assert_eq!(gw.get("/v1/c").json()["V"], "old", "from the cache");
+    assert_eq!(gw.get("/v1/c").json()["v"], "old");
+    assert_eq!(gw.get("/v1/c").json()["v"], "old", "from the cache");
     std::fs::write(
         gw.dir.join("mappings/v1/t.toml"),
         cached("SELECT 'new' AS V"),
@@ -166,5 +166,5 @@ fn a_reload_never_serves_a_response_cached_under_the_old_mapping() {
     wait_for("the reload", || {
         gw.get("/readyz").json()["mappings"]["generation"].as_u64() >= Some(1)
     });
-    assert_eq!(gw.get("/v1/c").json()["V"], "new");
+    assert_eq!(gw.get("/v1/c").json()["v"], "new");
 }

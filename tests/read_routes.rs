@@ -17,6 +17,7 @@ common::on_both!(
     legacy_dates_times_and_sentinels,
     customers_money_iso_dates_and_nulls,
     request_ids_and_methods,
+    values_beyond_the_column_type_are_client_errors,
 );
 
 fn one_job_decodes_every_codec(db: &TestDb) {
@@ -356,4 +357,48 @@ mod robustness {
         assert!(r.text.is_empty());
         assert!(r.header("etag").is_some());
     }
+}
+
+/// An integer the database's parameter type cannot hold is the caller's mistake: a 400 that
+/// names the parameter (the type is learned when the statement is prepared), never a 500. A
+/// value the database refuses all the same (SQLSTATE class 22) is a 400 too.
+fn values_beyond_the_column_type_are_client_errors(db: &TestDb) {
+    let mapping = "source = \"demo\"\n\
+        [[route]]\nid = \"big\"\npath = \"/big/{n}\"\npublic = true\none = true\n\
+        sql = \"SELECT JOBNO FROM JOBMST WHERE CAST(JOBNO AS INTEGER) = :n\"\n\
+        params.n = \"integer\"\n\
+        [[route]]\nid = \"cast\"\npath = \"/cast\"\npublic = true\n\
+        sql = \"SELECT JOBNO FROM JOBMST WHERE JOBNO = CAST(:s AS INTEGER)\"\n\
+        params.s = { type = \"string\", required = true }\n";
+    let gw = common::with_mapping(db, mapping, "");
+    assert_eq!(gw.get("/v1/big/100001").status, 200);
+    for huge in ["9223372036854775806", "2147483648", "-2147483649"] {
+        let r = gw.get(&format!("/v1/big/{huge}"));
+        assert_ne!(r.status, 500, "{}", r.text);
+        assert_no_leak(&r.text);
+        if db.dialect == "postgres" {
+            let p = r.problem(400, "invalid-parameters");
+            assert_eq!(p["errors"][0]["name"], "n", "{}", r.text);
+            assert_eq!(p["errors"][0]["in"], "path", "{}", r.text);
+            assert!(
+                p["errors"][0]["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("2147483647")),
+                "{}",
+                r.text
+            );
+        } else {
+            // SQLite's INTEGER holds 64 bits: no such job, and no error.
+            assert_eq!(r.status, 404, "{}", r.text);
+        }
+    }
+    for bad in ["99999999999", "abc"] {
+        let r = gw.get(&format!("/v1/cast?s={bad}"));
+        assert_ne!(r.status, 500, "{}", r.text);
+        assert_no_leak(&r.text);
+        if db.dialect == "postgres" {
+            r.problem(400, "value-refused");
+        }
+    }
+    assert_eq!(gw.get("/healthz").status, 200);
 }

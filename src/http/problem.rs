@@ -183,6 +183,13 @@ impl Problem {
                 "Statement Timeout",
                 "The database did not answer in time; the statement was cancelled.",
             ),
+            SourceError::OutOfRange { .. } | SourceError::BadValue(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "value-refused",
+                "Value Refused",
+                "The database refused a parameter value as out of range or malformed for its \
+                 column.",
+            ),
             SourceError::Query(_) => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "statement-failed",

@@ -7,16 +7,18 @@ use std::time::Instant;
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use super::params::{self, BindError};
+use super::problem::FieldError;
 use super::problem::Problem;
 use super::{AppState, RequestId, Served};
 use crate::audit;
 use crate::auth::Identity;
 use crate::auth::ratelimit::Decision;
 use crate::cache;
-use crate::catalog::RoutePlan;
+use crate::catalog::{ParamLocation, RoutePlan};
+use crate::shape::IntRange;
 use crate::codec::BindValue;
 use crate::encode::{JsonRows, LayoutCache};
 use crate::source::SourceError;
@@ -383,11 +385,17 @@ async fn execute(
                 | SourceError::CircuitOpen(_) => {
                     warn!(route = %route.id, source = %route.source, error = %e, "statement not run to completion");
                 }
+                SourceError::OutOfRange { .. } | SourceError::BadValue(_) => {
+                    info!(route = %route.id, source = %route.source, error = %e, "the database refused a value");
+                }
                 _ => {
                     error!(route = %route.id, source = %route.source, file = %route.file, error = %e, "statement failed");
                 }
             }
-            return Err(Problem::from_source(&e));
+            return Err(match &e {
+                SourceError::OutOfRange { placeholder, range } => out_of_range(route, *placeholder, range),
+                e => Problem::from_source(e),
+            });
         }
     };
     let (rows_json, rows) = sink.finish();
@@ -414,6 +422,30 @@ async fn execute(
         db_time: Some(db_time.saturating_sub(waited)),
         encode_time: Some(encode_started.elapsed()),
     })
+}
+
+/// A 400 naming the parameter whose value its database type cannot hold. A claim's value is
+/// the identity's, not the caller's input: that one is not named.
+fn out_of_range(route: &RoutePlan, placeholder: usize, range: &IntRange) -> Problem {
+    let param = route
+        .bind_order
+        .get(placeholder)
+        .and_then(|&i| route.params.get(i))
+        .filter(|p| p.location != ParamLocation::Claim);
+    match param {
+        Some(p) => Problem::bad_parameters(vec![FieldError {
+            name: p.name.clone(),
+            location: p.location.as_str(),
+            detail: format!(
+                "must be between {} and {}: the database holds it as {}",
+                range.min, range.max, range.sql
+            ),
+        }]),
+        None => Problem::from_source(&SourceError::OutOfRange {
+            placeholder,
+            range: *range,
+        }),
+    }
 }
 
 /// `Deprecation` (RFC 9745) and `Sunset` (RFC 8594) on deprecated routes.

@@ -76,7 +76,13 @@ impl Gate {
     pub fn report<T>(&self, result: &Result<T, SourceError>) {
         match result {
             Err(SourceError::Unavailable(_)) => self.breaker.failure(&self.name),
-            Ok(_) | Err(SourceError::Query(_) | SourceError::Decode(_)) => {
+            Ok(_)
+            | Err(
+                SourceError::Query(_)
+                | SourceError::Decode(_)
+                | SourceError::OutOfRange { .. }
+                | SourceError::BadValue(_),
+            ) => {
                 self.breaker.success(&self.name);
             }
             Err(_) => self.breaker.neutral(),

@@ -15,7 +15,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::codec::{BindValue, Cell};
 use crate::config::{SourceConfig, SourceKind};
-use crate::shape::{ColumnInfo, Described};
+use crate::shape::{ColumnInfo, Described, IntRange};
 use gate::Gate;
 
 /// A value that failed to decode, naming the output column (never the SQL).
@@ -57,6 +57,14 @@ pub enum SourceError {
     /// A stored value could not be decoded by its column's codec.
     #[error("column `{}` holds a value its codec cannot decode: {}", .0.column, .0.reason)]
     Decode(SinkError),
+    /// A bound integer the parameter's SQL type cannot hold (the driver described the
+    /// parameter when the statement was prepared); nothing ran. `placeholder` counts from 0.
+    #[error("parameter {} is outside {} ({}..={})", .placeholder + 1, .range.sql, .range.min, .range.max)]
+    OutOfRange { placeholder: usize, range: IntRange },
+    /// The database refused a bound value as out of range or malformed for its type (SQLSTATE
+    /// class 22 and its equivalents): the caller's input, not the statement, is at fault.
+    #[error("the database refused a value: {0}")]
+    BadValue(String),
     /// The source is shutting down.
     #[error("source closed")]
     Closed,

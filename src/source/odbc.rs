@@ -24,7 +24,8 @@ use super::{Admitted, RowSink, SinkError, SourceError};
 use crate::codec::{BindKind, BindValue, Cell};
 use crate::config::{SourceConfig, redact_connection_string};
 use crate::secret::Secret;
-use crate::shape::{ColumnInfo, Described, ParamShape, SqlType};
+use crate::sql::ErrorClass;
+use crate::shape::{ColumnInfo, Described, IntRange, ParamShape, SqlType};
 
 /// Largest buffer for one batch of rows, across all columns.
 const BATCH_BYTES: usize = 4 << 20;
@@ -134,6 +135,8 @@ struct CachedStatement {
     timeout_secs: usize,
     columns: Option<(Vec<ColumnInfo>, Vec<BufferDesc>)>,
     buffer: Option<ColumnarDynBuffer>,
+    /// What the driver says each parameter takes, learned when the statement was prepared.
+    params: Vec<ParamShape>,
 }
 
 struct Worker {
@@ -241,8 +244,13 @@ impl Worker {
             self.reset();
             return SourceError::Unavailable(text);
         }
-        match state.as_deref() {
-            Some("HYT00" | "HYT01" | "57014") => SourceError::Timeout,
+        match self
+            .cfg
+            .dialect
+            .classify_error(state.as_deref(), native_error(e))
+        {
+            ErrorClass::Timeout => SourceError::Timeout,
+            ErrorClass::BadValue => SourceError::BadValue(text),
             _ => SourceError::Query(text),
         }
     }
@@ -251,9 +259,14 @@ impl Worker {
         if !self.statements.contains_key(sql) {
             let conn = self.connection()?;
             let prepared = conn.into_prepared(sql);
-            let prepared = match prepared {
+            let mut prepared = match prepared {
                 Ok(p) => p,
                 Err(e) => return Err(self.classify(&e)),
+            };
+            let params = if self.cfg.dialect.describes_parameters() {
+                describe_params(&mut prepared)
+            } else {
+                Vec::new()
             };
 
             if self.statements.len() >= STATEMENT_CACHE {
@@ -266,6 +279,7 @@ impl Worker {
                     timeout_secs: 0,
                     columns: None,
                     buffer: None,
+                    params,
                 },
             );
         }
@@ -299,6 +313,9 @@ impl Worker {
         match run_statement(stmt, binds, max_rows, max_text, sink) {
             Ok(()) => Ok(()),
             Err(RunError::Sink(s)) => Err(SourceError::Decode(s)),
+            Err(RunError::OutOfRange((placeholder, range))) => {
+                Err(SourceError::OutOfRange { placeholder, range })
+            }
             Err(RunError::Truncated) => Err(SourceError::Query(format!(
                 "a value is longer than max_text_bytes ({max_text}); raise it for this source"
             ))),
@@ -313,7 +330,7 @@ impl Worker {
 
     fn describe(&mut self, sql: &Arc<str>) -> Result<Described, SourceError> {
         let stmt = self.prepare(sql)?;
-        let described = describe_prepared(&mut stmt.prepared);
+        let described = describe_prepared(&mut stmt.prepared, &stmt.params);
         match described {
             Ok(d) => Ok(d),
             Err(e) => {
@@ -327,6 +344,8 @@ impl Worker {
 
 enum RunError {
     Odbc(odbc_api::Error),
+    /// A value the parameter's SQL type cannot hold: (placeholder index, its range).
+    OutOfRange((usize, IntRange)),
     Sink(SinkError),
     Truncated,
 }
@@ -358,6 +377,9 @@ fn run_statement(
     max_text: usize,
     sink: &mut dyn RowSink,
 ) -> Result<(), RunError> {
+    if let Some(out) = out_of_range(&stmt.params, binds) {
+        return Err(RunError::OutOfRange(out));
+    }
     let params: Vec<Box<dyn InputParameter>> = binds.iter().map(to_parameter).collect();
     let Some(mut cursor) = stmt.prepared.execute(params.as_slice())? else {
         sink.begin(&[]).map_err(RunError::Sink)?;
@@ -432,13 +454,54 @@ fn describe_result(
     Ok((columns, descs))
 }
 
-fn describe_prepared(stmt: &mut Stmt) -> Result<Described, odbc_api::Error> {
+fn describe_prepared(
+    stmt: &mut Stmt,
+    params: &[ParamShape],
+) -> Result<Described, odbc_api::Error> {
     let (columns, _) = describe_result(stmt, 65_536)?;
-    let params = stmt.num_params()?;
-    Ok(Described {
-        columns,
-        params: vec![ParamShape::default(); usize::from(params)],
-    })
+    let n = usize::from(stmt.num_params()?);
+    let mut params = params.to_vec();
+    params.resize(n, ParamShape::default());
+    Ok(Described { columns, params })
+}
+
+/// What the driver says each parameter of a prepared statement takes (`SQLDescribeParam`);
+/// nothing for a parameter it cannot describe.
+fn describe_params(stmt: &mut Stmt) -> Vec<ParamShape> {
+    let n = stmt.num_params().unwrap_or(0);
+    (1..=n)
+        .map(|i| ParamShape {
+            range: stmt
+                .describe_param(i)
+                .ok()
+                .and_then(|t| param_range(t.data_type)),
+        })
+        .collect()
+}
+
+/// The integers an SQL parameter type holds, for the types whose bounds are narrower than the
+/// gateway's own 64-bit integers.
+fn param_range(dt: DataType) -> Option<IntRange> {
+    match dt {
+        DataType::SmallInt => Some(IntRange::SMALLINT),
+        DataType::Integer => Some(IntRange::INTEGER),
+        DataType::Numeric { precision, scale: 0 } | DataType::Decimal { precision, scale: 0 } => {
+            IntRange::digits(precision)
+        }
+        _ => None,
+    }
+}
+
+/// The first bound integer its parameter's SQL type cannot hold.
+fn out_of_range(params: &[ParamShape], binds: &[BindValue]) -> Option<(usize, IntRange)> {
+    params
+        .iter()
+        .zip(binds)
+        .enumerate()
+        .find_map(|(i, (p, v))| match (p.range, v) {
+            (Some(range), BindValue::Int(v)) if !range.contains(*v) => Some((i, range)),
+            _ => None,
+        })
 }
 
 fn len_or(len: Option<NonZeroUsize>, per_char: usize, max_text: usize) -> usize {
@@ -492,6 +555,13 @@ fn classify_type(dt: DataType, max_text: usize) -> (SqlType, BufferDesc) {
 }
 
 /// The SQLSTATE of a driver error, when it has one.
+fn native_error(e: &odbc_api::Error) -> Option<i32> {
+    match e {
+        odbc_api::Error::Diagnostics { record, .. } => Some(record.native_error),
+        _ => None,
+    }
+}
+
 fn sqlstate(e: &odbc_api::Error) -> Option<String> {
     match e {
         odbc_api::Error::Diagnostics { record, .. } => Some(record.state.as_str().to_string()),

@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 use super::{Admitted, Queried, RowSink, SinkError, SourceError};
 use crate::codec::{BindValue, Cell};
 use crate::config::SourceConfig;
+use crate::sql::{Dialect, ErrorClass};
 use crate::shape::{ColumnInfo, Described, ParamShape, SqlType};
 
 mod config;
@@ -278,9 +279,10 @@ fn classify(source: &str, conn: &mut Conn, e: tiberius::error::Error) -> SourceE
         // Severity 20 and above ends the session on the server's side.
         E::Server(t) if t.class() < 20 => {
             let text = format!("SQL Server error {}: {}", t.code(), t.message());
-            match t.code() {
+            match Dialect::Mssql.classify_error(None, i32::try_from(t.code()).ok()) {
                 // Lock request timeout: the statement waited past SET LOCK_TIMEOUT.
-                1222 => SourceError::Timeout,
+                ErrorClass::Timeout => SourceError::Timeout,
+                ErrorClass::BadValue => SourceError::BadValue(text),
                 _ => SourceError::Query(text),
             }
         }
