@@ -87,12 +87,38 @@ impl ColumnCodec {
     }
 }
 
-/// A value as the source returned it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A value as the source returned it: text or bytes (what an ODBC fetch gives), or a typed
+/// value (what SQL Server's protocol carries), which a codec takes as it is when it can and
+/// otherwise reads in its text form ([`Cell::write_text`]), as if a text source had sent it.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Cell<'a> {
     Null,
     Text(&'a [u8]),
     Binary(&'a [u8]),
+    Int(i64),
+    /// A finite float.
+    Float(f64),
+    Bool(bool),
+    /// An exact decimal, `digits` × 10^-`scale`, with every digit (`scale` at most 38).
+    Decimal {
+        digits: i128,
+        scale: u8,
+    },
+}
+
+impl Cell<'_> {
+    /// The text form of a typed value: what a source that fetches text hands over (the
+    /// integer's digits, the float's shortest round-trip form, `1`/`0`, every digit of a
+    /// decimal). Nothing for null, text and bytes.
+    pub fn write_text(&self, w: &mut impl std::fmt::Write) -> std::fmt::Result {
+        match *self {
+            Cell::Int(v) => write!(w, "{v}"),
+            Cell::Float(v) => write!(w, "{v:?}"),
+            Cell::Bool(b) => w.write_str(if b { "1" } else { "0" }),
+            Cell::Decimal { digits, scale } => numbers::write_exact(w, digits, scale, 0),
+            Cell::Null | Cell::Text(_) | Cell::Binary(_) => Ok(()),
+        }
+    }
 }
 
 /// A stored value the column's codec cannot decode.
@@ -133,6 +159,7 @@ impl ColumnCodec {
                 b
             }
             Cell::Text(b) => b,
+            typed => return self.write_typed(typed, out),
         };
         let Ok(text) = std::str::from_utf8(bytes) else {
             return fail("the stored text is not valid UTF-8");
@@ -142,6 +169,59 @@ impl ColumnCodec {
             out.extend_from_slice(b"null");
             return Ok(());
         }
+        self.write_text(text, out)
+    }
+
+    /// A typed value: written as it is where the codec takes it so (an integer as an integer,
+    /// a decimal's digits exactly, a bit as a boolean), else read in its text form like a
+    /// text source's value. `null_if` compares with the text form.
+    fn write_typed(&self, cell: Cell<'_>, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+        if self.null_if.is_empty() && self.write_direct(cell, out) {
+            return Ok(());
+        }
+        let mut form = text::Scratch::default();
+        if cell.write_text(&mut form).is_err() {
+            return fail("the decimal has more than 38 digits after the point");
+        }
+        let text = form.as_str();
+        if self.null_if.iter().any(|n| n == text) {
+            out.extend_from_slice(b"null");
+            return Ok(());
+        }
+        if self.write_direct(cell, out) {
+            return Ok(());
+        }
+        self.write_text(text, out)
+    }
+
+    /// Write a typed value the codec takes as it is; false (nothing written) when it must go
+    /// through its text form instead, which also gives the same errors as text would.
+    fn write_direct(&self, cell: Cell<'_>, out: &mut Vec<u8>) -> bool {
+        match (&self.ty, cell) {
+            (ColumnType::Integer, Cell::Int(v)) => write_display(out, v),
+            (ColumnType::Integer, Cell::Decimal { digits, scale }) => {
+                match numbers::whole(digits, scale) {
+                    Some(v) => write_display(out, v),
+                    None => return false,
+                }
+            }
+            (ColumnType::Number, Cell::Float(v)) if v.is_finite() => write_display(out, v),
+            (ColumnType::Decimal { scale, as_string }, Cell::Decimal { digits, scale: s }) => {
+                return numbers::write_decimal_exact(digits, s, *scale, *as_string, out);
+            }
+            (ColumnType::Decimal { scale, as_string }, Cell::Int(v)) => {
+                return numbers::write_decimal_exact(i128::from(v), 0, *scale, *as_string, out);
+            }
+            (ColumnType::Boolean { .. }, Cell::Bool(b)) => {
+                out.extend_from_slice(if b { b"true" } else { b"false" });
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Write a value from its (trimmed, non-null) stored text.
+    fn write_text(&self, text: &str, out: &mut Vec<u8>) -> Result<(), DecodeError> {
         match &self.ty {
             ColumnType::String => {
                 write_json_string(text, out);
@@ -212,5 +292,174 @@ mod tests {
             "the 0 sentinel is null too"
         );
         assert_eq!(text(&c, "1240105"), "\"2024-01-05\"");
+    }
+}
+
+#[cfg(test)]
+mod typed_tests {
+    use super::test_support::json;
+    use super::*;
+
+    fn typed(codec: &ColumnCodec, cell: Cell<'_>) -> String {
+        json(codec, cell).expect("decodes")
+    }
+
+    fn decimal(scale: Option<u8>, as_string: bool) -> ColumnCodec {
+        ColumnCodec::new(ColumnType::Decimal { scale, as_string })
+    }
+
+    #[test]
+    fn integers_stay_integers() {
+        let c = ColumnCodec::new(ColumnType::Integer);
+        assert_eq!(typed(&c, Cell::Int(i64::MIN)), "-9223372036854775808");
+        assert_eq!(
+            typed(
+                &c,
+                Cell::Decimal {
+                    digits: 1_200,
+                    scale: 2
+                }
+            ),
+            "12"
+        );
+        let e = json(
+            &c,
+            Cell::Decimal {
+                digits: 1_250,
+                scale: 2,
+            },
+        )
+        .expect_err("fraction");
+        assert!(e.reason.contains("`12.50` has a fractional part"), "{e:?}");
+        // A string column gets the number's text.
+        let s = ColumnCodec::new(ColumnType::String);
+        assert_eq!(typed(&s, Cell::Int(-7)), "\"-7\"");
+        assert_eq!(typed(&s, Cell::Float(0.25)), "\"0.25\"");
+    }
+
+    #[test]
+    fn decimals_keep_their_digits_and_scale() {
+        let c = decimal(None, false);
+        let max = 99_999_999_999_999_999_999_999_999_999_999_999_999;
+        assert_eq!(
+            typed(
+                &c,
+                Cell::Decimal {
+                    digits: max,
+                    scale: 10
+                }
+            ),
+            "9999999999999999999999999999.9999999999"
+        );
+        assert_eq!(
+            typed(
+                &c,
+                Cell::Decimal {
+                    digits: -max,
+                    scale: 38
+                }
+            ),
+            "-0.99999999999999999999999999999999999999"
+        );
+        assert_eq!(
+            typed(
+                &c,
+                Cell::Decimal {
+                    digits: -5,
+                    scale: 3
+                }
+            ),
+            "-0.005"
+        );
+        assert_eq!(
+            typed(
+                &c,
+                Cell::Decimal {
+                    digits: 0,
+                    scale: 2
+                }
+            ),
+            "0.00"
+        );
+        assert_eq!(typed(&c, Cell::Int(42)), "42");
+        // Money: a scale of 4, padded or not, never rounded.
+        let money = Cell::Decimal {
+            digits: 125_000,
+            scale: 4,
+        };
+        assert_eq!(typed(&c, money), "12.5000");
+        assert_eq!(typed(&decimal(Some(2), true), money), "\"12.5000\"");
+        assert_eq!(typed(&decimal(Some(6), false), money), "12.500000");
+        assert_eq!(typed(&decimal(Some(2), false), Cell::Int(7)), "7.00");
+        assert!(
+            json(
+                &c,
+                Cell::Decimal {
+                    digits: 1,
+                    scale: 39
+                }
+            )
+            .is_err()
+        );
+        // Every decimal's text form reads back the same through the text path.
+        for (digits, scale) in [(max, 0), (-max, 38), (1_050, 2), (-1, 0), (7, 5)] {
+            let cell = Cell::Decimal { digits, scale };
+            let mut text = String::new();
+            cell.write_text(&mut text).expect("text");
+            assert_eq!(typed(&c, cell), typed(&c, Cell::Text(text.as_bytes())));
+        }
+    }
+
+    #[test]
+    fn floats_and_bits() {
+        let n = ColumnCodec::new(ColumnType::Number);
+        assert_eq!(typed(&n, Cell::Float(-2.5)), "-2.5");
+        assert_eq!(typed(&n, Cell::Int(3)), "3");
+        assert!(json(&n, Cell::Float(f64::NAN)).is_err());
+        let flags = ColumnCodec::new(ColumnType::Boolean {
+            true_values: ColumnType::default_true_values(),
+            false_values: ColumnType::default_false_values(),
+        });
+        assert_eq!(typed(&flags, Cell::Bool(true)), "true");
+        assert_eq!(typed(&flags, Cell::Bool(false)), "false");
+        // A bit is a boolean whatever the legacy lists say.
+        let yn = ColumnCodec::new(ColumnType::Boolean {
+            true_values: vec!["Y".into()],
+            false_values: vec!["N".into()],
+        });
+        assert_eq!(typed(&yn, Cell::Bool(true)), "true");
+        // A number in a flag column matches its text.
+        assert_eq!(typed(&flags, Cell::Int(1)), "true");
+        assert!(json(&yn, Cell::Int(1)).is_err());
+    }
+
+    #[test]
+    fn codes_dates_and_sentinels_read_the_number_s_text() {
+        let codes = ColumnCodec::new(ColumnType::Code {
+            codes: vec![("1".into(), "open".into()), ("2".into(), "closed".into())],
+            unknown: UnknownCode::Error,
+        });
+        assert_eq!(typed(&codes, Cell::Int(2)), "\"closed\"");
+        assert_eq!(
+            typed(
+                &codes,
+                Cell::Decimal {
+                    digits: 1,
+                    scale: 0
+                }
+            ),
+            "\"open\""
+        );
+        assert!(json(&codes, Cell::Int(3)).is_err());
+        let date = ColumnCodec::new(ColumnType::Date(DateFormat::Cyymmdd));
+        assert_eq!(typed(&date, Cell::Int(1_240_105)), "\"2024-01-05\"");
+        assert_eq!(typed(&date, Cell::Int(0)), "null");
+        let mut zero_is_null = ColumnCodec::new(ColumnType::Integer);
+        zero_is_null.null_if = vec!["0".into()];
+        assert_eq!(typed(&zero_is_null, Cell::Int(0)), "null");
+        assert_eq!(typed(&zero_is_null, Cell::Int(5)), "5");
+        let mut not_null = ColumnCodec::new(ColumnType::Integer);
+        not_null.nullable = false;
+        assert_eq!(typed(&not_null, Cell::Int(0)), "0");
     }
 }

@@ -2,7 +2,7 @@
 //! and exact decimals that keep every digit the database returned (normalized, padded, never
 //! rounded). Dates stored as numbers borrow [`parse_integer`].
 
-use super::text::{write_display, write_json_string};
+use super::text::{Adapter, write_display, write_json_string};
 use super::{DecodeError, clip, fail};
 
 /// Write an integer column's value.
@@ -39,6 +39,92 @@ pub(super) fn write_decimal(
         out.extend_from_slice(d.as_bytes());
     }
     Ok(())
+}
+
+/// Write an exact decimal `digits` × 10^-`scale` as a JSON number or string, padded to the
+/// codec's `pad` decimals (never rounded). False when the scale is beyond 38.
+pub(super) fn write_decimal_exact(
+    digits: i128,
+    scale: u8,
+    pad: Option<u8>,
+    as_string: bool,
+    out: &mut Vec<u8>,
+) -> bool {
+    let start = out.len();
+    if as_string {
+        out.push(b'"');
+    }
+    if write_exact(&mut Adapter(out), digits, scale, pad.unwrap_or(0)).is_err() {
+        out.truncate(start);
+        return false;
+    }
+    if as_string {
+        out.push(b'"');
+    }
+    true
+}
+
+/// The canonical text of `digits` × 10^-`scale`: every digit, a `0` before the point, no sign
+/// on zero, padded with zeros to `pad` decimals. Fails for a scale beyond 38.
+pub(super) fn write_exact(
+    w: &mut impl std::fmt::Write,
+    digits: i128,
+    scale: u8,
+    pad: u8,
+) -> std::fmt::Result {
+    if scale > 38 {
+        return Err(std::fmt::Error);
+    }
+    // At most 39 digits.
+    let mut buf = [b'0'; 40];
+    let mut at = buf.len();
+    let mut n = digits.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let ds = std::str::from_utf8(&buf[at..]).map_err(|_| std::fmt::Error)?;
+    let scale = usize::from(scale);
+    if digits < 0 {
+        w.write_char('-')?;
+    }
+    if ds.len() > scale {
+        let (int, frac) = ds.split_at(ds.len() - scale);
+        w.write_str(int)?;
+        if !frac.is_empty() {
+            w.write_char('.')?;
+            w.write_str(frac)?;
+        }
+    } else {
+        w.write_str("0.")?;
+        for _ in ds.len()..scale {
+            w.write_char('0')?;
+        }
+        w.write_str(ds)?;
+    }
+    let pad = usize::from(pad);
+    if pad > scale {
+        if scale == 0 {
+            w.write_char('.')?;
+        }
+        for _ in scale..pad {
+            w.write_char('0')?;
+        }
+    }
+    Ok(())
+}
+
+/// `digits` × 10^-`scale` as an integer, when it is a whole number that fits.
+pub(super) fn whole(digits: i128, scale: u8) -> Option<i64> {
+    let unit = 10i128.checked_pow(u32::from(scale))?;
+    if digits % unit != 0 {
+        return None;
+    }
+    i64::try_from(digits / unit).ok()
 }
 
 /// An integer, also accepting a decimal rendering with only zero decimals (`12.00`), which is

@@ -31,6 +31,38 @@ impl std::fmt::Write for Adapter<'_> {
     }
 }
 
+/// A short text written without allocating: the text form of a typed value (at most 64
+/// bytes; writing more fails).
+pub(super) struct Scratch {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self {
+            buf: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl Scratch {
+    pub(super) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for Scratch {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
 /// Append a value's `Display` text to a byte buffer.
 pub fn write_display(out: &mut Vec<u8>, v: impl std::fmt::Display) {
     let _ = write!(Adapter(out), "{v}");

@@ -28,7 +28,7 @@ mod values;
 pub use config::client_config;
 use connect::{Conn, Failures, Manager};
 use values::to_sql;
-pub use values::{Rendered, render, sql_type, sql_type_named};
+pub use values::{sql_type, sql_type_named, to_cell};
 
 /// How long the server gets to acknowledge a cancel before the connection is dropped.
 const CANCEL_WAIT: Duration = Duration::from_secs(5);
@@ -316,8 +316,9 @@ async fn stream(
     let mut rows = q.query(&mut conn.client).await?;
     let mut began = false;
     let mut seen = 0usize;
+    // Per column, the text of a value TDS does not carry as text or as a number (dates,
+    // GUIDs, XML), reused from row to row.
     let mut bufs: Vec<Vec<u8>> = Vec::new();
-    let mut kinds: Vec<Rendered> = Vec::new();
     // Set once the gateway has what it needs (or cannot use the rest): later items are read
     // and dropped, up to DRAIN_ITEMS.
     let mut done = false;
@@ -355,7 +356,6 @@ async fn stream(
                     continue;
                 }
                 bufs = vec![Vec::new(); columns.len()];
-                kinds = vec![Rendered::Null; columns.len()];
             }
             // A second result set: this route serves the first only.
             QueryItem::Metadata(_) => done = true,
@@ -364,26 +364,24 @@ async fn stream(
                     done = true;
                     continue;
                 }
-                for (i, (col, data)) in row.cells().enumerate() {
-                    let (Some(buf), Some(kind)) = (bufs.get_mut(i), kinds.get_mut(i)) else {
-                        break;
-                    };
+                let mut cells: Vec<Cell<'_>> = Vec::with_capacity(bufs.len());
+                for ((col, data), buf) in row.cells().zip(bufs.iter_mut()) {
                     buf.clear();
-                    match render(col.column_type(), data, buf) {
-                        Ok(_) if buf.len() > statement.max_text => {
+                    match to_cell(col.column_type(), data, buf) {
+                        Ok(Cell::Text(b) | Cell::Binary(b)) if b.len() > statement.max_text => {
                             *decode_error = Some(SinkError {
                                 column: col.name().to_string(),
                                 reason: format!(
                                     "a value of {} bytes is longer than max_text_bytes ({}); \
                                      raise it for this source",
-                                    buf.len(),
+                                    b.len(),
                                     statement.max_text
                                 ),
                             });
                             done = true;
                             break;
                         }
-                        Ok(k) => *kind = k,
+                        Ok(cell) => cells.push(cell),
                         Err(reason) => {
                             *decode_error = Some(SinkError {
                                 column: col.name().to_string(),
@@ -397,15 +395,6 @@ async fn stream(
                 if done {
                     continue;
                 }
-                let cells: Vec<Cell<'_>> = bufs
-                    .iter()
-                    .zip(&kinds)
-                    .map(|(b, k)| match k {
-                        Rendered::Null => Cell::Null,
-                        Rendered::Text => Cell::Text(b),
-                        Rendered::Binary => Cell::Binary(b),
-                    })
-                    .collect();
                 if let Err(e) = sink.row(&cells) {
                     *decode_error = Some(e);
                     done = true;

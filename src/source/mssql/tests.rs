@@ -11,6 +11,38 @@ use tiberius::numeric::Numeric;
 use tiberius::time::{Date, DateTime, DateTime2, DateTimeOffset, SmallDateTime, Time};
 use tiberius::{ColumnData, ColumnType, Query};
 
+/// What a value became, seen as text: null, text (typed values in their text form, which is
+/// what a text source would have sent), or bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rendered {
+    Null,
+    Text,
+    Binary,
+}
+
+/// The cell of one value, written out as text (or bytes) into `out`.
+fn render(ty: ColumnType, data: &ColumnData<'_>, out: &mut Vec<u8>) -> Result<Rendered, String> {
+    let mut buf = Vec::new();
+    let cell = to_cell(ty, data, &mut buf)?;
+    Ok(match cell {
+        Cell::Null => Rendered::Null,
+        Cell::Binary(b) => {
+            out.extend_from_slice(b);
+            Rendered::Binary
+        }
+        Cell::Text(b) => {
+            out.extend_from_slice(b);
+            Rendered::Text
+        }
+        typed => {
+            let mut text = String::new();
+            typed.write_text(&mut text).map_err(|e| e.to_string())?;
+            out.extend_from_slice(text.as_bytes());
+            Rendered::Text
+        }
+    })
+}
+
 #[allow(clippy::needless_pass_by_value)]
 fn show(ty: ColumnType, data: ColumnData<'static>) -> (Rendered, String) {
     let mut out = Vec::new();
@@ -274,17 +306,118 @@ fn rendered_text_decodes_with_the_default_codecs() {
     ];
     for (ty, data, want) in cases {
         let mut buf = Vec::new();
-        let k = render(ty, &data, &mut buf).expect("renders");
-        let cell = match k {
-            Rendered::Null => Cell::Null,
-            Rendered::Text => Cell::Text(&buf),
-            Rendered::Binary => Cell::Binary(&buf),
-        };
+        let cell = to_cell(ty, &data, &mut buf).expect("converts");
         let codec = ColumnCodec::new(sql_type(ty).default_codec());
         let mut out = Vec::new();
         codec.write_json(cell, &mut out).expect("decodes");
         assert_eq!(String::from_utf8_lossy(&out), want, "{ty:?}");
+        // The same JSON as the value's text form, as a text source would have sent it.
+        let mut text = Vec::new();
+        render(ty, &data, &mut text).expect("renders");
+        let mut from_text = Vec::new();
+        codec
+            .write_json(Cell::Text(&text), &mut from_text)
+            .expect("decodes");
+        assert_eq!(out, from_text, "{ty:?}");
     }
+}
+
+/// Numbers, bits, decimals and money stay typed on the way to the codecs.
+#[test]
+fn typed_values_stay_typed() {
+    let cell = |ty: ColumnType, data: ColumnData<'static>| {
+        let mut buf = Vec::new();
+        let c = to_cell(ty, &data, &mut buf).expect("converts");
+        assert!(!matches!(c, Cell::Text(_)), "{ty:?} became text");
+        format!("{c:?}")
+    };
+    assert_eq!(
+        cell(ColumnType::Int1, ColumnData::U8(Some(255))),
+        "Int(255)"
+    );
+    assert_eq!(
+        cell(ColumnType::Int8, ColumnData::I64(Some(i64::MIN))),
+        format!("Int({})", i64::MIN)
+    );
+    assert_eq!(
+        cell(ColumnType::Bitn, ColumnData::Bit(Some(true))),
+        "Bool(true)"
+    );
+    assert_eq!(
+        cell(
+            ColumnType::Numericn,
+            ColumnData::Numeric(Some(Numeric::new_with_scale(
+                -99_999_999_999_999_999_999_999_999_999_999_999_999,
+                38
+            )))
+        ),
+        "Decimal { digits: -99999999999999999999999999999999999999, scale: 38 }"
+    );
+    assert_eq!(
+        cell(
+            ColumnType::Money,
+            ColumnData::F64(Some(-99_999_999_999.999_9))
+        ),
+        "Decimal { digits: -999999999999999, scale: 4 }"
+    );
+    assert_eq!(
+        cell(ColumnType::Money4, ColumnData::F64(Some(214_748.364_7))),
+        "Decimal { digits: 2147483647, scale: 4 }"
+    );
+    assert_eq!(
+        cell(ColumnType::Float4, ColumnData::F32(Some(0.1))),
+        "Float(0.1)"
+    );
+}
+
+/// A bit into a flag column, an integer into a code column, money into a decimal column.
+#[test]
+fn typed_values_meet_mapped_codecs() {
+    use crate::codec::{ColumnCodec, ColumnType as Json, UnknownCode};
+    let json = |codec: &ColumnCodec, ty: ColumnType, data: ColumnData<'static>| {
+        let mut buf = Vec::new();
+        let cell = to_cell(ty, &data, &mut buf).expect("converts");
+        let mut out = Vec::new();
+        codec.write_json(cell, &mut out).expect("decodes");
+        String::from_utf8(out).expect("utf8")
+    };
+    let flag = ColumnCodec::new(Json::Boolean {
+        true_values: vec!["Y".into()],
+        false_values: vec!["N".into()],
+    });
+    assert_eq!(
+        json(&flag, ColumnType::Bitn, ColumnData::Bit(Some(false))),
+        "false"
+    );
+    let code = ColumnCodec::new(Json::Code {
+        codes: vec![("3".into(), "shipped".into())],
+        unknown: UnknownCode::Raw,
+    });
+    assert_eq!(
+        json(&code, ColumnType::Int2, ColumnData::I16(Some(3))),
+        "\"shipped\""
+    );
+    assert_eq!(
+        json(&code, ColumnType::Int2, ColumnData::I16(Some(4))),
+        "\"4\""
+    );
+    let money = ColumnCodec::new(Json::Decimal {
+        scale: Some(2),
+        as_string: true,
+    });
+    assert_eq!(
+        json(&money, ColumnType::Money, ColumnData::F64(Some(-0.01))),
+        "\"-0.0100\""
+    );
+    let int = ColumnCodec::new(Json::Integer);
+    assert_eq!(
+        json(
+            &int,
+            ColumnType::Numericn,
+            ColumnData::Numeric(Some(Numeric::new_with_scale(-4_200, 2)))
+        ),
+        "-42"
+    );
 }
 
 #[test]

@@ -1,13 +1,14 @@
 //! Values between the gateway and TDS: bound parameters as typed TDS values, the decoding type
 //! of a result column (from its TDS type or from the type name the server describes), and every
-//! TDS value as the cell the shared codecs decode. Knows nothing of connections.
+//! TDS value as the cell the shared codecs decode: numbers, bits, decimals and money stay typed;
+//! dates, times, GUIDs and XML become text in SQL Server's notation. Knows nothing of
+//! connections.
 
-use tiberius::numeric::Numeric;
 use tiberius::time::{Date, DateTime, DateTime2, DateTimeOffset, SmallDateTime, Time};
 use tiberius::{ColumnData, ColumnType};
 
 use crate::clock::civil_from_days;
-use crate::codec::{BindKind, BindValue, write_display};
+use crate::codec::{BindKind, BindValue, Cell, write_display};
 use crate::shape::SqlType;
 
 /// The value a parameter is sent as: bigint, float or nvarchar, typed NULLs included.
@@ -96,14 +97,6 @@ pub fn sql_type_named(name: &str) -> SqlType {
     }
 }
 
-/// What [`render`] wrote.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rendered {
-    Null,
-    Text,
-    Binary,
-}
-
 /// Days from 0001-01-01 to 1970-01-01.
 const DAYS_0001_TO_1970: i64 = 719_162;
 /// Days from 0001-01-01 to 1900-01-01, where `datetime` counts from.
@@ -112,53 +105,43 @@ const DAYS_0001_TO_1900: i64 = 693_595;
 /// have lost its last digits.
 const MONEY_EXACT_BELOW: f64 = 100_000_000_000.0;
 
-/// Write one value as the text the codecs read (or raw bytes for binary), in SQL Server's own
-/// notation: `1`/`0` for bit, every digit of a decimal, `YYYY-MM-DD hh:mm:ss.fffffff`, a
-/// `±hh:mm` offset, an upper-case GUID.
-pub fn render(
+/// One value as the cell the codecs read. Numbers, bits and decimals stay typed (money as an
+/// exact decimal of scale 4, a `real` as the double its shortest text names); strings and
+/// bytes are borrowed as they are; the rest is written into `buf` as text in SQL Server's own
+/// notation: `YYYY-MM-DD hh:mm:ss.fffffff`, a `±hh:mm` offset, an upper-case GUID.
+pub fn to_cell<'a>(
     ty: ColumnType,
-    data: &ColumnData<'_>,
-    out: &mut Vec<u8>,
-) -> Result<Rendered, String> {
+    data: &'a ColumnData<'_>,
+    buf: &'a mut Vec<u8>,
+) -> Result<Cell<'a>, String> {
     use ColumnData as C;
-    let mut text = |s: &dyn std::fmt::Display| {
-        write_display(out, s);
-        Ok(Rendered::Text)
+    let text = |buf: &'a mut Vec<u8>, s: &dyn std::fmt::Display| {
+        write_display(buf, s);
+        Ok(Cell::Text(buf))
     };
     match data {
-        C::U8(Some(v)) => text(v),
-        C::I16(Some(v)) => text(v),
-        C::I32(Some(v)) => text(v),
-        C::I64(Some(v)) => text(v),
-        C::Bit(Some(v)) => text(&u8::from(*v)),
-        C::F64(Some(v)) if matches!(ty, ColumnType::Money | ColumnType::Money4) => {
-            if v.abs() >= MONEY_EXACT_BELOW {
-                return Err(format!(
-                    "a money value of {v:.0} cannot be read exactly by this client; \
-                     CAST the column AS decimal(19,4) in the SQL"
-                ));
-            }
-            text(&format_args!("{v:.4}"))
-        }
-        C::F32(Some(v)) => finite(f64::from(*v)).and_then(|()| text(&format_args!("{v:?}"))),
-        C::F64(Some(v)) => finite(*v).and_then(|()| text(&format_args!("{v:?}"))),
-        C::Numeric(Some(n)) => text(&numeric(*n)),
-        C::String(Some(s)) => {
-            out.extend_from_slice(s.as_bytes());
-            Ok(Rendered::Text)
-        }
-        C::Guid(Some(g)) => text(&g.hyphenated().to_string().to_uppercase()),
-        C::Binary(Some(b)) => {
-            out.extend_from_slice(b);
-            Ok(Rendered::Binary)
-        }
-        C::Xml(Some(x)) => text(&x.as_ref().to_string()),
-        C::DateTime(Some(v)) => text(&datetime(*v)),
-        C::SmallDateTime(Some(v)) => text(&smalldatetime(*v)),
-        C::Date(Some(v)) => text(&date(*v)),
-        C::Time(Some(v)) => text(&time(*v)),
-        C::DateTime2(Some(v)) => text(&datetime2(*v)),
-        C::DateTimeOffset(Some(v)) => text(&datetimeoffset(*v)),
+        C::U8(Some(v)) => Ok(Cell::Int(i64::from(*v))),
+        C::I16(Some(v)) => Ok(Cell::Int(i64::from(*v))),
+        C::I32(Some(v)) => Ok(Cell::Int(i64::from(*v))),
+        C::I64(Some(v)) => Ok(Cell::Int(*v)),
+        C::Bit(Some(v)) => Ok(Cell::Bool(*v)),
+        C::F64(Some(v)) if matches!(ty, ColumnType::Money | ColumnType::Money4) => money(*v),
+        C::F32(Some(v)) => finite(f64::from(*v)).map(|()| Cell::Float(widen(*v))),
+        C::F64(Some(v)) => finite(*v).map(|()| Cell::Float(*v)),
+        C::Numeric(Some(n)) => Ok(Cell::Decimal {
+            digits: n.value(),
+            scale: n.scale(),
+        }),
+        C::String(Some(s)) => Ok(Cell::Text(s.as_bytes())),
+        C::Guid(Some(g)) => text(buf, &g.hyphenated().to_string().to_uppercase()),
+        C::Binary(Some(b)) => Ok(Cell::Binary(b)),
+        C::Xml(Some(x)) => text(buf, &x.as_ref().to_string()),
+        C::DateTime(Some(v)) => text(buf, &datetime(*v)),
+        C::SmallDateTime(Some(v)) => text(buf, &smalldatetime(*v)),
+        C::Date(Some(v)) => text(buf, &date(*v)),
+        C::Time(Some(v)) => text(buf, &time(*v)),
+        C::DateTime2(Some(v)) => text(buf, &datetime2(*v)),
+        C::DateTimeOffset(Some(v)) => text(buf, &datetimeoffset(*v)),
         C::U8(None)
         | C::I16(None)
         | C::I32(None)
@@ -176,8 +159,29 @@ pub fn render(
         | C::Time(None)
         | C::Date(None)
         | C::DateTime2(None)
-        | C::DateTimeOffset(None) => Ok(Rendered::Null),
+        | C::DateTimeOffset(None) => Ok(Cell::Null),
     }
+}
+
+/// Money travels as a 64-bit count of ten-thousandths, which the client hands over divided into
+/// a double: below [`MONEY_EXACT_BELOW`] the count comes back exactly.
+fn money(v: f64) -> Result<Cell<'static>, String> {
+    if v.abs() >= MONEY_EXACT_BELOW {
+        return Err(format!(
+            "a money value of {v:.0} cannot be read exactly by this client; \
+             CAST the column AS decimal(19,4) in the SQL"
+        ));
+    }
+    // Within ±10^15 ten-thousandths: the rounded count fits, and is the one that was sent.
+    #[allow(clippy::cast_possible_truncation)]
+    let digits = (v * 10_000.0).round() as i128;
+    Ok(Cell::Decimal { digits, scale: 4 })
+}
+
+/// A `real` as the double its shortest text names (`0.1`, not `0.10000000149011612`), as a
+/// text source would have handed it over.
+fn widen(v: f32) -> f64 {
+    format!("{v:?}").parse().unwrap_or(f64::from(v))
 }
 
 fn finite(v: f64) -> Result<(), String> {
@@ -185,25 +189,6 @@ fn finite(v: f64) -> Result<(), String> {
         Ok(())
     } else {
         Err("the float is not finite".into())
-    }
-}
-
-/// Every digit of a decimal, from its unscaled value and scale (`Display` would print
-/// `123.0` for a scale of 0).
-fn numeric(n: Numeric) -> String {
-    let scale = usize::from(n.scale());
-    let digits = n.value().unsigned_abs().to_string();
-    let body = if scale == 0 {
-        digits
-    } else {
-        let padded = format!("{digits:0>width$}", width = scale + 1);
-        let (int, frac) = padded.split_at(padded.len() - scale);
-        format!("{int}.{frac}")
-    };
-    if n.value() < 0 {
-        format!("-{body}")
-    } else {
-        body
     }
 }
 
