@@ -11,7 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diag::{Diagnostics, LoadError, SourceFile};
-use crate::sql::Dialect;
+use crate::dialect::Dialect;
 
 /// A value that must not be printed: `Debug` and `Display` show `***`.
 #[derive(Clone, PartialEq, Eq)]

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod codec;
 pub mod config;
 pub mod diag;
+pub mod dialect;
 pub mod encode;
 pub mod http;
 pub mod mapping;

@@ -18,7 +18,8 @@ use crate::codec::{
     ColumnType, DateFormat, Like, LikeAt, ParamType, TimeFormat, Trim, UnknownCode,
 };
 use crate::diag::{Diagnostic, Diagnostics, LoadError, SourceFile};
-use crate::sql::{self, Dialect};
+use crate::dialect::{Dialect, Placeholders};
+use crate::sql;
 
 /// One `[[route]]`, without its `params` and `columns` (read one by one, so that a mistake in
 /// one does not hide mistakes in the others).
@@ -128,7 +129,7 @@ struct RawColumn {
 pub struct SourceInfo {
     pub dialect: Dialect,
     /// How the source's client library marks bound values.
-    pub placeholders: sql::Placeholders,
+    pub placeholders: Placeholders,
 }
 
 /// A mapping file to compile, with the API version its folder names.
@@ -626,7 +627,7 @@ fn compile_route(
     let dialect = source.as_ref().map_or(Dialect::Sqlite, |(_, i)| i.dialect);
     let placeholders = source
         .as_ref()
-        .map_or(sql::Placeholders::Question, |(_, i)| i.placeholders);
+        .map_or(Placeholders::Question, |(_, i)| i.placeholders);
 
     // Path.
     let path = raw.path.get_ref();
@@ -694,7 +695,7 @@ fn compile_route(
                 like: Some(like), ..
             } = &mut p.ty
             {
-                like.brackets = dialect == Dialect::Mssql;
+                like.brackets = dialect.like_escapes_brackets();
             }
             params.push(p);
             param_spans.push(name.span());
@@ -766,21 +767,21 @@ fn compile_route(
                 }
             }
             rewritten = sql::rewrite(sql_text, &found, placeholders);
-            let escape = regex::Regex::new(r"(?i)\bESCAPE\s*'!'").expect("a valid regex");
+            let clause = dialect.like_escape_clause();
             for (i, p) in params.iter().enumerate() {
                 if matches!(p.ty, ParamType::String { like: Some(_), .. })
-                    && !escape.is_match(sql_text)
+                    && !dialect.has_like_escape_clause(sql_text)
                 {
                     diags.error_hint(
                         file,
                         param_spans[i].clone(),
                         format!(
                             "route `{id}`: parameter `{}` is matched with `like`, but the SQL \
-                             has no `ESCAPE '!'`",
+                             has no `{clause}`",
                             p.name
                         ),
                         format!(
-                            "write `LIKE :{} ESCAPE '!'`: the gateway escapes `%` and `_` with `!`",
+                            "write `LIKE :{} {clause}`: the gateway escapes `%` and `_` with `!`",
                             p.name
                         ),
                     );
@@ -1626,14 +1627,14 @@ mod tests {
             "mfg".to_string(),
             SourceInfo {
                 dialect: Dialect::Db2i,
-                placeholders: sql::Placeholders::Question,
+                placeholders: Placeholders::Question,
             },
         );
         m.insert(
             "ms".to_string(),
             SourceInfo {
                 dialect: Dialect::Mssql,
-                placeholders: sql::Placeholders::Numbered,
+                placeholders: Placeholders::Numbered,
             },
         );
         m

@@ -560,8 +560,8 @@ fn join(a: Option<&str>, b: &str) -> String {
 mod tests {
     use super::*;
     use crate::diag::SourceFile;
+    use crate::dialect::{Dialect, Placeholders};
     use crate::mapping::{MappingFile, SourceInfo, compile};
-    use crate::sql::Dialect;
 
     fn catalog(text: &str) -> Catalog {
         let mut s = indexmap::IndexMap::new();
@@ -569,7 +569,7 @@ mod tests {
             "s".to_string(),
             SourceInfo {
                 dialect: Dialect::Sqlite,
-                placeholders: crate::sql::Placeholders::Question,
+                placeholders: Placeholders::Question,
             },
         );
         let files = [MappingFile {

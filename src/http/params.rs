@@ -157,8 +157,8 @@ mod tests {
     use super::*;
     use crate::codec::BindKind;
     use crate::diag::SourceFile;
+    use crate::dialect::{Dialect, Placeholders};
     use crate::mapping::{MappingFile, SourceInfo, compile};
-    use crate::sql::Dialect;
 
     fn route() -> std::sync::Arc<RoutePlan> {
         let text = r#"source = "s"
@@ -177,7 +177,7 @@ public = true
             "s".to_string(),
             SourceInfo {
                 dialect: Dialect::Postgres,
-                placeholders: crate::sql::Placeholders::Question,
+                placeholders: Placeholders::Question,
             },
         );
         let files = [MappingFile {

@@ -193,7 +193,7 @@ impl Source {
     pub async fn ping(&self) -> Result<(), SourceError> {
         let sql = match self {
             Source::Odbc(p) => p.ping_sql(),
-            Source::Mssql(_) => Arc::from(crate::sql::Dialect::Mssql.ping_sql()),
+            Source::Mssql(_) => Arc::from(crate::dialect::Dialect::Mssql.ping_sql()),
         };
         self.query(sql, Vec::new(), 1, None, Box::new(Discard))
             .await
