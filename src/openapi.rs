@@ -559,30 +559,16 @@ fn join(a: Option<&str>, b: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diag::SourceFile;
-    use crate::dialect::{Dialect, Placeholders};
-    use crate::mapping::{MappingFile, SourceInfo, compile};
+    use crate::mapping::testing::{compile_text, sources};
 
     fn catalog(text: &str) -> Catalog {
-        let mut s = indexmap::IndexMap::new();
-        s.insert(
-            "s".to_string(),
-            SourceInfo {
-                dialect: Dialect::Sqlite,
-                placeholders: Placeholders::Question,
-            },
-        );
-        let files = [MappingFile {
-            version: "v1".into(),
-            file: SourceFile::new("jobs.toml", text),
-        }];
-        compile(&files, &s, 100).expect("compiles").catalog
+        compile_text("jobs.toml", text, &sources()).expect("compiles")
     }
 
     #[test]
     fn documents_parameters_columns_and_errors() {
         let c = catalog(
-            r#"source = "s"
+            r#"source = "db"
 [[route]]
 id = "getJob"
 path = "/jobs/{n}"
@@ -640,7 +626,7 @@ columns.D = { name = "d", type = "time", format = "hhmmss" }
     #[test]
     fn lists_use_the_envelope() {
         let c = catalog(
-            "source = \"s\"\n[[route]]\nid = \"listJobs\"\npath = \"/jobs\"\npublic = true\nmax_rows = 5\nsql = \"SELECT A FROM T\"\ncolumns.A = \"a\"\n",
+            "source = \"db\"\n[[route]]\nid = \"listJobs\"\npath = \"/jobs\"\npublic = true\nmax_rows = 5\nsql = \"SELECT A FROM T\"\ncolumns.A = \"a\"\n",
         );
         let doc = serde_json::to_value(document(&c, "v1", &DocsInfo::default())).expect("json");
         let schema = &doc["paths"]["/v1/jobs"]["get"]["responses"]["200"]["content"]["application/json"]
