@@ -191,7 +191,7 @@ fn operation(r: &RoutePlan, info: &DocsInfo) -> (utoipa::openapi::path::Operatio
             ContentBuilder::new().schema(Some(body)).build(),
         )
         .header("X-Request-Id", request_id);
-    if r.deprecated.is_some() {
+    if r.deprecation.is_some() {
         ok = ok.header(
             "Deprecation",
             HeaderBuilder::new()
@@ -200,7 +200,7 @@ fn operation(r: &RoutePlan, info: &DocsInfo) -> (utoipa::openapi::path::Operatio
                 .build(),
         );
     }
-    if r.sunset.is_some() {
+    if r.deprecation.as_ref().is_some_and(|d| d.sunset.is_some()) {
         ok = ok.header(
             "Sunset",
             HeaderBuilder::new()
@@ -210,13 +210,13 @@ fn operation(r: &RoutePlan, info: &DocsInfo) -> (utoipa::openapi::path::Operatio
         );
     }
     let mut description = r.description.clone().unwrap_or_default();
-    if let Some(d) = &r.deprecated {
+    if let Some(d) = &r.deprecation {
         if !description.is_empty() {
             description.push_str("\n\n");
         }
-        let _ = write!(description, "**Deprecated** since {d}.");
-        if let Some(s) = &r.sunset {
-            let _ = write!(description, " Removed after {s}.");
+        let _ = write!(description, "**Deprecated** since {}.", d.since.date);
+        if let Some(s) = &d.sunset {
+            let _ = write!(description, " Removed after {}.", s.date);
         }
     }
     let mut op = OperationBuilder::new()
@@ -230,7 +230,7 @@ fn operation(r: &RoutePlan, info: &DocsInfo) -> (utoipa::openapi::path::Operatio
                 .filter(|p| p.location != ParamLocation::Claim)
                 .map(parameter),
         ))
-        .deprecated(r.deprecated.as_ref().map(|_| Deprecated::True))
+        .deprecated(r.deprecation.as_ref().map(|_| Deprecated::True))
         .response("200", ok.build());
     if !r.params.is_empty() {
         op = op.response(

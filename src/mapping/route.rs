@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::http::header::HeaderValue;
 use indexmap::IndexMap;
 use toml::Spanned;
 use toml::de::DeValue;
@@ -20,7 +21,7 @@ use super::params::compile_param;
 use super::raw::{self, Entry, RawColumn, RawParam, RawRoute};
 use super::{MappingFile, SourceInfo, path, statement};
 use crate::auth::ratelimit::RateSpec;
-use crate::catalog::{ColumnPlan, ParamLocation, ParamPlan, RoutePlan};
+use crate::catalog::{ColumnPlan, Deprecation, HeaderDate, ParamLocation, ParamPlan, RoutePlan};
 use crate::codec::{DateFormat, ParamType};
 use crate::diag::{Diagnostics, SourceFile};
 use crate::dialect::{Dialect, Placeholders};
@@ -95,7 +96,7 @@ pub(super) fn compile_route(
     let cache = cache(&cx, raw.cache.as_ref(), diags);
     let statement_timeout = statement_timeout(&cx, raw.statement_timeout.as_ref(), diags);
     let rate_limit = rate_limit(&cx, raw.rate_limit.as_ref(), diags);
-    let (deprecated, sunset) = deprecation(&cx, &raw, diags);
+    let deprecation = deprecation(&cx, &raw, diags);
     let tags = if raw.tags.is_empty() {
         Path::new(&file.name)
             .file_stem()
@@ -122,8 +123,7 @@ pub(super) fn compile_route(
         rate_limit,
         cache,
         statement_timeout,
-        deprecated,
-        sunset,
+        deprecation,
         one: raw.one,
         max_rows,
         source,
@@ -495,14 +495,13 @@ fn rate_limit(
     })
 }
 
-/// `deprecated` and `sunset`: dates, the sunset after the deprecation.
-fn deprecation(
-    cx: &RouteCx<'_>,
-    raw: &RawRoute,
-    diags: &mut Diagnostics,
-) -> (Option<String>, Option<String>) {
-    let deprecated = date(cx, raw.deprecated.as_ref(), "deprecated", diags);
-    let sunset = date(cx, raw.sunset.as_ref(), "sunset", diags);
+/// `deprecated` and `sunset`, checked and turned into their header values once, here.
+fn deprecation(cx: &RouteCx<'_>, raw: &RawRoute, diags: &mut Diagnostics) -> Option<Deprecation> {
+    // RFC 9745: `@` and seconds since the epoch; RFC 8594: an HTTP-date.
+    let deprecated = header_date(cx, raw.deprecated.as_ref(), "deprecated", diags, |e, _| {
+        format!("@{e}")
+    });
+    let sunset = header_date(cx, raw.sunset.as_ref(), "sunset", diags, |_, d| d);
     if let Some(s) = &raw.sunset {
         match &deprecated {
             None if raw.deprecated.is_none() => diags.error_hint(
@@ -511,7 +510,7 @@ fn deprecation(
                 format!("route `{}` has a `sunset` but is not `deprecated`", cx.id),
                 "add deprecated = \"YYYY-MM-DD\", the date it was deprecated",
             ),
-            Some(d) if sunset.as_ref().is_some_and(|s| s < d) => diags.error(
+            Some(d) if sunset.as_ref().is_some_and(|s| s.date < d.date) => diags.error(
                 cx.file,
                 s.span(),
                 format!("route `{}`: `sunset` is before `deprecated`", cx.id),
@@ -519,25 +518,38 @@ fn deprecation(
             _ => {}
         }
     }
-    (deprecated, sunset)
+    Some(Deprecation {
+        since: deprecated?,
+        sunset,
+    })
 }
 
-/// A `YYYY-MM-DD` field.
-fn date(
+/// A `YYYY-MM-DD` field and its header value, made by `header` from the date's seconds since
+/// the epoch and its HTTP-date.
+fn header_date(
     cx: &RouteCx<'_>,
     v: Option<&Spanned<String>>,
     field: &str,
     diags: &mut Diagnostics,
-) -> Option<String> {
+    header: impl FnOnce(i64, String) -> String,
+) -> Option<HeaderDate> {
     let v = v?;
-    let ok = ParamType::Date(DateFormat::Iso).parse(v.get_ref()).is_ok();
-    if !ok {
+    let built = ParamType::Date(DateFormat::Iso)
+        .parse(v.get_ref())
+        .ok()
+        .and_then(|_| crate::codec::date_header_forms(v.get_ref()))
+        .and_then(|(epoch, http_date)| HeaderValue::from_str(&header(epoch, http_date)).ok());
+    let Some(header) = built else {
         diags.error_hint(
             cx.file,
             v.span(),
             format!("route `{}`: `{field}` must be a date", cx.id),
             "write it as \"YYYY-MM-DD\"",
         );
-    }
-    ok.then(|| v.get_ref().clone())
+        return None;
+    };
+    Some(HeaderDate {
+        date: v.get_ref().clone(),
+        header,
+    })
 }

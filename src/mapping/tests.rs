@@ -335,6 +335,27 @@ fn like_parameters_escape_brackets_where_the_dialect_needs_it() {
 }
 
 #[test]
+fn deprecation_headers_are_built_at_compile_time() {
+    let m = "source = \"db\"\n[[route]]\nid = \"a\"\npath = \"/a\"\npublic = true\ndeprecated = \"2026-01-01\"\nsunset = \"2027-06-30\"\nsql = \"SELECT 1\"\n[[route]]\nid = \"b\"\npath = \"/b\"\npublic = true\ndeprecated = \"2026-01-01\"\nsql = \"SELECT 1\"\n";
+    let c = compile_text("m.toml", m, &sources()).expect("compiles");
+    let d = c.routes[0].deprecation.as_ref().expect("deprecated");
+    assert_eq!(d.since.date, "2026-01-01");
+    assert_eq!(d.since.header, "@1767225600");
+    let s = d.sunset.as_ref().expect("sunset");
+    assert_eq!(s.date, "2027-06-30");
+    assert_eq!(s.header, "Wed, 30 Jun 2027 00:00:00 GMT");
+    let d = c.routes[1].deprecation.as_ref().expect("deprecated");
+    assert!(d.sunset.is_none());
+    assert!(
+        compile_text("m.toml", GOOD, &sources())
+            .expect("compiles")
+            .routes
+            .iter()
+            .all(|r| r.deprecation.is_none())
+    );
+}
+
+#[test]
 fn deprecation_dates_are_checked() {
     let m = "source = \"db\"\n[[route]]\nid = \"a\"\npath = \"/a\"\npublic = true\ndeprecated = \"2026-13-01\"\nsql = \"SELECT 1\"\n[[route]]\nid = \"b\"\npath = \"/b\"\npublic = true\nsunset = \"2027-06-30\"\nsql = \"SELECT 1\"\n[[route]]\nid = \"c\"\npath = \"/c\"\npublic = true\ndeprecated = \"2026-01-01\"\nsunset = \"2025-06-30\"\nsql = \"SELECT 1\"\n";
     let joined = errors("m.toml", m).join("\n");
