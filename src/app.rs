@@ -14,12 +14,12 @@ use crate::auth::Authenticator;
 use crate::catalog::Catalog;
 use crate::config::{Config, SourceKind};
 use crate::diag::{Diagnostic, LoadError, Severity};
+use crate::dialect::{Client, Dialect, Placeholders};
 use crate::http::{self, AppState, Gateway, Security};
 use crate::mapping::{self, Compiled, SourceInfo};
 use crate::reload::{Reloader, WatchGuard};
 use crate::shape::{Learned, SqlType};
 use crate::source::{Pool, Source, SourceError};
-use crate::sql::Placeholders;
 
 /// Compile the mappings a config points at.
 pub fn compile_catalog(config: &Config) -> Result<Compiled, LoadError> {
@@ -27,10 +27,10 @@ pub fn compile_catalog(config: &Config) -> Result<Compiled, LoadError> {
         .sources
         .iter()
         .map(|(n, s)| {
-            let placeholders = match s.kind() {
-                SourceKind::Odbc => Placeholders::Question,
-                SourceKind::Mssql => Placeholders::Numbered,
-            };
+            let placeholders = Placeholders::for_client(match s.kind() {
+                SourceKind::Odbc => Client::Odbc,
+                SourceKind::Mssql => Client::Tds,
+            });
             (
                 n.clone(),
                 SourceInfo {
@@ -243,8 +243,10 @@ pub async fn check_against_sources(
         match described {
             Err(e) => {
                 let text = e.to_string();
-                let hint = if text.contains("could not determine data type of parameter")
-                    || text.contains("SQL0418")
+                // The route's dialect is not at hand here: any dialect's wording counts.
+                let hint = if Dialect::ALL
+                    .iter()
+                    .any(|d| d.cannot_infer_parameter_type(&text))
                 {
                     "the database cannot infer a parameter's type (typically `:p IS NULL`): \
                      write CAST(:p AS CHAR(1)) IS NULL, with the column's type"

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use actix_web::http::header::HeaderValue;
+
 use crate::codec::{BindValue, ColumnCodec, ColumnType, ParamType, Trim};
 use crate::shape::ColumnInfo;
 
@@ -67,6 +69,24 @@ impl ColumnPlan {
     }
 }
 
+/// A date a route announces in a response header: as the mapping wrote it (`YYYY-MM-DD`), for
+/// the docs, and the header value, built once when the mapping is compiled.
+#[derive(Clone, Debug)]
+pub struct HeaderDate {
+    pub date: String,
+    pub header: HeaderValue,
+}
+
+/// A deprecated route: since when (`Deprecation`, RFC 9745) and, if set, the date after which
+/// it goes away (`Sunset`, RFC 8594).
+#[derive(Clone, Debug)]
+pub struct Deprecation {
+    /// The header value is `@` and the date's seconds since the epoch.
+    pub since: HeaderDate,
+    /// The header value is the date as an HTTP-date.
+    pub sunset: Option<HeaderDate>,
+}
+
 /// Everything needed to serve one route.
 #[derive(Clone, Debug)]
 pub struct RoutePlan {
@@ -92,10 +112,8 @@ pub struct RoutePlan {
     pub cache: Option<std::time::Duration>,
     /// The route's own statement timeout.
     pub statement_timeout: Option<std::time::Duration>,
-    /// Deprecated since this date (`YYYY-MM-DD`).
-    pub deprecated: Option<String>,
-    /// Removed after this date (`YYYY-MM-DD`).
-    pub sunset: Option<String>,
+    /// Set when the route is deprecated: its dates and their response headers.
+    pub deprecation: Option<Deprecation>,
     /// One object (404 when no row) rather than a list.
     pub one: bool,
     /// Row cap for list routes.

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod diag;
+pub mod dialect;
 pub mod encode;
 pub mod http;
 pub mod mapping;

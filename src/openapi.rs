@@ -189,7 +189,7 @@ fn operation(
             ContentBuilder::new().schema(Some(body)).build(),
         )
         .header("X-Request-Id", request_id);
-    if r.deprecated.is_some() {
+    if r.deprecation.is_some() {
         ok = ok.header(
             "Deprecation",
             HeaderBuilder::new()
@@ -198,7 +198,7 @@ fn operation(
                 .build(),
         );
     }
-    if r.sunset.is_some() {
+    if r.deprecation.as_ref().is_some_and(|d| d.sunset.is_some()) {
         ok = ok.header(
             "Sunset",
             HeaderBuilder::new()
@@ -208,13 +208,13 @@ fn operation(
         );
     }
     let mut description = r.description.clone().unwrap_or_default();
-    if let Some(d) = &r.deprecated {
+    if let Some(d) = &r.deprecation {
         if !description.is_empty() {
             description.push_str("\n\n");
         }
-        let _ = write!(description, "**Deprecated** since {d}.");
-        if let Some(s) = &r.sunset {
-            let _ = write!(description, " Removed after {s}.");
+        let _ = write!(description, "**Deprecated** since {}.", d.since.date);
+        if let Some(s) = &d.sunset {
+            let _ = write!(description, " Removed after {}.", s.date);
         }
     }
     let mut op = OperationBuilder::new()
@@ -229,7 +229,7 @@ fn operation(
                 .filter(|(_, p)| p.location != ParamLocation::Claim)
                 .map(|(i, p)| parameter(p, learned_range(r, shape, i))),
         ))
-        .deprecated(r.deprecated.as_ref().map(|_| Deprecated::True))
+        .deprecated(r.deprecation.as_ref().map(|_| Deprecated::True))
         .response("200", ok.build());
     if !r.params.is_empty() {
         op = op.response(
@@ -617,30 +617,16 @@ fn join(a: Option<&str>, b: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diag::SourceFile;
-    use crate::mapping::{MappingFile, SourceInfo, compile};
-    use crate::sql::Dialect;
+    use crate::mapping::testing::{compile_text, sources};
 
     fn catalog(text: &str) -> Catalog {
-        let mut s = indexmap::IndexMap::new();
-        s.insert(
-            "s".to_string(),
-            SourceInfo {
-                dialect: Dialect::Sqlite,
-                placeholders: crate::sql::Placeholders::Question,
-            },
-        );
-        let files = [MappingFile {
-            version: "v1".into(),
-            file: SourceFile::new("jobs.toml", text),
-        }];
-        compile(&files, &s, 100).expect("compiles").catalog
+        compile_text("jobs.toml", text, &sources()).expect("compiles")
     }
 
     #[test]
     fn documents_parameters_columns_and_errors() {
         let c = catalog(
-            r#"source = "s"
+            r#"source = "db"
 [[route]]
 id = "getJob"
 path = "/jobs/{n}"
@@ -698,7 +684,7 @@ columns.D = { name = "d", type = "time", format = "hhmmss" }
     #[test]
     fn lists_use_the_envelope() {
         let c = catalog(
-            "source = \"s\"\n[[route]]\nid = \"listJobs\"\npath = \"/jobs\"\npublic = true\nmax_rows = 5\nsql = \"SELECT A FROM T\"\ncolumns.A = \"a\"\n",
+            "source = \"db\"\n[[route]]\nid = \"listJobs\"\npath = \"/jobs\"\npublic = true\nmax_rows = 5\nsql = \"SELECT A FROM T\"\ncolumns.A = \"a\"\n",
         );
         let doc = serde_json::to_value(document(&c, &Learned::new(0), "v1", &DocsInfo::default()))
             .expect("json");

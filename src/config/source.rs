@@ -15,7 +15,7 @@ use super::raw::{RawKindOptions, RawSource};
 use super::{DURATION_HINT, parse_duration};
 use crate::diag::{Diagnostics, SourceFile};
 use crate::secret::Secret;
-use crate::sql::Dialect;
+use crate::dialect::Dialect;
 
 /// What kind of client library talks to a source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

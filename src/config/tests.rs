@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::secret::Secret;
-use crate::sql::Dialect;
+use crate::dialect::Dialect;
 
 fn env(v: &str) -> Option<String> {
     match v {

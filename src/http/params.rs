@@ -156,12 +156,10 @@ pub fn bind_values(
 mod tests {
     use super::*;
     use crate::codec::BindKind;
-    use crate::diag::SourceFile;
-    use crate::mapping::{MappingFile, SourceInfo, compile};
-    use crate::sql::Dialect;
+    use crate::mapping::testing::{compile_text, sources};
 
     fn route() -> std::sync::Arc<RoutePlan> {
-        let text = r#"source = "s"
+        let text = r#"source = "pg"
 [[route]]
 id = "r"
 path = "/jobs/{job}"
@@ -172,19 +170,10 @@ params.from = { type = "date", format = "cyymmdd" }
 params.limit = { type = "integer", default = 10, maximum = 50 }
 public = true
 "#;
-        let mut s = indexmap::IndexMap::new();
-        s.insert(
-            "s".to_string(),
-            SourceInfo {
-                dialect: Dialect::Postgres,
-                placeholders: crate::sql::Placeholders::Question,
-            },
-        );
-        let files = [MappingFile {
-            version: "v1".into(),
-            file: SourceFile::new("f.toml", text),
-        }];
-        compile(&files, &s, 100).expect("compiles").catalog.routes[0].clone()
+        compile_text("f.toml", text, &sources())
+            .expect("compiles")
+            .routes[0]
+            .clone()
     }
 
     fn path(v: &str) -> Vec<(String, String)> {

@@ -449,18 +449,17 @@ fn out_of_range(route: &RoutePlan, placeholder: usize, range: &IntRange) -> Prob
 }
 
 /// `Deprecation` (RFC 9745) and `Sunset` (RFC 8594) on deprecated routes.
+/// The values were built when the mapping was compiled.
 fn deprecation_headers(route: &RoutePlan, res: &mut HttpResponse) {
-    let forms = |d: &Option<String>| d.as_deref().and_then(crate::codec::date_header_forms);
-    if let Some((epoch, _)) = forms(&route.deprecated)
-        && let Ok(v) = HeaderValue::from_str(&format!("@{epoch}"))
-    {
-        res.headers_mut()
-            .insert(HeaderName::from_static("deprecation"), v);
-    }
-    if let Some((_, http_date)) = forms(&route.sunset)
-        && let Ok(v) = HeaderValue::from_str(&http_date)
-    {
-        res.headers_mut()
-            .insert(HeaderName::from_static("sunset"), v);
+    let Some(d) = &route.deprecation else {
+        return;
+    };
+    let headers = res.headers_mut();
+    headers.insert(
+        HeaderName::from_static("deprecation"),
+        d.since.header.clone(),
+    );
+    if let Some(s) = &d.sunset {
+        headers.insert(HeaderName::from_static("sunset"), s.header.clone());
     }
 }

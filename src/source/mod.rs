@@ -194,7 +194,7 @@ impl Source {
     pub async fn ping(&self) -> Result<(), SourceError> {
         let sql = match &self.pool {
             Pool::Odbc(p) => p.ping_sql(),
-            Pool::Mssql(_) => Arc::from(crate::sql::Dialect::Mssql.ping_sql()),
+            Pool::Mssql(_) => Arc::from(crate::dialect::Dialect::Mssql.ping_sql()),
         };
         self.query(sql, Vec::new(), 1, None, Box::new(Discard))
             .await

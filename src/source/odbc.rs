@@ -24,7 +24,7 @@ use super::{Admitted, RowSink, SinkError, SourceError};
 use crate::codec::{BindKind, BindValue, Cell};
 use crate::config::{SourceConfig, redact_connection_string};
 use crate::secret::Secret;
-use crate::sql::ErrorClass;
+use crate::dialect::ErrorClass;
 use crate::shape::{ColumnInfo, Described, IntRange, ParamShape, SqlType};
 
 /// Largest buffer for one batch of rows, across all columns.

@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use super::{Admitted, Queried, RowSink, SinkError, SourceError};
 use crate::codec::{BindValue, Cell};
 use crate::config::SourceConfig;
-use crate::sql::{Dialect, ErrorClass};
+use crate::dialect::{Dialect, ErrorClass};
 use crate::shape::{ColumnInfo, Described, ParamShape, SqlType};
 
 mod config;

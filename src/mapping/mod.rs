@@ -1,0 +1,140 @@
+//! Mapping files → compiled [`Catalog`]. Owns the raw serde model of a mapping file and every
+//! check a DBA's mistake can fail, reporting all of them at once with `file:line:column` and a
+//! hint. Pure: reads files, opens no connection; checking against a live database is the
+//! sources' job. Dialect differences (placeholders, LIKE escaping) are asked of
+//! `crate::dialect`, never decided here.
+//!
+//! The folder follows the compilation: [`load`] reads the folder of version directories,
+//! [`file`] one TOML file, [`route`] one `[[route]]` (with [`path`] and [`statement`] for its
+//! path and SQL), [`params`] and [`columns`] one entry each; [`raw`] is the serde form they
+//! read and [`fields`] the small value helpers they share. This file holds the public API and
+//! the checks that span files (unique ids, one route per method and path).
+
+mod columns;
+mod fields;
+mod file;
+mod load;
+mod params;
+mod path;
+mod raw;
+mod route;
+mod statement;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use crate::catalog::{Catalog, RoutePlan};
+use crate::diag::{Diagnostic, Diagnostics, LoadError, SourceFile};
+use crate::dialect::{Dialect, Placeholders};
+
+pub use load::load_dir;
+
+/// What mapping compilation needs to know about a configured source.
+#[derive(Clone, Copy, Debug)]
+pub struct SourceInfo {
+    pub dialect: Dialect,
+    /// How the source's client library marks bound values.
+    pub placeholders: Placeholders,
+}
+
+/// A mapping file to compile, with the API version its folder names.
+#[derive(Debug)]
+pub struct MappingFile {
+    pub version: String,
+    pub file: SourceFile,
+}
+
+/// A catalog and the warnings found while building it.
+#[derive(Debug)]
+pub struct Compiled {
+    pub catalog: Catalog,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// A compiled route with the file and span it came from, for cross-file diagnostics.
+type Located<'f> = (Arc<RoutePlan>, &'f SourceFile, Range<usize>);
+
+/// Compile mapping files into a catalog, or report every error found.
+pub fn compile(
+    files: &[MappingFile],
+    sources: &IndexMap<String, SourceInfo>,
+    default_max_rows: usize,
+) -> Result<Compiled, LoadError> {
+    let mut diags = Diagnostics::new();
+    let mut routes: Vec<Located<'_>> = Vec::new();
+    for mf in files {
+        file::compile_file(mf, sources, default_max_rows, &mut diags, &mut routes);
+    }
+    check_across_files(&routes, &mut diags);
+    if diags.has_errors() {
+        return Err(LoadError {
+            diagnostics: diags.into_vec(),
+        });
+    }
+    let plans: Vec<Arc<RoutePlan>> = routes.into_iter().map(|(p, _, _)| p).collect();
+    let catalog = Catalog::new(plans).map_err(|e| LoadError {
+        diagnostics: vec![Diagnostic {
+            severity: crate::diag::Severity::Error,
+            file: "(catalog)".into(),
+            line: 0,
+            column: 0,
+            message: e,
+            hint: None,
+        }],
+    })?;
+    Ok(Compiled {
+        catalog,
+        warnings: diags.into_vec(),
+    })
+}
+
+/// Unique ids; no two routes on one method and path; no paths the router cannot tell apart.
+fn check_across_files(routes: &[Located<'_>], diags: &mut Diagnostics) {
+    let mut ids: HashMap<String, (String, usize)> = HashMap::new();
+    let mut seen_paths: HashMap<(String, String), (String, usize)> = HashMap::new();
+    let mut routers: HashMap<&str, matchit::Router<()>> = HashMap::new();
+    let mut inserted: HashSet<String> = HashSet::new();
+    for (plan, file, span) in routes {
+        let (line, _) = file.locate(span.start);
+        if let Some((f, l)) = ids.get(&plan.id) {
+            diags.error_hint(
+                file,
+                span.clone(),
+                format!("route id `{}` is already used", plan.id),
+                format!("the first is at {f}:{l}; give each route its own id"),
+            );
+        } else {
+            ids.insert(plan.id.clone(), (file.name.clone(), line));
+        }
+        let shape = path::normalize_path(&plan.path);
+        if let Some((f, l)) = seen_paths.get(&(plan.method.clone(), shape.clone())) {
+            diags.error_hint(
+                file,
+                span.clone(),
+                format!("another route already serves {} {}", plan.method, plan.path),
+                format!("the first is at {f}:{l}; change the path or the method"),
+            );
+            continue;
+        }
+        seen_paths.insert((plan.method.clone(), shape), (file.name.clone(), line));
+        if inserted.insert(plan.path.clone()) {
+            let router = routers.entry(plan.version.as_str()).or_default();
+            if let Err(e) = router.insert(plan.path.as_str(), ()) {
+                diags.error_hint(
+                    file,
+                    span.clone(),
+                    format!("path {} overlaps another route's path: {e}", plan.path),
+                    "use the same parameter name in the same position, or a distinct literal \
+                     segment",
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The raw form of a mapping file as serde reads it: a `[[route]]` head, and each
+//! `params.NAME` / `columns.NAME` entry read on its own so that a mistake in one does not hide
+//! mistakes in the others. Checking what was read is the compile steps' job.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use crate::diag::{Diagnostics, SourceFile};
+
+/// One `[[route]]`, without its `params` and `columns` (read one by one, so that a mistake in
+/// one does not hide mistakes in the others).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    /// Unique id; becomes the OpenAPI `operationId`.
+    pub(super) id: Spanned<String>,
+    /// HTTP method. Default GET.
+    pub(super) method: Option<Spanned<String>>,
+    /// Path below the version prefix, e.g. `/jobs/{job_number}`.
+    pub(super) path: Spanned<String>,
+    pub(super) summary: Option<String>,
+    pub(super) description: Option<String>,
+    #[serde(default)]
+    pub(super) tags: Vec<String>,
+    /// Scopes a caller needs.
+    #[serde(default)]
+    pub(super) scopes: Vec<String>,
+    /// Say so explicitly for a route anyone may call.
+    #[serde(default)]
+    pub(super) public: bool,
+    /// Return one object (404 when no row) instead of a list.
+    #[serde(default)]
+    pub(super) one: bool,
+    /// Keep responses this long (e.g. `5s`); identical requests meanwhile share one query.
+    pub(super) cache: Option<Spanned<String>>,
+    /// Cancel the statement after this long (overrides the source's `statement_timeout`).
+    pub(super) statement_timeout: Option<Spanned<String>>,
+    /// Per-identity limit for this route, e.g. `10/minute`.
+    pub(super) rate_limit: Option<Spanned<String>>,
+    /// Deprecated since this date (YYYY-MM-DD): `Deprecation` header, marked in the docs.
+    pub(super) deprecated: Option<Spanned<String>>,
+    /// The date after which the route goes away: `Sunset` header.
+    pub(super) sunset: Option<Spanned<String>>,
+    /// Row cap for a list route.
+    pub(super) max_rows: Option<Spanned<usize>>,
+    /// Overrides the file's `source`.
+    pub(super) source: Option<Spanned<String>>,
+    /// The statement, with `:name` parameters.
+    pub(super) sql: Spanned<String>,
+}
+
+/// `params.NAME = { ... }`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawParam {
+    /// integer, number, string, boolean, date or code. Default string (code when `codes`).
+    #[serde(rename = "type")]
+    pub(super) ty: Option<Spanned<String>>,
+    pub(super) required: Option<Spanned<bool>>,
+    pub(super) default: Option<Spanned<toml::Value>>,
+    pub(super) minimum: Option<Spanned<toml::Value>>,
+    pub(super) maximum: Option<Spanned<toml::Value>>,
+    pub(super) min_length: Option<Spanned<usize>>,
+    pub(super) max_length: Option<Spanned<usize>>,
+    pub(super) pattern: Option<Spanned<String>>,
+    /// For strings matched with `LIKE :p ESCAPE '!'`: prefix, contains or suffix. The
+    /// caller's `%` and `_` are taken literally; the gateway adds the wildcards.
+    pub(super) like: Option<Spanned<String>>,
+    /// For dates: how the column stores them (iso, cyymmdd, yyyymmdd).
+    pub(super) format: Option<Spanned<String>>,
+    /// Stored code → word, as for columns; the caller sends the word.
+    pub(super) codes: Option<Spanned<IndexMap<String, String>>>,
+    pub(super) true_value: Option<Spanned<String>>,
+    pub(super) false_value: Option<Spanned<String>>,
+    /// Fill the parameter from this claim of the caller's verified token (or API key); it
+    /// cannot be set by the request.
+    pub(super) from_claim: Option<Spanned<String>>,
+    pub(super) description: Option<String>,
+    pub(super) example: Option<toml::Value>,
+}
+
+/// `columns.NAME = { ... }`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawColumn {
+    /// JSON field name. Default: the column name in lower case.
+    pub(super) name: Option<Spanned<String>>,
+    /// string, integer, number, decimal, boolean, date, time, datetime, code or binary.
+    /// Default: from the column's SQL type.
+    #[serde(rename = "type")]
+    pub(super) ty: Option<Spanned<String>>,
+    /// true (both ends), "end" (CHAR padding), or false.
+    pub(super) trim: Option<Spanned<toml::Value>>,
+    pub(super) format: Option<Spanned<String>>,
+    pub(super) codes: Option<Spanned<IndexMap<String, String>>>,
+    /// What to do with a code not in `codes`: raw (default), null or error.
+    pub(super) unknown_code: Option<Spanned<String>>,
+    /// Stored values (after trimming) that mean null, e.g. `[0, ""]`.
+    pub(super) null_if: Option<Spanned<Vec<toml::Value>>>,
+    pub(super) true_values: Option<Spanned<Vec<String>>>,
+    pub(super) false_values: Option<Spanned<Vec<String>>>,
+    /// Decimals: pad to this many decimal places (never rounds).
+    pub(super) scale: Option<Spanned<u8>>,
+    /// Decimals: emit a JSON string instead of a number.
+    pub(super) as_string: Option<Spanned<bool>>,
+    /// Whether the value may be null (default true). A null where `false` is promised fails
+    /// the request rather than contradict the API document.
+    pub(super) nullable: Option<bool>,
+    pub(super) description: Option<String>,
+    pub(super) example: Option<toml::Value>,
+}
+
+/// Deserialize a spanned TOML value into `T`, reporting a failure at its span.
+pub(super) fn deserialize<T: serde::de::DeserializeOwned>(
+    file: &SourceFile,
+    value: Spanned<DeValue<'_>>,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<T> {
+    let span = value.span();
+    match T::deserialize(ValueDeserializer::from(value)) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let msg = e.message().trim().to_string();
+            let hint = if msg.starts_with("unknown field") {
+                format!("check the spelling; see the {what} fields in the README")
+            } else if msg.starts_with("missing field") {
+                format!("add it to the {what}")
+            } else {
+                format!("check the {what}'s value types")
+            };
+            diags.error_hint(
+                file,
+                e.span().unwrap_or(span),
+                format!("{what}: {msg}"),
+                hint,
+            );
+            None
+        }
+    }
+}
+
+/// A `params` or `columns` entry: its name and its still unread value.
+pub(super) type Entry<'a> = (Spanned<String>, Spanned<DeValue<'a>>);
+
+/// A `[[route]]` table taken apart: the head (everything but `params` and `columns`) and
+/// the entries of those two tables.
+pub(super) struct RouteParts<'a> {
+    pub(super) head: DeTable<'a>,
+    pub(super) params: Vec<Entry<'a>>,
+    pub(super) columns: Vec<Entry<'a>>,
+}
+
+/// Split off `params` and `columns`, so that each entry is read (and reported) on its own.
+pub(super) fn split_route<'a>(
+    file: &SourceFile,
+    table: &DeTable<'a>,
+    diags: &mut Diagnostics,
+) -> RouteParts<'a> {
+    let mut parts = RouteParts {
+        head: DeTable::new(),
+        params: Vec::new(),
+        columns: Vec::new(),
+    };
+    for (k, v) in table {
+        let target = match k.get_ref().as_ref() {
+            "params" => Some(&mut parts.params),
+            "columns" => Some(&mut parts.columns),
+            _ => None,
+        };
+        match target {
+            Some(target) => match v.get_ref().as_table() {
+                Some(t) => target.extend(t.iter().map(|(name, val)| {
+                    (
+                        Spanned::new(name.span(), name.get_ref().to_string()),
+                        val.clone(),
+                    )
+                })),
+                None => diags.error_hint(
+                    file,
+                    v.span(),
+                    format!("`{}` must be a table", k.get_ref()),
+                    format!("write {}.NAME = {{ ... }}", k.get_ref()),
+                ),
+            },
+            None => {
+                parts.head.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    parts
+}
+
+/// Read `params.NAME`: a table, or the shorthand `params.job_number = "integer"`.
+pub(super) fn read_param(
+    file: &SourceFile,
+    (name, v): &Entry<'_>,
+    diags: &mut Diagnostics,
+) -> Option<RawParam> {
+    if let Some(s) = v.get_ref().as_str() {
+        return Some(RawParam {
+            ty: Some(Spanned::new(v.span(), s.to_string())),
+            ..RawParam::default()
+        });
+    }
+    deserialize(
+        file,
+        v.clone(),
+        &format!("parameter `{}`", name.get_ref()),
+        diags,
+    )
+}
+
+/// Read `columns.NAME`: a table, or the shorthand `columns.JOBNO = "job_number"`.
+pub(super) fn read_column(
+    file: &SourceFile,
+    (name, v): &Entry<'_>,
+    diags: &mut Diagnostics,
+) -> Option<RawColumn> {
+    if let Some(s) = v.get_ref().as_str() {
+        return Some(RawColumn {
+            name: Some(Spanned::new(v.span(), s.to_string())),
+            ..RawColumn::default()
+        });
+    }
+    deserialize(
+        file,
+        v.clone(),
+        &format!("column `{}`", name.get_ref()),
+        diags,
+    )
+}

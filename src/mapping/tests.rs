@@ -1,0 +1,369 @@
+//! Unit tests of mapping compilation: every diagnostic with its `file:line:column`.
+
+use super::testing::{compile_text, file, sources};
+use super::*;
+use crate::catalog::ParamLocation;
+use crate::codec::{BindValue, ParamType};
+
+/// The errors of one file.
+fn errors(name: &str, text: &str) -> Vec<String> {
+    compile_text(name, text, &sources())
+        .err()
+        .unwrap_or_default()
+}
+
+/// The errors of several files compiled together.
+fn errors_of(files: &[MappingFile]) -> Vec<String> {
+    match compile(files, &sources(), 100) {
+        Ok(_) => Vec::new(),
+        Err(e) => e
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == crate::diag::Severity::Error)
+            .map(ToString::to_string)
+            .collect(),
+    }
+}
+
+const GOOD: &str = r#"source = "mfg"
+
+[[route]]
+id = "getJob"
+path = "/jobs/{job_number}"
+scopes = ["jobs:read"]
+summary = "One production job"
+one = true
+sql = """
+SELECT JOBNO, JOBDS, STSCD, DUEDT FROM JOBMST WHERE JOBNO = :job_number
+"""
+params.job_number = { type = "integer", minimum = 1 }
+columns.JOBNO = { name = "job_number", type = "integer" }
+columns.JOBDS = { name = "description", trim = true }
+columns.STSCD = { name = "status", codes = { R = "released", C = "complete" } }
+columns.DUEDT = { name = "due_date", type = "date", format = "cyymmdd" }
+
+[[route]]
+id = "listJobs"
+path = "/jobs"
+public = true
+max_rows = 50
+sql = "SELECT * FROM JOBMST WHERE (:status IS NULL OR STSCD = :status) AND DUEDT >= :from"
+params.status = { codes = { R = "released", C = "complete" } }
+params.from = { type = "date", format = "cyymmdd", default = "1990-01-01" }
+"#;
+
+#[test]
+fn compiles_a_good_file() {
+    let c = compile_text("jobs.toml", GOOD, &sources()).expect("compiles");
+    let routes = &c.routes;
+    assert_eq!(routes.len(), 2);
+    let get = &routes[0];
+    assert_eq!(get.path, "/v1/jobs/{job_number}");
+    assert!(get.one);
+    assert_eq!(get.max_rows, 1);
+    assert_eq!(get.params[0].location, ParamLocation::Path);
+    assert!(get.params[0].required);
+    assert!(get.sql.contains("WHERE JOBNO = ?"));
+    assert_eq!(
+        get.column("jobds").map(|c| c.output.as_str()),
+        Some("description")
+    );
+    let list = &routes[1];
+    assert_eq!(list.max_rows, 50);
+    assert_eq!(list.bind_order, [0, 0, 1]);
+    assert_eq!(list.params[1].default, Some(BindValue::Int(900_101)));
+    assert_eq!(list.params[0].location, ParamLocation::Query);
+    assert!(!list.params[0].required);
+    assert_eq!(
+        list.sql.as_ref(),
+        "SELECT * FROM JOBMST WHERE (? IS NULL OR STSCD = ?) AND DUEDT >= ?"
+    );
+}
+
+#[test]
+fn lookup_finds_routes_and_methods() {
+    let c = compile_text("jobs.toml", GOOD, &sources()).expect("compiles");
+    match c.lookup("GET", "/v1/jobs/42") {
+        crate::catalog::Lookup::Found { route, path_params, .. } => {
+            assert_eq!(route.id, "getJob");
+            assert_eq!(path_params, [("job_number".to_string(), "42".to_string())]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        c.lookup("POST", "/v1/jobs"),
+        crate::catalog::Lookup::MethodNotAllowed(m) if m == ["GET"]
+    ));
+    assert!(matches!(
+        c.lookup("GET", "/v2/jobs"),
+        crate::catalog::Lookup::NotFound
+    ));
+}
+
+#[test]
+fn reports_every_error_with_its_location() {
+    let bad = r#"source = "mfg"
+
+[[route]]
+id = "a"
+path = "/a/{x}"
+sql = "SELECT * FROM T WHERE X = :x AND Y = :y"
+params.x = { type = "integer", pattern = "^[0-9]+$" }
+params.z = "string"
+columns.C = { type = "date", format = "julian" }
+
+[[route]]
+id = "b"
+source = "nope"
+path = "/b"
+sql = "SELECT 1"
+colums.D = "d"
+columns.E = { type = "money" }
+"#;
+    let errs = errors("m/v1/bad.toml", bad);
+    let joined = errs.join("\n");
+    let expect = [
+        "m/v1/bad.toml:7:42: error: `pattern` does not apply to integer parameters",
+        "m/v1/bad.toml:6:45: error: route `a`: `:y` is used in the SQL but not declared",
+        "m/v1/bad.toml:8:8: error: route `a`: parameter `z` is declared but the SQL never uses `:z`",
+        "m/v1/bad.toml:9:39: error: unknown date format `julian`",
+        "m/v1/bad.toml:16:1: error: route: unknown field `colums`",
+        "m/v1/bad.toml:17:22: error: column `E`: unknown type `money`",
+    ];
+    for e in expect {
+        assert!(joined.contains(e), "missing `{e}` in:\n{joined}");
+    }
+}
+
+#[test]
+fn unknown_fields_in_params_and_columns_name_their_line() {
+    let bad = "source = \"mfg\"\n[[route]]\nid = \"a\"\npath = \"/a\"\nsql = \"SELECT :q\"\nparams.q = { type = \"string\", maxlength = 3 }\ncolumns.X = { nmae = \"x\" }\n";
+    let joined = errors("f.toml", bad).join("\n");
+    assert!(
+        joined.contains("f.toml:6:31: error: parameter `q`: unknown field `maxlength`"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("f.toml:7:15: error: column `X`: unknown field `nmae`"),
+        "{joined}"
+    );
+}
+
+#[test]
+fn undeclared_path_parameter() {
+    let bad = "source = \"mfg\"\n[[route]]\nid = \"a\"\npath = \"/a/{id}\"\nsql = \"SELECT 1\"\n";
+    let joined = errors("f.toml", bad).join("\n");
+    assert!(
+        joined.contains("f.toml:4:8: error: route `a`: path parameter `{id}` is not declared"),
+        "{joined}"
+    );
+}
+
+#[test]
+fn duplicate_routes_across_files() {
+    let a = "source = \"mfg\"\n[[route]]\nid = \"one\"\npublic = true\npath = \"/j/{a}\"\nsql = \"SELECT :a\"\nparams.a = \"integer\"\n";
+    let b = "source = \"mfg\"\n\n[[route]]\nid = \"one\"\npublic = true\npath = \"/j/{b}\"\nsql = \"SELECT :b\"\nparams.b = \"integer\"\n";
+    let joined = errors_of(&[file("a.toml", a), file("b.toml", b)]).join("\n");
+    assert!(
+        joined.contains("b.toml:3:1: error: route id `one` is already used"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("another route already serves GET /v1/j/{b}"),
+        "{joined}"
+    );
+    assert!(joined.contains("the first is at a.toml:2"), "{joined}");
+}
+
+#[test]
+fn bad_defaults_ranges_and_requiredness() {
+    let bad = r#"source = "mfg"
+[[route]]
+id = "a"
+path = "/a/{p}"
+sql = "SELECT :p, :q, :r, :s"
+params.p = { type = "integer", required = false }
+params.q = { type = "integer", minimum = 5, maximum = 1 }
+params.r = { type = "date", default = "2024-13-01" }
+params.s = { type = "string", required = true, default = "x", pattern = "([" }
+"#;
+    let joined = errors("f.toml", bad).join("\n");
+    for e in [
+        "f.toml:6:43: error: path parameter `p` cannot be optional",
+        "f.toml:7:42: error: parameter `q`: `minimum` is above `maximum`",
+        "f.toml:8:39: error: parameter `r`: the default must be a date in the form YYYY-MM-DD",
+        "f.toml:9:58: error: parameter `s` is required, so its `default` is never used",
+        "f.toml:9:73: error: parameter `s`: `pattern` is not a valid regular expression",
+    ] {
+        assert!(joined.contains(e), "missing `{e}` in:\n{joined}");
+    }
+}
+
+#[test]
+fn syntax_errors_and_question_marks() {
+    let joined = errors("s.toml", "source = \"mfg\"\n[[route]\n").join("\n");
+    assert!(joined.starts_with("s.toml:2:"), "{joined}");
+    let q = "source = \"mfg\"\n[[route]]\nid = \"a\"\npath = \"/a\"\nsql = \"SELECT * FROM T WHERE A = ?\"\n";
+    let joined = errors("q.toml", q).join("\n");
+    assert!(
+        joined.contains("q.toml:5:34: error: route `a`: `?` placeholder in mapping SQL"),
+        "{joined}"
+    );
+}
+
+#[test]
+fn like_parameters_need_the_escape_clause() {
+    let text = r#"
+source = "mfg"
+[[route]]
+id = "a"
+path = "/a"
+public = true
+sql = "SELECT X FROM T WHERE N LIKE :n"
+params.n = { like = "prefix" }
+[[route]]
+id = "b"
+path = "/b"
+public = true
+sql = "SELECT X FROM T WHERE N LIKE :n escape  '!'"
+params.n = { like = "contains" }
+[[route]]
+id = "c"
+path = "/c"
+public = true
+sql = "SELECT X FROM T WHERE N = :n"
+params.n = { type = "integer", like = "begins" }
+"#;
+    let err = compile(&[file("m.toml", text)], &sources(), 100).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("m.toml:8:8: error: route `a`: parameter `n` is matched with `like`, but the SQL has no `ESCAPE '!'`"),
+        "{msg}"
+    );
+    assert!(!msg.contains("route `b`"), "{msg}");
+    assert!(
+        msg.contains("m.toml:20:39: error: `like` does not apply to integer parameters"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn mssql_sources_get_numbered_placeholders() {
+    let m = "source = \"ms\"\n[[route]]\nid = \"a\"\npublic = true\npath = \"/a\"\nsql = \"SELECT * FROM T WHERE A = :a OR B = :a\"\nparams.a = \"string\"\n";
+    let c = compile_text("m.toml", m, &sources()).expect("compiles");
+    assert_eq!(
+        c.routes[0].sql.as_ref(),
+        "SELECT * FROM T WHERE A = @P1 OR B = @P2"
+    );
+}
+
+#[test]
+fn output_names_must_be_unique_and_methods_get_only() {
+    let bad = "source = \"mfg\"\n[[route]]\nid = \"a\"\nmethod = \"POST\"\npath = \"/a\"\nsql = \"SELECT A, B\"\ncolumns.A = \"x\"\ncolumns.B = \"x\"\n";
+    let joined = errors("f.toml", bad).join("\n");
+    assert!(
+        joined.contains("f.toml:4:10: error: route `a`: method `POST` is not served"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("f.toml:8:9: error: route `a`: two columns are named `x`"),
+        "{joined}"
+    );
+}
+
+#[test]
+fn hidden_entries_are_not_mappings() {
+    let dir = tempfile::tempdir().expect("dir");
+    let v1 = dir.path().join("v1");
+    std::fs::create_dir_all(&v1).expect("v1");
+    std::fs::create_dir_all(dir.path().join("..2026_11_27_data")).expect("data");
+    std::fs::write(
+        v1.join("a.toml"),
+        "source = \"mfg\"\n[[route]]\nid = \"a\"\npublic = true\npath = \"/a\"\nsql = \"SELECT 1\"\n",
+    )
+    .expect("a");
+    std::fs::write(v1.join(".a.toml.swp"), "not toml").expect("swp");
+    std::fs::write(v1.join(".hidden.toml"), "not = [toml").expect("hidden");
+    let c = load_dir(dir.path(), &sources(), 10).expect("loads");
+    assert_eq!(c.catalog.routes.len(), 1);
+}
+
+#[test]
+fn routes_need_scopes_or_public_and_claims_need_auth() {
+    let m = "source = \"mfg\"\n[[route]]\nid = \"a\"\npath = \"/a\"\nsql = \"SELECT 1\"\n\n[[route]]\nid = \"b\"\npath = \"/b\"\npublic = true\nscopes = [\"x\"]\nsql = \"SELECT :c\"\nparams.c = { type = \"integer\", from_claim = \"customer_id\" }\nrate_limit = \"lots\"\n";
+    let joined = errors("f.toml", m).join("\n");
+    assert!(
+        joined.contains("f.toml:2:1: error: route `a` has no `scopes` and is not `public`"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("route `b` is `public` and has `scopes`"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("route `b` is public but parameter `c` needs a verified claim"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("route `b`: `rate_limit` is not a rate"),
+        "{joined}"
+    );
+    let ok = "source = \"mfg\"\n[[route]]\nid = \"mine\"\npath = \"/mine\"\nscopes = [\"portal\"]\nrate_limit = \"5/second\"\nsql = \"SELECT * FROM J WHERE C = :c\"\nparams.c = { type = \"integer\", from_claim = \"customer_id\" }\n";
+    let c = compile_text("m.toml", ok, &sources()).expect("compiles");
+    let r = &c.routes[0];
+    assert_eq!(r.params[0].location, ParamLocation::Claim);
+    assert_eq!(r.params[0].claim.as_deref(), Some("customer_id"));
+    assert_eq!(r.rate_limit.map(|s| s.limit), Some(5));
+}
+
+#[test]
+fn like_parameters_escape_brackets_where_the_dialect_needs_it() {
+    let text = |source: &str| {
+        format!(
+            "source = \"{source}\"\n[[route]]\nid = \"a\"\npath = \"/a\"\npublic = true\nsql = \"SELECT X FROM T WHERE N LIKE :n ESCAPE '!'\"\nparams.n = {{ like = \"prefix\" }}\n"
+        )
+    };
+    for (source, brackets) in [("ms", true), ("mfg", false), ("db", false), ("pg", false)] {
+        let c = compile_text("m.toml", &text(source), &sources()).expect("compiles");
+        match &c.routes[0].params[0].ty {
+            ParamType::String {
+                like: Some(like), ..
+            } => assert_eq!(like.brackets, brackets, "{source}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn deprecation_headers_are_built_at_compile_time() {
+    let m = "source = \"db\"\n[[route]]\nid = \"a\"\npath = \"/a\"\npublic = true\ndeprecated = \"2026-01-01\"\nsunset = \"2027-06-30\"\nsql = \"SELECT 1\"\n[[route]]\nid = \"b\"\npath = \"/b\"\npublic = true\ndeprecated = \"2026-01-01\"\nsql = \"SELECT 1\"\n";
+    let c = compile_text("m.toml", m, &sources()).expect("compiles");
+    let d = c.routes[0].deprecation.as_ref().expect("deprecated");
+    assert_eq!(d.since.date, "2026-01-01");
+    assert_eq!(d.since.header, "@1767225600");
+    let s = d.sunset.as_ref().expect("sunset");
+    assert_eq!(s.date, "2027-06-30");
+    assert_eq!(s.header, "Wed, 30 Jun 2027 00:00:00 GMT");
+    let d = c.routes[1].deprecation.as_ref().expect("deprecated");
+    assert!(d.sunset.is_none());
+    assert!(
+        compile_text("m.toml", GOOD, &sources())
+            .expect("compiles")
+            .routes
+            .iter()
+            .all(|r| r.deprecation.is_none())
+    );
+}
+
+#[test]
+fn deprecation_dates_are_checked() {
+    let m = "source = \"db\"\n[[route]]\nid = \"a\"\npath = \"/a\"\npublic = true\ndeprecated = \"2026-13-01\"\nsql = \"SELECT 1\"\n[[route]]\nid = \"b\"\npath = \"/b\"\npublic = true\nsunset = \"2027-06-30\"\nsql = \"SELECT 1\"\n[[route]]\nid = \"c\"\npath = \"/c\"\npublic = true\ndeprecated = \"2026-01-01\"\nsunset = \"2025-06-30\"\nsql = \"SELECT 1\"\n";
+    let joined = errors("m.toml", m).join("\n");
+    for e in [
+        "m.toml:6:14: error: route `a`: `deprecated` must be a date",
+        "m.toml:12:10: error: route `b` has a `sunset` but is not `deprecated`",
+        "m.toml:19:10: error: route `c`: `sunset` is before `deprecated`",
+    ] {
+        assert!(joined.contains(e), "missing `{e}` in:\n{joined}");
+    }
+}
