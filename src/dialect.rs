@@ -443,13 +443,20 @@ mod error_class_tests {
         assert_eq!(ms(547), C::ForeignKeyViolation);
         assert_eq!(ms(8115), C::BadValue);
         assert_eq!(ms(1205), C::Deadlock);
-        assert_eq!(ms(208), C::Other, "invalid object name: the statement's fault");
+        assert_eq!(
+            ms(208),
+            C::Other,
+            "invalid object name: the statement's fault"
+        );
         assert_eq!(Dialect::Mssql.classify_error(None, Some(245)), C::BadValue);
         let db2 = |n| Dialect::Db2i.classify_error(Some("HY000"), Some(n));
         assert_eq!(db2(-803), C::UniqueViolation);
         assert_eq!(db2(-302), C::BadValue);
         assert_eq!(db2(-911), C::Deadlock);
-        assert_eq!(Dialect::Sqlite.classify_error(Some("HY000"), Some(19)), C::Other);
+        assert_eq!(
+            Dialect::Sqlite.classify_error(Some("HY000"), Some(19)),
+            C::Other
+        );
         assert!(Dialect::Db2i.describes_parameters() && !Dialect::Mssql.describes_parameters());
     }
 }

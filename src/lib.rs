@@ -15,7 +15,6 @@ pub mod http;
 pub mod mapping;
 pub mod metrics;
 pub mod openapi;
-pub mod reload;
 pub mod secret;
 pub mod shape;
 pub mod source;

@@ -530,7 +530,7 @@ fn column_schema(
 ) -> ObjectBuilder {
     let b = ObjectBuilder::new().description(description.map(str::to_string));
     let b = match ty {
-        None => b.description(Some(join(
+        None => b.schema_type(SchemaType::AnyValue).description(Some(join(
             description,
             "Typed as the database column is (the mapping gives no `type`).",
         ))),

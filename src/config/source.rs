@@ -14,8 +14,8 @@ use super::mssql::{MssqlTarget, compile_mssql};
 use super::raw::{RawKindOptions, RawSource};
 use super::{DURATION_HINT, parse_duration};
 use crate::diag::{Diagnostics, SourceFile};
-use crate::secret::Secret;
 use crate::dialect::Dialect;
+use crate::secret::Secret;
 
 /// What kind of client library talks to a source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
-use crate::secret::Secret;
 use crate::dialect::Dialect;
+use crate::secret::Secret;
 
 fn env(v: &str) -> Option<String> {
     match v {

@@ -18,9 +18,9 @@ use crate::auth::Identity;
 use crate::auth::ratelimit::Decision;
 use crate::cache;
 use crate::catalog::{ParamLocation, RoutePlan};
-use crate::shape::IntRange;
 use crate::codec::BindValue;
 use crate::encode::{JsonRows, LayoutCache};
+use crate::shape::IntRange;
 use crate::source::SourceError;
 
 /// Where a route sits: its catalog's generation, and the runtime state kept beside its plan.
@@ -393,7 +393,9 @@ async fn execute(
                 }
             }
             return Err(match &e {
-                SourceError::OutOfRange { placeholder, range } => out_of_range(route, *placeholder, range),
+                SourceError::OutOfRange { placeholder, range } => {
+                    out_of_range(route, *placeholder, range)
+                }
                 e => Problem::from_source(e),
             });
         }

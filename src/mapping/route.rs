@@ -20,9 +20,9 @@ use super::fields::is_identifier;
 use super::params::compile_param;
 use super::raw::{self, Entry, RawColumn, RawParam, RawRoute};
 use super::{MappingFile, SourceInfo, path, statement};
-use crate::config::RateSpec;
 use crate::catalog::{ColumnPlan, Deprecation, HeaderDate, ParamLocation, ParamPlan, RoutePlan};
 use crate::codec::{DateFormat, ParamType};
+use crate::config::RateSpec;
 use crate::diag::{Diagnostics, SourceFile};
 use crate::dialect::{Dialect, Placeholders};
 

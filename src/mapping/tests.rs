@@ -84,7 +84,9 @@ fn compiles_a_good_file() {
 fn lookup_finds_routes_and_methods() {
     let c = compile_text("jobs.toml", GOOD, &sources()).expect("compiles");
     match c.lookup("GET", "/v1/jobs/42") {
-        crate::catalog::Lookup::Found { route, path_params, .. } => {
+        crate::catalog::Lookup::Found {
+            route, path_params, ..
+        } => {
             assert_eq!(route.id, "getJob");
             assert_eq!(path_params, [("job_number".to_string(), "42".to_string())]);
         }

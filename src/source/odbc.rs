@@ -23,8 +23,8 @@ use tracing::{debug, info, warn};
 use super::{Admitted, RowSink, SinkError, SourceError};
 use crate::codec::{BindKind, BindValue, Cell};
 use crate::config::{SourceConfig, redact_connection_string};
-use crate::secret::Secret;
 use crate::dialect::ErrorClass;
+use crate::secret::Secret;
 use crate::shape::{ColumnInfo, Described, IntRange, ParamShape, SqlType};
 
 /// Largest buffer for one batch of rows, across all columns.
@@ -454,10 +454,7 @@ fn describe_result(
     Ok((columns, descs))
 }
 
-fn describe_prepared(
-    stmt: &mut Stmt,
-    params: &[ParamShape],
-) -> Result<Described, odbc_api::Error> {
+fn describe_prepared(stmt: &mut Stmt, params: &[ParamShape]) -> Result<Described, odbc_api::Error> {
     let (columns, _) = describe_result(stmt, 65_536)?;
     let n = usize::from(stmt.num_params()?);
     let mut params = params.to_vec();
@@ -485,9 +482,14 @@ fn param_range(dt: DataType) -> Option<IntRange> {
     match dt {
         DataType::SmallInt => Some(IntRange::SMALLINT),
         DataType::Integer => Some(IntRange::INTEGER),
-        DataType::Numeric { precision, scale: 0 } | DataType::Decimal { precision, scale: 0 } => {
-            IntRange::digits(precision)
+        DataType::Numeric {
+            precision,
+            scale: 0,
         }
+        | DataType::Decimal {
+            precision,
+            scale: 0,
+        } => IntRange::digits(precision),
         _ => None,
     }
 }

@@ -2,6 +2,8 @@
 //! every route against its database (`patina check --db`, and warnings at start). Owns the
 //! order in which things are built; each step's logic lives in its own module.
 
+pub mod reload;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,9 +19,9 @@ use crate::diag::{Diagnostic, LoadError, Severity};
 use crate::dialect::{Client, Dialect, Placeholders};
 use crate::http::{self, AppState, Gateway, Security};
 use crate::mapping::{self, Compiled, SourceInfo};
-use crate::reload::{Reloader, WatchGuard};
 use crate::shape::{Learned, SqlType};
 use crate::source::{Pool, Source, SourceError};
+use reload::{Reloader, WatchGuard};
 
 /// Compile the mappings a config points at.
 pub fn compile_catalog(config: &Config) -> Result<Compiled, LoadError> {
@@ -237,9 +239,10 @@ pub async fn check_against_sources(
         let Some(source) = sources.get(&route.source) else {
             continue;
         };
-        let described = tokio::time::timeout(DESCRIBE_TIMEOUT, source.describe(Arc::clone(&route.sql)))
-            .await
-            .unwrap_or(Err(SourceError::Timeout));
+        let described =
+            tokio::time::timeout(DESCRIBE_TIMEOUT, source.describe(Arc::clone(&route.sql)))
+                .await
+                .unwrap_or(Err(SourceError::Timeout));
         match described {
             Err(e) => {
                 let text = e.to_string();

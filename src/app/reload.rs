@@ -12,7 +12,6 @@ use actix_web::web;
 use notify::{RecursiveMode, Watcher as _};
 use tracing::{error, info, warn};
 
-use crate::app;
 use crate::config::Config;
 use crate::http::AppState;
 
@@ -61,7 +60,7 @@ impl Reloader {
     /// Compile the mapping files again; swap them in if they compile. Returns whether the
     /// new catalog is being served.
     pub fn reload(&self) -> bool {
-        match app::compile_catalog(&self.config) {
+        match super::compile_catalog(&self.config) {
             Ok(compiled) => {
                 for w in &compiled.warnings {
                     warn!("{w}");
