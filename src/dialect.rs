@@ -404,7 +404,7 @@ impl Dialect {
             },
             Dialect::Db2i => match code {
                 -803 => Some(ErrorClass::UniqueViolation),
-                -530 | -531 | -532 => Some(ErrorClass::ForeignKeyViolation),
+                -532..=-530 => Some(ErrorClass::ForeignKeyViolation),
                 -545 | -407 => Some(ErrorClass::CheckViolation),
                 -911 | -913 => Some(ErrorClass::Deadlock),
                 -302 | -180 | -181 | -183 | -404 | -420 => Some(ErrorClass::BadValue),

@@ -193,7 +193,11 @@ fn served_rows_validate_against_the_document(db: &common::TestDb) {
         doc["components"]["schemas"]["Drift"]["additionalProperties"], false,
         "row schemas are closed"
     );
-    let values = [("job_number", "100001"), ("customer_number", "1001"), ("n", "100001")];
+    let values = [
+        ("job_number", "100001"),
+        ("customer_number", "1001"),
+        ("n", "100001"),
+    ];
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.len() >= 10, "{}", paths.len());
     for (template, item) in paths {
@@ -201,11 +205,14 @@ fn served_rows_validate_against_the_document(db: &common::TestDb) {
         for (name, value) in values {
             path = path.replace(&format!("{{{name}}}"), value);
         }
-        assert!(!path.contains('{'), "no value for a parameter of {template}");
+        assert!(
+            !path.contains('{'),
+            "no value for a parameter of {template}"
+        );
         let r = gw.get(&path);
         assert_eq!(r.status, 200, "{path}: {}", r.text);
-        let mut schema = item["get"]["responses"]["200"]["content"]["application/json"]["schema"]
-            .clone();
+        let mut schema =
+            item["get"]["responses"]["200"]["content"]["application/json"]["schema"].clone();
         schema["components"] = doc["components"].clone();
         let validator = jsonschema::validator_for(&schema)
             .unwrap_or_else(|e| panic!("{template}: the documented schema is invalid: {e}"));

@@ -1,0 +1,86 @@
+//! The documents built from small catalogs: parameters, columns, errors, the list envelope.
+use super::*;
+use crate::mapping::testing::{compile_text, sources};
+
+fn catalog(text: &str) -> Catalog {
+    compile_text("jobs.toml", text, &sources()).expect("compiles")
+}
+
+#[test]
+fn documents_parameters_columns_and_errors() {
+    let c = catalog(
+        r#"source = "db"
+[[route]]
+id = "getJob"
+path = "/jobs/{n}"
+scopes = ["jobs:read"]
+one = true
+summary = "One job"
+deprecated = "2026-01-01"
+sunset = "2027-06-30"
+sql = "SELECT A, B, C, D FROM T WHERE N = :n AND S = :s"
+params.n = { type = "integer", minimum = 1, example = 7 }
+params.s = { codes = { R = "released" }, description = "status" }
+columns.A = { name = "a", type = "decimal", scale = 2, nullable = false }
+columns.B = { name = "b", type = "date", format = "cyymmdd" }
+columns.C = { name = "c", codes = { R = "released" }, unknown_code = "error", nullable = false }
+columns.D = { name = "d", type = "time", format = "hhmmss" }
+"#,
+    );
+    let info = DocsInfo {
+        bearer: true,
+        api_keys: true,
+        ..DocsInfo::default()
+    };
+    let doc = serde_json::to_value(document(&c, &Learned::new(0), "v1", &info)).expect("json");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let op = &doc["paths"]["/v1/jobs/{n}"]["get"];
+    assert_eq!(op["operationId"], "getJob");
+    assert_eq!(op["deprecated"], true);
+    assert_eq!(op["tags"], json!(["jobs"]));
+    assert_eq!(op["parameters"][0]["in"], "path");
+    assert_eq!(op["parameters"][0]["schema"]["minimum"], 1.0);
+    assert_eq!(op["parameters"][0]["example"], 7);
+    assert_eq!(op["parameters"][1]["schema"]["enum"], json!(["released"]));
+    assert_eq!(
+        op["security"],
+        json!([{"bearerAuth": ["jobs:read"]}, {"apiKeyAuth": ["jobs:read"]}])
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["apiKeyAuth"]["name"],
+        "X-API-Key"
+    );
+    assert!(op["responses"]["429"].is_null(), "no rate limit configured");
+    for status in ["200", "400", "401", "403", "404", "500", "503", "504"] {
+        assert!(op["responses"][status].is_object(), "{status}");
+    }
+    assert!(op["responses"]["200"]["headers"]["Sunset"].is_object());
+    let row = &doc["components"]["schemas"]["GetJob"];
+    assert_eq!(row["properties"]["a"]["type"], "number");
+    assert_eq!(row["properties"]["b"]["type"], json!(["string", "null"]));
+    assert_eq!(row["properties"]["b"]["format"], "date");
+    assert_eq!(row["properties"]["c"]["enum"], json!(["released"]));
+    assert_eq!(row["required"], json!(["a", "b", "c", "d"]));
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+}
+
+#[test]
+fn lists_use_the_envelope() {
+    let c = catalog(
+        "source = \"db\"\n[[route]]\nid = \"listJobs\"\npath = \"/jobs\"\npublic = true\nmax_rows = 5\nsql = \"SELECT A FROM T\"\ncolumns.A = \"a\"\n",
+    );
+    let doc = serde_json::to_value(document(&c, &Learned::new(0), "v1", &DocsInfo::default()))
+        .expect("json");
+    let schema = &doc["paths"]["/v1/jobs"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"];
+    assert_eq!(schema["properties"]["data"]["maxItems"], 5);
+    assert_eq!(
+        schema["properties"]["data"]["items"]["$ref"],
+        "#/components/schemas/ListJobs"
+    );
+    assert_eq!(schema["required"], json!(["data", "next"]));
+    assert!(
+        doc["paths"]["/v1/jobs"]["get"]["responses"]["400"].is_null(),
+        "no params, no 400"
+    );
+}
