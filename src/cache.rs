@@ -1,5 +1,6 @@
-//! The response cache: per route (`cache = "5s"` in the mapping), keyed by route and the
-//! values bound to the statement — which include claim-bound values, so callers filtered by
+//! The response cache: per route (`cache = "5s"` in the mapping), keyed by the catalog's
+//! generation (a reload never serves what older mappings produced), the route and the values
+//! bound to the statement — which include claim-bound values, so callers filtered by
 //! their claims never share entries. Concurrent identical requests share one query (request
 //! coalescing). Memory is bounded by an entry cap. Errors are never cached.
 

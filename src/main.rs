@@ -1,4 +1,5 @@
-//! The `patina` command line: `serve` and `check`.
+//! The `patina` command line: `serve`, `check`, `openapi`, `keys` and `token`. Parses arguments
+//! and prints; what each command does lives in the library (`serve` is [`patina::app::App`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +62,10 @@ enum Command {
         config: PathBuf,
         #[arg(long, default_value = "openapi")]
         out: PathBuf,
+        /// Describe every route on its database first, as the running gateway does: columns
+        /// the mappings leave untyped or unnamed are documented as served, row schemas closed.
+        #[arg(long)]
+        db: bool,
     },
     /// Manage API keys: only their hashes are stored, in the config's `auth.api_keys_file`.
     Keys {
@@ -125,7 +130,7 @@ fn main() -> ExitCode {
             init_logging(&log_format);
             serve(&config, listen.as_deref())
         }
-        Command::Openapi { config, out } => write_openapi(&config, &out),
+        Command::Openapi { config, out, db } => write_openapi(&config, &out, db),
         Command::Keys { config, action } => keys(&config, action),
         Command::Token {
             config,
@@ -338,12 +343,24 @@ fn token(
     }
 }
 
-fn write_openapi(config_path: &std::path::Path, out: &std::path::Path) -> ExitCode {
+fn write_openapi(config_path: &std::path::Path, out: &std::path::Path, db: bool) -> ExitCode {
     let Some(app::App { config, compiled }) = load(config_path) else {
         return ExitCode::FAILURE;
     };
-    let nothing_learned = patina::shape::Learned::new(0);
-    let docs = patina::openapi::Documents::build(&compiled.catalog, &nothing_learned, &config.docs);
+    let learned = patina::shape::Learned::new(compiled.catalog.routes.len());
+    if db {
+        let described = runtime()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| rt.block_on(app::describe_routes(&config, &compiled.catalog, &learned)));
+        match described {
+            Ok(found) => found.iter().for_each(|d| eprintln!("{d}")),
+            Err(e) => {
+                eprintln!("patina: cannot describe the routes: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let docs = patina::openapi::Documents::build(&compiled.catalog, &learned, &config.docs);
     if let Err(e) = std::fs::create_dir_all(out) {
         eprintln!("patina: cannot create {}: {e}", out.display());
         return ExitCode::FAILURE;
