@@ -414,6 +414,11 @@ impl Dialect {
         }
     }
 
+    /// Whether `$tag$ … $tag$` quotes a string (PostgreSQL).
+    pub fn has_dollar_quotes(self) -> bool {
+        matches!(self, Dialect::Postgres)
+    }
+
     /// Whether the ODBC driver of this dialect describes parameter types cheaply and well
     /// (`SQLDescribeParam`), so out-of-range integers can be refused before the statement
     /// runs. SQL Server drivers answer it with an extra round trip through

@@ -62,7 +62,7 @@ pub fn scan_named(sql: &str, dialect: Dialect) -> Result<Vec<NamedParam>, ScanEr
                     i += 1;
                 }
             }
-            b'$' if dialect == Dialect::Postgres => i = skip_dollar_quoted(bytes, i),
+            b'$' if dialect.has_dollar_quotes() => i = skip_dollar_quoted(bytes, i),
             b'?' => {
                 return Err(ScanError {
                     offset: i,

@@ -168,3 +168,25 @@ fn a_reload_never_serves_a_response_cached_under_the_old_mapping() {
     });
     assert_eq!(gw.get("/v1/c").json()["v"], "new");
 }
+
+#[test]
+fn the_document_learns_the_columns_of_a_reloaded_mapping() {
+    let route = |sql: &str| {
+        format!(
+            "source = \"demo\"\n[[route]]\nid = \"t\"\npath = \"/t\"\npublic = true\nsql = \"{sql}\"\n"
+        )
+    };
+    let gw = common::with_mapping(&common::sqlite(), &route("SELECT 1 AS A"), "");
+    let has = |name: &str| {
+        gw.get("/openapi/v1.json").json()["components"]["schemas"]["T"]["properties"][name]
+            .is_object()
+    };
+    wait_for("the start-up check's columns", || has("a"));
+    std::fs::write(
+        gw.dir.join("mappings/v1/t.toml"),
+        route("SELECT 1 AS A, 'x' AS B"),
+    )
+    .expect("write");
+    wait_for("the reloaded route's columns", || has("b"));
+    assert!(has("a"));
+}

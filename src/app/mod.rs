@@ -1,6 +1,8 @@
-//! Start-up: config → compiled catalog → running sources → bound server, and the live check of
-//! every route against its database (`patina check --db`, and warnings at start). Owns the
-//! order in which things are built; each step's logic lives in its own module.
+//! Start-up, the one path: config → compiled catalog → running sources → bound server, then the
+//! mapping watcher ([`reload`]) and the live check of every route against its database (its
+//! warnings in the log; `patina check --db` prints them). `patina serve`, reloads and every
+//! integration test go through [`App::start`]. Owns the order in which things are built; each
+//! step's logic lives in its own module.
 
 pub mod reload;
 
@@ -16,7 +18,7 @@ use crate::auth::Authenticator;
 use crate::catalog::Catalog;
 use crate::config::{Config, SourceKind};
 use crate::diag::{Diagnostic, LoadError, Severity};
-use crate::dialect::{Client, Dialect, Placeholders};
+use crate::dialect::{Client, Placeholders};
 use crate::http::{self, AppState, Gateway, Security};
 use crate::mapping::{self, Compiled, SourceInfo};
 use crate::shape::{Learned, SqlType};
@@ -121,7 +123,10 @@ impl App {
         let sources = start_sources(&config).map_err(StartError::Sources)?;
         let gateway =
             build(&config, &catalog, sources.clone(), listen).map_err(StartError::Bind)?;
-        let reloader = Reloader::new(config, gateway.state.clone());
+        // Describing runs once at start and again after every reload that swaps a catalog in.
+        let (describe, mut to_describe) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let check_config = config.clone();
+        let reloader = Reloader::new(config, gateway.state.clone(), describe.clone());
         let watching = match reloader.watch() {
             Ok(guard) => Some(guard),
             Err(e) => {
@@ -136,20 +141,19 @@ impl App {
             "patina listening on http://{}",
             gateway.addr
         );
-        let learned = gateway.state.learned();
-        let check_config = reloader.config().clone();
+        let state = gateway.state.clone();
         actix_web::rt::spawn(async move {
-            // On connections of its own: a slow description never holds a connection that
-            // requests wait for.
-            match start_sources(&check_config) {
-                Ok(own) => {
-                    for d in check_against_sources(&catalog, &own, Some(&learned)).await {
-                        warn!("{d}");
-                    }
+            while to_describe.recv().await.is_some() {
+                // Several reloads in a row: describe only the catalog served now.
+                while to_describe.try_recv().is_ok() {}
+                let (catalog, learned) = state.catalog_and_learned();
+                match describe_routes(&check_config, &catalog, &learned).await {
+                    Ok(found) => found.iter().for_each(|d| warn!("{d}")),
+                    Err(e) => warn!("routes not checked against their databases: {e}"),
                 }
-                Err(e) => warn!("start-up check not run: {e}"),
             }
         });
+        let _ = describe.send(());
         Ok(RunningApp {
             addr: gateway.addr,
             state: gateway.state,
@@ -210,13 +214,36 @@ fn build(
     )
 }
 
-/// Prepare every route's statement on its source and compare what the database reports with
-/// the mapping: result columns the mapping names, parameter counts, column types the gateway
-/// cannot decode. Nothing is executed.
 /// How long one statement's description may take.
 const DESCRIBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// With `learned`, what each description says is kept for the running catalog (parameter
+/// Describe every route of `catalog` on its database, keeping what each description says in
+/// `learned`, and return what the check finds. Runs on sources of its own, one connection
+/// each: a slow description never holds a connection that requests wait for, and the check
+/// holds no more of the database than one connection per source.
+pub async fn describe_routes(
+    config: &Config,
+    catalog: &Catalog,
+    learned: &Learned,
+) -> Result<Vec<Diagnostic>, String> {
+    let own = start_sources(&one_connection_each(config))?;
+    Ok(check_against_sources(catalog, &own, Some(learned)).await)
+}
+
+/// The config with one connection per source: the start-up check describes one statement at
+/// a time, and holds no more of the database than that.
+fn one_connection_each(config: &Config) -> Config {
+    let mut config = config.clone();
+    for s in config.sources.values_mut() {
+        s.pool_max = 1;
+        s.max_concurrent = 1;
+    }
+    config
+}
+
+/// Prepare every route's statement on its source and compare what the database reports with
+/// the mapping: result columns the mapping names, parameter counts, column types the gateway
+/// cannot decode. Nothing is executed. With `learned`, what each description says is kept for the running catalog (parameter
 /// ranges, result columns for the documents).
 pub async fn check_against_sources(
     catalog: &Catalog,
@@ -246,11 +273,7 @@ pub async fn check_against_sources(
         match described {
             Err(e) => {
                 let text = e.to_string();
-                // The route's dialect is not at hand here: any dialect's wording counts.
-                let hint = if Dialect::ALL
-                    .iter()
-                    .any(|d| d.cannot_infer_parameter_type(&text))
-                {
+                let hint = if source.dialect().cannot_infer_parameter_type(&text) {
                     "the database cannot infer a parameter's type (typically `:p IS NULL`): \
                      write CAST(:p AS CHAR(1)) IS NULL, with the column's type"
                 } else {

@@ -23,6 +23,8 @@ const DEBOUNCE: Duration = Duration::from_millis(300);
 pub struct Reloader {
     config: Arc<Config>,
     state: web::Data<AppState>,
+    /// Asks for the swapped-in catalog's routes to be described on their databases.
+    describe: tokio::sync::mpsc::UnboundedSender<()>,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -45,16 +47,16 @@ impl std::fmt::Debug for WatchGuard {
 }
 
 impl Reloader {
-    pub fn new(config: Config, state: web::Data<AppState>) -> Self {
+    pub fn new(
+        config: Config,
+        state: web::Data<AppState>,
+        describe: tokio::sync::mpsc::UnboundedSender<()>,
+    ) -> Self {
         Self {
             config: Arc::new(config),
             state,
+            describe,
         }
-    }
-
-    /// The config the gateway runs on.
-    pub fn config(&self) -> &Config {
-        &self.config
     }
 
     /// Compile the mapping files again; swap them in if they compile. Returns whether the
@@ -68,6 +70,8 @@ impl Reloader {
                 let catalog = Arc::new(compiled.catalog);
                 let routes = catalog.routes.len();
                 self.state.swap(catalog);
+                // Nobody listens once the server has stopped: nothing to describe then.
+                let _ = self.describe.send(());
                 info!(routes, "mappings reloaded");
                 true
             }

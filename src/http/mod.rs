@@ -79,9 +79,10 @@ impl AppState {
         Arc::clone(&self.live.load().catalog)
     }
 
-    /// What the databases said of the current catalog's routes.
-    pub fn learned(&self) -> Arc<Learned> {
-        Arc::clone(&self.live.load().learned)
+    /// The current catalog and what the databases said of its routes, taken together.
+    pub fn catalog_and_learned(&self) -> (Arc<Catalog>, Arc<Learned>) {
+        let live = self.live.load();
+        (Arc::clone(&live.catalog), Arc::clone(&live.learned))
     }
 
     /// The running sources, by name.

@@ -1,6 +1,8 @@
 //! The OpenAPI 3.1 document of each API version, built from the compiled catalog (the same
 //! plans the server runs, so the document cannot drift from what is served), and the Swagger
-//! UI configuration that lists them. Pure: no IO.
+//! UI configuration that lists them. What the databases said of a route ([`Learned`]) completes
+//! what its mapping leaves open (untyped or unnamed columns, parameter ranges), so row schemas
+//! can be closed. Pure: no IO.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -234,7 +236,9 @@ fn operation(
     if !r.params.is_empty() {
         op = op.response(
             "400",
-            problem_response("A parameter is missing, malformed or unknown."),
+            problem_response(
+                "A parameter is missing, malformed or unknown, or the database refused its value.",
+            ),
         );
     }
     if r.one {
@@ -476,16 +480,17 @@ fn parameter(p: &ParamPlan, range: Option<IntRange>) -> utoipa::openapi::path::P
         .build()
 }
 
-/// The row as served: closed (`additionalProperties: false`), so a response validator catches
-/// any drift. Once the database has described the statement, every result column is listed
-/// with the codec the encoder gives it ([`RoutePlan::output_of`]); before, the mapping's columns
-/// are, and a column whose codec the database's type decides accepts any JSON value.
+/// The row as served. Once the database has described the statement, every result column is
+/// listed with the codec the encoder gives it ([`RoutePlan::output_of`]) and the schema is
+/// closed (`additionalProperties: false`), so a response validator catches any drift. Before,
+/// the mapping's columns are listed, a column whose codec the database's type decides accepts
+/// any JSON value, and the schema stays open: the statement may return columns the mapping
+/// does not name.
 fn row_schema(r: &RoutePlan, shape: Option<&Described>) -> Schema {
-    let mut b = ObjectBuilder::new()
-        .description(r.summary.clone())
-        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    let mut b = ObjectBuilder::new().description(r.summary.clone());
     match shape {
         Some(shape) => {
+            b = b.additional_properties(Some(AdditionalProperties::FreeForm(false)));
             for c in &shape.columns {
                 let (name, codec) = r.output_of(c);
                 let plan = r.column(&c.name);
@@ -568,11 +573,11 @@ fn column_schema(
         Some(ColumnType::DateTime) => b
             .schema_type(types(Type::String, n))
             .pattern(Some(
-                "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?$",
+                "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})?$",
             ))
             .description(Some(join(
                 description,
-                "Local date and time, without offset.",
+                "Date and time: local, or with its UTC offset when the database stores one.",
             ))),
         Some(ColumnType::Code { codes, unknown }) => {
             let words: Vec<serde_json::Value> = codes.iter().map(|(_, w)| json!(w)).collect();

@@ -15,6 +15,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::codec::{BindValue, Cell};
 use crate::config::{SourceConfig, SourceKind};
+use crate::dialect::Dialect;
 use crate::shape::{ColumnInfo, Described, IntRange};
 use gate::Gate;
 
@@ -125,6 +126,9 @@ pub enum Pool {
 #[derive(Debug)]
 pub struct Source {
     name: String,
+    dialect: Dialect,
+    /// The dialect's no-op statement, made once.
+    ping_sql: Arc<str>,
     gate: Gate,
     pool: Pool,
 }
@@ -137,6 +141,8 @@ impl Source {
         };
         Ok(Arc::new(Source {
             name: cfg.name.clone(),
+            dialect: cfg.dialect,
+            ping_sql: Arc::from(cfg.dialect.ping_sql()),
             gate: Gate::new(cfg),
             pool,
         }))
@@ -185,6 +191,11 @@ impl Source {
         &self.name
     }
 
+    /// The SQL flavour this source's database speaks.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     /// The kind-specific pool, for what differs by kind (diagnostics, hints).
     pub fn pool(&self) -> &Pool {
         &self.pool
@@ -192,13 +203,15 @@ impl Source {
 
     /// Run the dialect's no-op statement: is the database reachable?
     pub async fn ping(&self) -> Result<(), SourceError> {
-        let sql = match &self.pool {
-            Pool::Odbc(p) => p.ping_sql(),
-            Pool::Mssql(_) => Arc::from(crate::dialect::Dialect::Mssql.ping_sql()),
-        };
-        self.query(sql, Vec::new(), 1, None, Box::new(Discard))
-            .await
-            .map(|_| ())
+        self.query(
+            Arc::clone(&self.ping_sql),
+            Vec::new(),
+            1,
+            None,
+            Box::new(Discard),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Pool occupancy, for `/metrics`.

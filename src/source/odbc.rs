@@ -51,7 +51,6 @@ enum Job {
 /// A pool of connections to one ODBC source.
 #[derive(Debug)]
 pub struct OdbcPool {
-    ping_sql: Arc<str>,
     jobs: crossbeam_channel::Sender<Job>,
 }
 
@@ -79,15 +78,7 @@ impl OdbcPool {
                 warn!(error = %e, "could not start an ODBC worker thread");
             }
         }
-        Self {
-            ping_sql: Arc::from(cfg.dialect.ping_sql()),
-            jobs: tx,
-        }
-    }
-
-    /// The dialect's no-op statement.
-    pub fn ping_sql(&self) -> Arc<str> {
-        Arc::clone(&self.ping_sql)
+        Self { jobs: tx }
     }
 
     /// Hand an admitted statement to a free worker and wait for its rows.

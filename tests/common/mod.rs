@@ -167,6 +167,25 @@ pub fn with_mapping(db: &TestDb, text: &str, source_extra: &str) -> Gateway {
     )
 }
 
+/// The repository's own `patina.toml` over the SQLite demo database.
+pub fn repo_demo_config() -> Config {
+    let db = sqlite();
+    let path = Path::new(ROOT).join("patina.toml");
+    let text = std::fs::read_to_string(&path).expect("patina.toml");
+    let db_path = db
+        .connection_string
+        .split(';')
+        .find_map(|kv| kv.strip_prefix("Database="))
+        .expect("database path")
+        .to_string();
+    Config::parse(&path, &text, &move |v| match v {
+        "PATINA_DEMO_DB" => Some(db_path.clone()),
+        "PATINA_JWT_SECRET" => Some(SECRET.to_string()),
+        _ => None,
+    })
+    .unwrap_or_else(|e| panic!("config: {e}"))
+}
+
 /// A running gateway.
 #[derive(Debug)]
 pub struct Gateway {
@@ -240,24 +259,9 @@ impl Gateway {
     /// The repository's own `patina.toml` (demo mappings, docs settings) over the SQLite
     /// demo database.
     pub fn repo_demo() -> Gateway {
-        let db = sqlite();
-        let path = Path::new(ROOT).join("patina.toml");
-        let text = std::fs::read_to_string(&path).expect("patina.toml");
-        let db_path = db
-            .connection_string
-            .split(';')
-            .find_map(|kv| kv.strip_prefix("Database="))
-            .expect("database path")
-            .to_string();
-        let config = Config::parse(&path, &text, &move |v| match v {
-            "PATINA_DEMO_DB" => Some(db_path.clone()),
-            "PATINA_JWT_SECRET" => Some(SECRET.to_string()),
-            _ => None,
-        })
-        .unwrap_or_else(|e| panic!("config: {e}"));
         Gateway {
             issuer: "patina-demo".into(),
-            ..Self::from_loaded(config, path.parent().expect("root"))
+            ..Self::from_loaded(repo_demo_config(), Path::new(ROOT))
         }
     }
 
