@@ -2,8 +2,9 @@
 //! SQL Server test server started in-process (the `mssql-mock-tds` crate). It answers the
 //! statements registered here, by their upper-case text, and ignores parameter values; its
 //! result types are the integer family, nvarchar and (n)varchar/varbinary(max). Type decoding
-//! for every other SQL Server type is covered by the unit tests in `src/source/mssql.rs`; a
-//! real server is exercised by `tests/mssql_live.rs` when `MSSQL_URL` is set.
+//! for every other SQL Server type is covered by the unit tests in
+//! `src/source/mssql/tests.rs`; a real server is exercised by `tests/mssql_live.rs` when
+//! `MSSQL_URL` is set.
 
 mod common;
 
