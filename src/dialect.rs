@@ -219,6 +219,97 @@ fn has_top_level_order_by(sql: &str) -> bool {
     found
 }
 
+/// What kind of failure a database error is, whatever the database said it in: the HTTP
+/// layer maps each class to a status, the sources decide what happens to the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The connection is gone (SQLSTATE class 08, a server-side session kill).
+    ConnectionLost,
+    /// The statement, or a lock it waited for, ran past its time.
+    Timeout,
+    /// A unique or primary key already holds the value.
+    UniqueViolation,
+    /// A referenced row is missing, or a referencing row still exists.
+    ForeignKeyViolation,
+    /// A CHECK constraint or NOT NULL refused the row.
+    CheckViolation,
+    /// Chosen as a deadlock victim, or a serialization failure: worth retrying.
+    Deadlock,
+    /// A bound value is out of range or malformed for its type (SQLSTATE class 22): the
+    /// caller's input, not the statement, is at fault.
+    BadValue,
+    /// Anything else: the statement's (or the mapping's) fault.
+    Other,
+}
+
+impl Dialect {
+    /// Classify a database error from its SQLSTATE (every ODBC driver gives one) and, where
+    /// the SQLSTATE is too coarse (`23000`, `HY000`, or none at all over TDS), the database's
+    /// own error number: SQL Server's error numbers, IBM i's SQLCODEs (`-803` is `SQL0803`).
+    pub fn classify_error(self, sqlstate: Option<&str>, native: Option<i32>) -> ErrorClass {
+        if let Some(class) = self.classify_native(native) {
+            return class;
+        }
+        let Some(state) = sqlstate else {
+            return ErrorClass::Other;
+        };
+        match state {
+            s if s.starts_with("08") => ErrorClass::ConnectionLost,
+            "HYT00" | "HYT01" | "57014" => ErrorClass::Timeout,
+            "40001" | "40P01" => ErrorClass::Deadlock,
+            "23505" => ErrorClass::UniqueViolation,
+            "23503" => ErrorClass::ForeignKeyViolation,
+            "23502" | "23513" | "23514" => ErrorClass::CheckViolation,
+            // The data exceptions a bound value causes: too long, out of range, not a number,
+            // not a date. Division by zero and the like are the statement's own.
+            "22001" | "22003" | "22007" | "22008" | "22018" | "22023" | "22P02" => {
+                ErrorClass::BadValue
+            }
+            _ => ErrorClass::Other,
+        }
+    }
+
+    fn classify_native(self, native: Option<i32>) -> Option<ErrorClass> {
+        let code = native?;
+        match self {
+            Dialect::Mssql => match code {
+                2627 | 2601 => Some(ErrorClass::UniqueViolation),
+                547 => Some(ErrorClass::ForeignKeyViolation),
+                515 => Some(ErrorClass::CheckViolation),
+                1205 => Some(ErrorClass::Deadlock),
+                1222 => Some(ErrorClass::Timeout),
+                // Arithmetic overflow, failed conversions, out-of-range dates, truncation.
+                220 | 232 | 241 | 242 | 245 | 248 | 8114 | 8115 | 8152 | 2628 => {
+                    Some(ErrorClass::BadValue)
+                }
+                _ => None,
+            },
+            Dialect::Db2i => match code {
+                -803 => Some(ErrorClass::UniqueViolation),
+                -532..=-530 => Some(ErrorClass::ForeignKeyViolation),
+                -545 | -407 => Some(ErrorClass::CheckViolation),
+                -911 | -913 => Some(ErrorClass::Deadlock),
+                -302 | -180 | -181 | -183 | -404 | -420 => Some(ErrorClass::BadValue),
+                _ => None,
+            },
+            Dialect::Postgres | Dialect::Sqlite => None,
+        }
+    }
+
+    /// Whether `$tag$ … $tag$` quotes a string (PostgreSQL).
+    pub fn has_dollar_quotes(self) -> bool {
+        matches!(self, Dialect::Postgres)
+    }
+
+    /// Whether the ODBC driver of this dialect describes parameter types cheaply and well
+    /// (`SQLDescribeParam`), so out-of-range integers can be refused before the statement
+    /// runs. SQL Server drivers answer it with an extra round trip through
+    /// `sp_describe_undeclared_parameters`, which old servers and FreeTDS handle poorly.
+    pub fn describes_parameters(self) -> bool {
+        !matches!(self, Dialect::Mssql)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,101 +430,10 @@ mod tests {
         );
         assert!(!Dialect::Sqlite.cannot_infer_parameter_type(pg));
     }
-}
-
-/// What kind of failure a database error is, whatever the database said it in: the HTTP
-/// layer maps each class to a status, the sources decide what happens to the connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// The connection is gone (SQLSTATE class 08, a server-side session kill).
-    ConnectionLost,
-    /// The statement, or a lock it waited for, ran past its time.
-    Timeout,
-    /// A unique or primary key already holds the value.
-    UniqueViolation,
-    /// A referenced row is missing, or a referencing row still exists.
-    ForeignKeyViolation,
-    /// A CHECK constraint or NOT NULL refused the row.
-    CheckViolation,
-    /// Chosen as a deadlock victim, or a serialization failure: worth retrying.
-    Deadlock,
-    /// A bound value is out of range or malformed for its type (SQLSTATE class 22): the
-    /// caller's input, not the statement, is at fault.
-    BadValue,
-    /// Anything else: the statement's (or the mapping's) fault.
-    Other,
-}
-
-impl Dialect {
-    /// Classify a database error from its SQLSTATE (every ODBC driver gives one) and, where
-    /// the SQLSTATE is too coarse (`23000`, `HY000`, or none at all over TDS), the database's
-    /// own error number: SQL Server's error numbers, IBM i's SQLCODEs (`-803` is `SQL0803`).
-    pub fn classify_error(self, sqlstate: Option<&str>, native: Option<i32>) -> ErrorClass {
-        if let Some(class) = self.classify_native(native) {
-            return class;
-        }
-        let Some(state) = sqlstate else {
-            return ErrorClass::Other;
-        };
-        match state {
-            s if s.starts_with("08") => ErrorClass::ConnectionLost,
-            "HYT00" | "HYT01" | "57014" => ErrorClass::Timeout,
-            "40001" | "40P01" => ErrorClass::Deadlock,
-            "23505" => ErrorClass::UniqueViolation,
-            "23503" => ErrorClass::ForeignKeyViolation,
-            "23502" | "23513" | "23514" => ErrorClass::CheckViolation,
-            s if s.starts_with("22") => ErrorClass::BadValue,
-            _ => ErrorClass::Other,
-        }
-    }
-
-    fn classify_native(self, native: Option<i32>) -> Option<ErrorClass> {
-        let code = native?;
-        match self {
-            Dialect::Mssql => match code {
-                2627 | 2601 => Some(ErrorClass::UniqueViolation),
-                547 => Some(ErrorClass::ForeignKeyViolation),
-                515 => Some(ErrorClass::CheckViolation),
-                1205 => Some(ErrorClass::Deadlock),
-                1222 => Some(ErrorClass::Timeout),
-                // Arithmetic overflow, failed conversions, out-of-range dates, truncation.
-                220 | 232 | 241 | 242 | 245 | 248 | 517 | 8114 | 8115 | 8152 | 2628 => {
-                    Some(ErrorClass::BadValue)
-                }
-                _ => None,
-            },
-            Dialect::Db2i => match code {
-                -803 => Some(ErrorClass::UniqueViolation),
-                -532..=-530 => Some(ErrorClass::ForeignKeyViolation),
-                -545 | -407 => Some(ErrorClass::CheckViolation),
-                -911 | -913 => Some(ErrorClass::Deadlock),
-                -302 | -180 | -181 | -183 | -404 | -420 => Some(ErrorClass::BadValue),
-                _ => None,
-            },
-            Dialect::Postgres | Dialect::Sqlite => None,
-        }
-    }
-
-    /// Whether `$tag$ … $tag$` quotes a string (PostgreSQL).
-    pub fn has_dollar_quotes(self) -> bool {
-        matches!(self, Dialect::Postgres)
-    }
-
-    /// Whether the ODBC driver of this dialect describes parameter types cheaply and well
-    /// (`SQLDescribeParam`), so out-of-range integers can be refused before the statement
-    /// runs. SQL Server drivers answer it with an extra round trip through
-    /// `sp_describe_undeclared_parameters`, which old servers and FreeTDS handle poorly.
-    pub fn describes_parameters(self) -> bool {
-        !matches!(self, Dialect::Mssql)
-    }
-}
-
-#[cfg(test)]
-mod error_class_tests {
-    use super::{Dialect, ErrorClass as C};
 
     #[test]
     fn sqlstates_and_native_codes() {
+        use super::ErrorClass as C;
         let pg = |s| Dialect::Postgres.classify_error(Some(s), None);
         assert_eq!(pg("22003"), C::BadValue);
         assert_eq!(pg("22P02"), C::BadValue);
@@ -443,6 +443,7 @@ mod error_class_tests {
         assert_eq!(pg("08006"), C::ConnectionLost);
         assert_eq!(pg("57014"), C::Timeout);
         assert_eq!(pg("42P01"), C::Other);
+        assert_eq!(pg("22012"), C::Other, "division by zero is the statement's");
         let ms = |n| Dialect::Mssql.classify_error(Some("23000"), Some(n));
         assert_eq!(ms(2627), C::UniqueViolation);
         assert_eq!(ms(547), C::ForeignKeyViolation);

@@ -66,9 +66,9 @@ pub struct ColumnInfo {
 pub struct IntRange {
     pub min: i64,
     pub max: i64,
-    /// The SQL type's name, for messages (`INTEGER`, `SMALLINT`, `NUMERIC(5,0)`).
+    /// The SQL type's name, for messages (`INTEGER`, `SMALLINT`, `NUMERIC`).
     pub sql: &'static str,
-    /// 32 for a 32-bit integer (documented as `int32`), 64 for a 64-bit one.
+    /// 32 for a 32-bit integer (documented as `int32`); `None` for other widths.
     pub bits: Option<u8>,
 }
 
@@ -120,8 +120,8 @@ pub struct Described {
 }
 
 /// What the databases said about each route of one catalog, by the route's index in it.
-/// Filled once per route (by the start-up check, or by the route's first request) and then
-/// only read, without a lock.
+/// Filled once per route by the check that describes a catalog's routes when it starts
+/// serving (at start-up and after each reload), then only read, without a lock.
 #[derive(Debug)]
 pub struct Learned {
     routes: Vec<tokio::sync::OnceCell<Arc<Described>>>,
@@ -151,29 +151,6 @@ impl Learned {
         }
     }
 
-    /// What is known of route `i`, asking `describe` once when nothing is (concurrent callers
-    /// wait for the same answer). A failed description is not kept: the next call asks again.
-    pub async fn get_or_learn<E, F, Fut>(&self, i: usize, describe: F) -> Option<Arc<Described>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Described, E>>,
-    {
-        let cell = self.routes.get(i)?;
-        let mut learned = false;
-        let got = cell
-            .get_or_try_init(|| async {
-                learned = true;
-                describe().await.map(Arc::new)
-            })
-            .await
-            .ok()
-            .cloned();
-        if learned && got.is_some() {
-            self.version.fetch_add(1, Ordering::Relaxed);
-        }
-        got
-    }
-
     /// How many times something new was learned.
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::Relaxed)
@@ -194,28 +171,21 @@ mod tests {
         assert!(IntRange::digits(19).is_none(), "past i64: not checked here");
     }
 
-    #[tokio::test]
-    async fn learns_once_and_keeps_no_failure() {
+    #[test]
+    fn the_first_word_stays() {
         let learned = Learned::new(2);
         assert!(learned.get(0).is_none());
-        let failed = learned
-            .get_or_learn(0, || async { Err::<Described, ()>(()) })
-            .await;
-        assert!(failed.is_none() && learned.get(0).is_none());
         assert_eq!(learned.version(), 0);
-        let d = learned
-            .get_or_learn(0, || async {
-                Ok::<_, ()>(Described {
-                    columns: vec![ColumnInfo {
-                        name: "A".into(),
-                        sql_type: SqlType::Integer,
-                    }],
-                    params: vec![],
-                })
-            })
-            .await
-            .expect("learned");
-        assert_eq!(d.columns.len(), 1);
+        learned.set(
+            0,
+            Described {
+                columns: vec![ColumnInfo {
+                    name: "A".into(),
+                    sql_type: SqlType::Integer,
+                }],
+                params: vec![],
+            },
+        );
         assert_eq!(learned.version(), 1);
         learned.set(0, Described::default());
         assert_eq!(
@@ -226,6 +196,8 @@ mod tests {
         assert_eq!(learned.version(), 1);
         learned.set(1, Described::default());
         assert_eq!(learned.version(), 2);
+        learned.set(7, Described::default());
         assert!(learned.get(7).is_none());
+        assert_eq!(learned.version(), 2);
     }
 }

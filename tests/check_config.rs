@@ -1,9 +1,7 @@
 //! `patina check` on a broken `patina.toml`: every mistake in the file is printed in one run,
 //! each with its file, line and column, and the exit status says it failed.
 
-use std::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_patina");
+mod common;
 
 #[test]
 fn check_reports_every_mistake_in_the_config() {
@@ -14,14 +12,9 @@ fn check_reports_every_mistake_in_the_config() {
                   [sources.b]\nkind = \"odbc\"\ndialect = \"sqlite\"\nconnection_string = \"DSN=b\"\n\
                   encrypt = \"strict\"\n";
     std::fs::write(dir.path().join("patina.toml"), config).expect("config");
-    let out = Command::new(BIN)
-        .args(["check", "--config", "patina.toml"])
-        .current_dir(dir.path())
-        .env_remove("PATINA_CONFIG")
-        .output()
-        .expect("patina runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let ran = common::patina(&["check", "--config", "patina.toml"], dir.path());
+    let stderr = &ran.err;
+    assert_eq!(ran.code, Some(1), "{stderr}");
     for want in [
         "patina.toml:3:1: error: unknown field `port`",
         "patina.toml:9:17: error: source `a`: `login_timeout` is not a duration",

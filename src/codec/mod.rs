@@ -212,7 +212,19 @@ impl ColumnCodec {
             (ColumnType::Decimal { scale, as_string }, Cell::Int(v)) => {
                 return numbers::write_decimal_exact(i128::from(v), 0, *scale, *as_string, out);
             }
-            (ColumnType::Boolean { .. }, Cell::Bool(b)) => {
+            // A bit is true or false by itself, unless the mapping's lists say what 1 and 0
+            // mean (then the text form goes through them, as it does over ODBC).
+            (
+                ColumnType::Boolean {
+                    true_values,
+                    false_values,
+                },
+                Cell::Bool(b),
+            ) if !true_values
+                .iter()
+                .chain(false_values)
+                .any(|v| matches!(v.trim(), "0" | "1")) =>
+            {
                 out.extend_from_slice(if b { b"true" } else { b"false" });
             }
             _ => return false,
@@ -422,12 +434,19 @@ mod typed_tests {
         });
         assert_eq!(typed(&flags, Cell::Bool(true)), "true");
         assert_eq!(typed(&flags, Cell::Bool(false)), "false");
-        // A bit is a boolean whatever the legacy lists say.
+        // A bit is a boolean when the legacy lists do not speak of 1 and 0 ...
         let yn = ColumnCodec::new(ColumnType::Boolean {
             true_values: vec!["Y".into()],
             false_values: vec!["N".into()],
         });
         assert_eq!(typed(&yn, Cell::Bool(true)), "true");
+        // ... and what the lists say when they do, as over ODBC.
+        let inverted = ColumnCodec::new(ColumnType::Boolean {
+            true_values: vec!["0".into()],
+            false_values: vec!["1".into()],
+        });
+        assert_eq!(typed(&inverted, Cell::Bool(true)), "false");
+        assert_eq!(typed(&inverted, Cell::Bool(false)), "true");
         // A number in a flag column matches its text.
         assert_eq!(typed(&flags, Cell::Int(1)), "true");
         assert!(json(&yn, Cell::Int(1)).is_err());

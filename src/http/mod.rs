@@ -94,12 +94,13 @@ impl AppState {
     /// so far (rebuilt when something new was learned).
     pub fn docs(&self) -> Arc<Documents> {
         let live = self.live.load();
-        let version = live.learned.version();
         let mut docs = live
             .docs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if docs.0 != version {
+        // Read under the lock: the documents only ever move forward.
+        let version = live.learned.version();
+        if docs.0 < version {
             *docs = (
                 version,
                 Arc::new(Documents::build(
@@ -369,11 +370,7 @@ fn preflight(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
     }
     let origin = req.headers().get(header::ORIGIN)?.to_str().ok()?;
     if !state.cors_origins.iter().any(|o| o == origin) {
-        let rid = req
-            .extensions()
-            .get::<RequestId>()
-            .map(|r| r.0.clone())
-            .unwrap_or_default();
+        let rid = request_id_of(req);
         return Some(
             Problem::new(
                 actix_web::http::StatusCode::FORBIDDEN,
@@ -476,12 +473,16 @@ async fn openapi_document(
     }
 }
 
-fn not_found(req: &HttpRequest) -> HttpResponse {
-    let rid = req
-        .extensions()
+/// The id the request was given on arrival (echoed or generated).
+fn request_id_of(req: &HttpRequest) -> String {
+    req.extensions()
         .get::<RequestId>()
         .map(|r| r.0.clone())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn not_found(req: &HttpRequest) -> HttpResponse {
+    let rid = request_id_of(req);
     Problem::not_found("No such document.").response(req.path(), &rid)
 }
 
@@ -541,11 +542,7 @@ async fn docs_file(
 }
 
 async fn dispatch(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let rid = req
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
+    let rid = request_id_of(&req);
     if let Some(res) = preflight(&req, &state) {
         return res;
     }

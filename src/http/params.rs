@@ -104,8 +104,7 @@ pub fn bind_values(
     let mut values = Vec::with_capacity(route.params.len());
     for (p, g) in route.params.iter().zip(given) {
         let location = match p.location {
-            ParamLocation::Path => "path",
-            ParamLocation::Query => "query",
+            ParamLocation::Path | ParamLocation::Query => p.location.as_str(),
             ParamLocation::Claim => {
                 let name = p.claim.as_deref().unwrap_or(&p.name);
                 match claim(name).map(|v| p.ty.parse(&v)) {

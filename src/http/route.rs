@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse};
-use tracing::{error, info, warn};
+use actix_web::{HttpRequest, HttpResponse};
+use tracing::{error, warn};
 
 use super::params::{self, BindError};
 use super::problem::FieldError;
 use super::problem::Problem;
-use super::{AppState, RequestId, Served};
+use super::{AppState, Served};
 use crate::audit;
 use crate::auth::Identity;
 use crate::auth::ratelimit::Decision;
@@ -38,11 +38,7 @@ pub(super) async fn serve(
     path_params: &[(String, String)],
 ) -> HttpResponse {
     let started = Instant::now();
-    let rid = req
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
+    let rid = super::request_id_of(req);
     let query = req.query_string();
     let mut identity_label = "anonymous".to_string();
     let mut rate: Option<Decision> = None;
@@ -386,7 +382,7 @@ async fn execute(
                     warn!(route = %route.id, source = %route.source, error = %e, "statement not run to completion");
                 }
                 SourceError::OutOfRange { .. } | SourceError::BadValue(_) => {
-                    info!(route = %route.id, source = %route.source, error = %e, "the database refused a value");
+                    warn!(route = %route.id, source = %route.source, file = %route.file, error = %e, "the database refused a value");
                 }
                 _ => {
                     error!(route = %route.id, source = %route.source, file = %route.file, error = %e, "statement failed");
@@ -395,6 +391,16 @@ async fn execute(
             return Err(match &e {
                 SourceError::OutOfRange { placeholder, range } => {
                     out_of_range(route, *placeholder, range)
+                }
+                // Without a value from the caller, the statement (or the stored data) is at
+                // fault: a 500, as for any failed statement.
+                SourceError::BadValue(text)
+                    if route
+                        .params
+                        .iter()
+                        .all(|p| p.location == ParamLocation::Claim) =>
+                {
+                    Problem::from_source(&SourceError::Query(text.clone()))
                 }
                 e => Problem::from_source(e),
             });

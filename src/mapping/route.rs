@@ -448,7 +448,10 @@ fn cache(
                     "route `{}`: `cache` is not a duration between 1ms and 24h",
                     cx.id
                 ),
-                "write it like \"5s\" or \"1m\"",
+                format!(
+                    "write it like \"5s\" or \"1m\" ({})",
+                    crate::config::DURATION_UNITS
+                ),
             );
             None
         }
@@ -471,7 +474,10 @@ fn statement_timeout(
                     "route `{}`: `statement_timeout` must be a duration of 1s or more",
                     cx.id
                 ),
-                "write it like \"2s\"; drivers count in whole seconds",
+                format!(
+                    "write it like \"2s\" ({}); drivers count in whole seconds",
+                    crate::config::DURATION_UNITS
+                ),
             );
             None
         })

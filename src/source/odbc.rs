@@ -1,7 +1,9 @@
 //! The ODBC source: a pool of worker threads, each owning one connection and a cache of
 //! prepared statements, fed through a channel. Driver calls block, so they never run on the
 //! async runtime; async callers wait on a oneshot reply. A broken connection is dropped and
-//! reopened on the next statement. Owns driver types and SQLSTATE classification; admission
+//! reopened on the next statement. Owns driver types, what the driver says of parameters
+//! (`SQLDescribeParam`, checked before a statement runs) and reading SQLSTATEs and native error
+//! codes, which the dialect classifies; admission
 //! (the cap, the queue, the breaker) happens before, in [`super::Source`]'s gate. Does not know
 //! about HTTP.
 
@@ -226,20 +228,20 @@ impl Worker {
     fn classify(&mut self, e: &odbc_api::Error) -> SourceError {
         let state = sqlstate(e);
         let text = e.to_string();
+        let class = self
+            .cfg
+            .dialect
+            .classify_error(state.as_deref(), native_error(e));
         let dead = self
             .conn
             .as_ref()
             .is_none_or(|c| c.is_dead().unwrap_or(true));
-        if state.as_deref().is_some_and(|s| s.starts_with("08")) || dead {
+        if class == ErrorClass::ConnectionLost || dead {
             warn!(source = %self.cfg.name, sqlstate = state.as_deref().unwrap_or("-"), error = %text, "connection lost; it will be reopened");
             self.reset();
             return SourceError::Unavailable(text);
         }
-        match self
-            .cfg
-            .dialect
-            .classify_error(state.as_deref(), native_error(e))
-        {
+        match class {
             ErrorClass::Timeout => SourceError::Timeout,
             ErrorClass::BadValue => SourceError::BadValue(text),
             _ => SourceError::Query(text),
@@ -547,7 +549,7 @@ fn classify_type(dt: DataType, max_text: usize) -> (SqlType, BufferDesc) {
     }
 }
 
-/// The SQLSTATE of a driver error, when it has one.
+/// The database's own error number (SQL Server's error, IBM i's SQLCODE), when there is one.
 fn native_error(e: &odbc_api::Error) -> Option<i32> {
     match e {
         odbc_api::Error::Diagnostics { record, .. } => Some(record.native_error),
@@ -555,6 +557,7 @@ fn native_error(e: &odbc_api::Error) -> Option<i32> {
     }
 }
 
+/// The SQLSTATE of a driver error, when it has one.
 fn sqlstate(e: &odbc_api::Error) -> Option<String> {
     match e {
         odbc_api::Error::Diagnostics { record, .. } => Some(record.state.as_str().to_string()),
