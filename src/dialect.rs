@@ -63,6 +63,67 @@ impl Dialect {
         }
     }
 
+    /// The keyset form of a page: `sql` wrapped so that it returns the rows that sort after
+    /// the last row of the previous page (whose key values are bound), in key order, then paged
+    /// by `limit` (a placeholder; the caller asks for one row more than the page to learn
+    /// whether another follows). Page 1,000 costs what page 1 costs: no OFFSET walks the rows
+    /// before it. The predicate is written out (`a > ? OR (a = ? AND b > ?)`), which every
+    /// dialect runs and which allows mixed directions. `keys` name columns of the statement's
+    /// result (checked by the mapping) that are never NULL. Returns the SQL and, for each
+    /// placeholder of the predicate in order, the index of the key whose value it takes;
+    /// `first` numbers the first of them, and `limit` follows.
+    pub fn keyset_page(
+        self,
+        sql: &str,
+        keys: &[SortKey<'_>],
+        after_previous: bool,
+        placeholders: Placeholders,
+        first: usize,
+    ) -> (String, Vec<usize>, String) {
+        let sql = sql.trim_end().trim_end_matches(';').trim_end();
+        let mut binds = Vec::new();
+        let mut next = first;
+        let mut marker = |key: usize, binds: &mut Vec<usize>| {
+            binds.push(key);
+            next += 1;
+            placeholders.nth(next - 1)
+        };
+        let mut text = format!("SELECT keyset_page.* FROM (\n{sql}\n) keyset_page");
+        if after_previous && !keys.is_empty() {
+            let mut alternatives = Vec::with_capacity(keys.len());
+            for (i, key) in keys.iter().enumerate() {
+                let mut terms: Vec<String> = keys[..i]
+                    .iter()
+                    .enumerate()
+                    .map(|(j, k)| format!("keyset_page.{} = {}", k.column, marker(j, &mut binds)))
+                    .collect();
+                let op = if key.descending { "<" } else { ">" };
+                terms.push(format!(
+                    "keyset_page.{} {op} {}",
+                    key.column,
+                    marker(i, &mut binds)
+                ));
+                alternatives.push(format!("({})", terms.join(" AND ")));
+            }
+            text.push_str("\nWHERE ");
+            text.push_str(&alternatives.join("\n   OR "));
+        }
+        if !keys.is_empty() {
+            let order: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    let dir = if k.descending { "DESC" } else { "ASC" };
+                    format!("keyset_page.{} {dir}", k.column)
+                })
+                .collect();
+            text.push_str("\nORDER BY ");
+            text.push_str(&order.join(", "));
+        }
+        let limit = placeholders.nth(next);
+        let paged = self.paginate(&text, &limit, "0");
+        (paged, binds, limit)
+    }
+
     /// A statement that touches no table, to see whether the database answers.
     pub fn ping_sql(self) -> &'static str {
         match self {
@@ -122,6 +183,13 @@ impl Dialect {
             Self::Mssql | Self::Sqlite => false,
         }
     }
+}
+
+/// One key of a keyset page: a column of the paged statement's result and its direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SortKey<'a> {
+    pub column: &'a str,
+    pub descending: bool,
 }
 
 impl fmt::Display for Dialect {
@@ -464,5 +532,61 @@ mod tests {
             C::Other
         );
         assert!(Dialect::Db2i.describes_parameters() && !Dialect::Mssql.describes_parameters());
+    }
+
+    #[test]
+    fn keyset_pages_per_dialect() {
+        let keys = [
+            SortKey {
+                column: "DUEDT",
+                descending: false,
+            },
+            SortKey {
+                column: "JOBNO",
+                descending: true,
+            },
+        ];
+        let (sql, binds, limit) = Dialect::Postgres.keyset_page(
+            "SELECT JOBNO, DUEDT FROM JOBMST WHERE PLNCD = ?;",
+            &keys,
+            true,
+            Placeholders::Question,
+            2,
+        );
+        assert_eq!(
+            sql,
+            "SELECT keyset_page.* FROM (\nSELECT JOBNO, DUEDT FROM JOBMST WHERE PLNCD = ?\n) keyset_page\n\
+             WHERE (keyset_page.DUEDT > ?)\n   OR (keyset_page.DUEDT = ? AND keyset_page.JOBNO < ?)\n\
+             ORDER BY keyset_page.DUEDT ASC, keyset_page.JOBNO DESC\nLIMIT ? OFFSET 0"
+        );
+        assert_eq!(binds, [0, 0, 1], "the key each placeholder takes");
+        assert_eq!(limit, "?");
+        let (sql, binds, limit) = Dialect::Mssql.keyset_page(
+            "SELECT JOBNO, DUEDT FROM JOBMST WHERE PLNCD = @P1",
+            &keys,
+            true,
+            Placeholders::Numbered,
+            2,
+        );
+        assert!(
+            sql.contains("WHERE (keyset_page.DUEDT > @P2)\n   OR (keyset_page.DUEDT = @P3 AND keyset_page.JOBNO < @P4)"),
+            "{sql}"
+        );
+        assert!(sql.ends_with("ORDER BY keyset_page.DUEDT ASC, keyset_page.JOBNO DESC\nOFFSET 0 ROWS FETCH NEXT @P5 ROWS ONLY"), "{sql}");
+        assert_eq!((binds.as_slice(), limit.as_str()), (&[0, 0, 1][..], "@P5"));
+        let (first_page, binds, _) = Dialect::Db2i.keyset_page(
+            "SELECT A FROM T",
+            &keys[..1],
+            false,
+            Placeholders::Question,
+            1,
+        );
+        assert!(binds.is_empty());
+        assert!(!first_page.contains("WHERE"), "{first_page}");
+        assert!(
+            first_page
+                .ends_with("ORDER BY keyset_page.DUEDT ASC\nOFFSET 0 ROWS FETCH FIRST ? ROWS ONLY"),
+            "{first_page}"
+        );
     }
 }
