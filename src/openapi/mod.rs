@@ -2,7 +2,8 @@
 //! plans the server runs, so the document cannot drift from what is served), and the Swagger
 //! UI configuration that lists them. What the databases said of a route ([`Learned`]) completes
 //! what its mapping leaves open (untyped or unnamed columns, parameter ranges), so row schemas
-//! can be closed. Pure: no IO.
+//! can be closed. Pure: no IO. (A little over 600 lines: the schema of every codec and
+//! parameter type is one match each, which reads best whole.)
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
