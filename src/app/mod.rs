@@ -121,8 +121,7 @@ impl App {
         }
         let catalog = Arc::new(compiled.catalog);
         let sources = start_sources(&config).map_err(StartError::Sources)?;
-        let gateway =
-            build(&config, &catalog, sources.clone(), listen).map_err(StartError::Bind)?;
+        let gateway = build(&config, &catalog, sources, listen).map_err(StartError::Bind)?;
         // Describing runs once at start and again after every reload that swaps a catalog in.
         let (describe, mut to_describe) = tokio::sync::mpsc::unbounded_channel::<()>();
         let check_config = config.clone();
