@@ -125,6 +125,8 @@ pub struct RoutePlan {
     pub bind_order: Vec<usize>,
     pub params: Vec<ParamPlan>,
     pub columns: Vec<ColumnPlan>,
+    /// What a POST, PUT, PATCH or DELETE route writes; `None` for a read.
+    pub write: Option<WritePlan>,
 }
 
 impl RoutePlan {
@@ -146,6 +148,126 @@ impl RoutePlan {
             .iter()
             .find(|c| c.db_name.eq_ignore_ascii_case(db_name))
     }
+}
+
+/// A field of a write route's JSON body.
+#[derive(Clone, Debug)]
+pub struct FieldPlan {
+    pub name: String,
+    pub ty: FieldType,
+    /// A request without it is refused (else it is bound as its default, or NULL).
+    pub required: bool,
+    /// `null` is accepted (and bound as NULL).
+    pub nullable: bool,
+    pub default: Option<BindValue>,
+    /// Kept out of logs and audit records.
+    pub sensitive: bool,
+    pub description: Option<String>,
+    pub example: Option<serde_json::Value>,
+}
+
+/// A body field's value: one value, or a list of objects (lines of an order).
+#[derive(Clone, Debug)]
+pub enum FieldType {
+    Value(ParamType),
+    List {
+        items: Vec<FieldPlan>,
+        min_items: usize,
+        max_items: usize,
+    },
+}
+
+/// The JSON body a write route takes.
+#[derive(Clone, Debug)]
+pub struct BodyPlan {
+    pub fields: Vec<FieldPlan>,
+    /// The body is an array of such objects, at most this many, written all or none.
+    pub bulk: Option<usize>,
+}
+
+/// Where a write statement's placeholder takes its value from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueRef {
+    /// A route parameter (path, query or claim), by index into `RoutePlan::params`.
+    Param(usize),
+    /// A body field, by index into `BodyPlan::fields`.
+    Field(usize),
+    /// A field of the list element the step runs for: (list field, item field).
+    Item(usize, usize),
+    /// The element's place in its list, counted from 1.
+    Index,
+    /// A value an earlier step returned, by index into `WritePlan::outputs`.
+    Output(usize),
+}
+
+/// One statement of a write.
+#[derive(Clone, Debug)]
+pub struct StepPlan {
+    /// The SQL as the driver receives it, placeholders rewritten.
+    pub sql: Arc<str>,
+    /// For each placeholder in order, where its value comes from.
+    pub binds: Vec<ValueRef>,
+    /// Run once per element of this list field (by index into `BodyPlan::fields`).
+    pub for_each: Option<usize>,
+    /// The first result row's columns, in order, become these outputs (indexes into
+    /// `WritePlan::outputs`), which later steps bind by name.
+    pub outputs: Vec<usize>,
+    /// No row touched means the thing to change does not exist: 404, and nothing is written.
+    pub require_rows: bool,
+}
+
+/// Whether a route takes an `Idempotency-Key` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idempotency {
+    Optional,
+    /// Refused (400) without one.
+    Required,
+}
+
+/// Optimistic concurrency: the `If-Match` a write checks against the ETag of a by-key read.
+#[derive(Clone, Debug)]
+pub struct IfMatch {
+    /// The read route (a `one = true` GET on the same source) whose ETag is compared.
+    pub route: String,
+    /// For each placeholder of that route's statement, where the write finds its value.
+    pub binds: Vec<ValueRef>,
+    /// Refused (428) without `If-Match`.
+    pub required: bool,
+}
+
+/// A response a stored procedure's return code (or any value of the result row) stands for.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub value: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+/// A part of a `Location` template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocationPart {
+    Text(String),
+    /// A value of the response row (by its output name), or of the request.
+    Name(String),
+}
+
+/// Everything a write route does beyond a read's plan.
+#[derive(Clone, Debug)]
+pub struct WritePlan {
+    pub body: Option<BodyPlan>,
+    pub steps: Vec<StepPlan>,
+    /// The names values returned by steps are bound under.
+    pub outputs: Vec<String>,
+    /// The status of a successful write that answers with a row (201 for a create, else 200);
+    /// 204 when it answers with none.
+    pub status: u16,
+    pub location: Option<Vec<LocationPart>>,
+    /// `None`: the route does not take the header (PUT and DELETE are idempotent already).
+    pub idempotency: Option<Idempotency>,
+    pub if_match: Option<IfMatch>,
+    /// A column of the last step's row whose values map to responses (return codes).
+    pub outcome_column: Option<String>,
+    pub outcomes: Vec<Outcome>,
 }
 
 /// The result of looking a request up.
@@ -171,6 +293,7 @@ pub struct Catalog {
     /// catalog (responses, for one) is never served under another.
     pub generation: u64,
     router: matchit::Router<Vec<usize>>,
+    by_id: std::collections::HashMap<String, usize>,
 }
 
 /// The source of [`Catalog::generation`].
@@ -190,7 +313,13 @@ impl Catalog {
                 .insert(path, idx)
                 .map_err(|e| format!("route path {path}: {e}"))?;
         }
+        let by_id = routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
         Ok(Self {
+            by_id,
             routes,
             generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             router,
@@ -223,6 +352,12 @@ impl Catalog {
                     .collect(),
             ),
         }
+    }
+
+    /// A route by its id, with its index.
+    pub fn route_by_id(&self, id: &str) -> Option<(usize, &Arc<RoutePlan>)> {
+        let &i = self.by_id.get(id)?;
+        Some((i, &self.routes[i]))
     }
 
     /// The API versions served, sorted.

@@ -314,8 +314,13 @@ impl Dialect {
     /// Classify a database error from its SQLSTATE (every ODBC driver gives one) and, where
     /// the SQLSTATE is too coarse (`23000`, `HY000`, or none at all over TDS), the database's
     /// own error number: SQL Server's error numbers, IBM i's SQLCODEs (`-803` is `SQL0803`).
-    pub fn classify_error(self, sqlstate: Option<&str>, native: Option<i32>) -> ErrorClass {
-        if let Some(class) = self.classify_native(native) {
+    pub fn classify_error(
+        self,
+        sqlstate: Option<&str>,
+        native: Option<i32>,
+        message: &str,
+    ) -> ErrorClass {
+        if let Some(class) = self.classify_native(native, message) {
             return class;
         }
         let Some(state) = sqlstate else {
@@ -337,9 +342,25 @@ impl Dialect {
         }
     }
 
-    fn classify_native(self, native: Option<i32>) -> Option<ErrorClass> {
+    fn classify_native(self, native: Option<i32>, message: &str) -> Option<ErrorClass> {
         let code = native?;
         match self {
+            // SQLite's driver reports every constraint as SQLITE_CONSTRAINT (19) with SQLSTATE
+            // HY000; which constraint is only in SQLite's own, stable, message.
+            Dialect::Sqlite => match code {
+                19 if message.contains("UNIQUE constraint failed")
+                    || message.contains("PRIMARY KEY constraint failed") =>
+                {
+                    Some(ErrorClass::UniqueViolation)
+                }
+                19 if message.contains("FOREIGN KEY constraint failed") => {
+                    Some(ErrorClass::ForeignKeyViolation)
+                }
+                19 => Some(ErrorClass::CheckViolation),
+                // SQLITE_BUSY, SQLITE_LOCKED: another connection holds the lock; try again.
+                5 | 6 => Some(ErrorClass::Deadlock),
+                _ => None,
+            },
             Dialect::Mssql => match code {
                 2627 | 2601 => Some(ErrorClass::UniqueViolation),
                 547 => Some(ErrorClass::ForeignKeyViolation),
@@ -360,7 +381,18 @@ impl Dialect {
                 -302 | -180 | -181 | -183 | -404 | -420 => Some(ErrorClass::BadValue),
                 _ => None,
             },
-            Dialect::Postgres | Dialect::Sqlite => None,
+            Dialect::Postgres => None,
+        }
+    }
+
+    /// The statement that makes the transaction it starts SERIALIZABLE, where the database
+    /// needs one (SQLite's transactions are serializable already).
+    pub fn serializable_sql(self) -> Option<&'static str> {
+        match self {
+            Dialect::Postgres | Dialect::Mssql | Dialect::Db2i => {
+                Some("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+            }
+            Dialect::Sqlite => None,
         }
     }
 
@@ -502,7 +534,7 @@ mod tests {
     #[test]
     fn sqlstates_and_native_codes() {
         use super::ErrorClass as C;
-        let pg = |s| Dialect::Postgres.classify_error(Some(s), None);
+        let pg = |s| Dialect::Postgres.classify_error(Some(s), None, "");
         assert_eq!(pg("22003"), C::BadValue);
         assert_eq!(pg("22P02"), C::BadValue);
         assert_eq!(pg("23505"), C::UniqueViolation);
@@ -512,7 +544,7 @@ mod tests {
         assert_eq!(pg("57014"), C::Timeout);
         assert_eq!(pg("42P01"), C::Other);
         assert_eq!(pg("22012"), C::Other, "division by zero is the statement's");
-        let ms = |n| Dialect::Mssql.classify_error(Some("23000"), Some(n));
+        let ms = |n| Dialect::Mssql.classify_error(Some("23000"), Some(n), "");
         assert_eq!(ms(2627), C::UniqueViolation);
         assert_eq!(ms(547), C::ForeignKeyViolation);
         assert_eq!(ms(8115), C::BadValue);
@@ -522,15 +554,17 @@ mod tests {
             C::Other,
             "invalid object name: the statement's fault"
         );
-        assert_eq!(Dialect::Mssql.classify_error(None, Some(245)), C::BadValue);
-        let db2 = |n| Dialect::Db2i.classify_error(Some("HY000"), Some(n));
+        assert_eq!(Dialect::Mssql.classify_error(None, Some(245), ""), C::BadValue);
+        let db2 = |n| Dialect::Db2i.classify_error(Some("HY000"), Some(n), "");
         assert_eq!(db2(-803), C::UniqueViolation);
         assert_eq!(db2(-302), C::BadValue);
         assert_eq!(db2(-911), C::Deadlock);
-        assert_eq!(
-            Dialect::Sqlite.classify_error(Some("HY000"), Some(19)),
-            C::Other
-        );
+        let lite = |n, m| Dialect::Sqlite.classify_error(Some("HY000"), Some(n), m);
+        assert_eq!(lite(19, "UNIQUE constraint failed: T.A"), C::UniqueViolation);
+        assert_eq!(lite(19, "FOREIGN KEY constraint failed"), C::ForeignKeyViolation);
+        assert_eq!(lite(19, "CHECK constraint failed: qty"), C::CheckViolation);
+        assert_eq!(lite(5, "database is locked"), C::Deadlock);
+        assert_eq!(lite(1, "no such table: T"), C::Other);
         assert!(Dialect::Db2i.describes_parameters() && !Dialect::Mssql.describes_parameters());
     }
 

@@ -11,12 +11,14 @@
 mod binary;
 mod codes;
 mod dates;
+mod forms;
 mod numbers;
 mod params;
 mod text;
 
 pub use codes::UnknownCode;
 pub use dates::{DateFormat, TimeFormat, date_header_forms, decode_date, is_valid_date};
+pub use forms::{TextFormat, check_decimal, parse_datetime};
 pub use numbers::normalize_decimal;
 pub use params::{BindKind, BindValue, LIKE_ESCAPE, Like, LikeAt, ParamType, encode_date};
 pub use text::{Trim, write_display, write_json_string};

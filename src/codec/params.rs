@@ -2,7 +2,8 @@
 //! the legacy encodings of dates, flags and codes, and LIKE patterns that take the caller's
 //! wildcards literally. Errors are sentences for the client.
 
-use super::dates::{DateFormat, parse_iso_date};
+use super::dates::{DateFormat, TimeFormat, parse_iso_date};
+use super::forms::{TextFormat, check_decimal, encode_time, parse_datetime};
 
 /// A value ready to be bound as a statement parameter.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,12 +94,22 @@ pub enum ParamType {
         minimum: Option<f64>,
         maximum: Option<f64>,
     },
+    /// An exact decimal, bound as its text with every digit; a digit beyond the column's
+    /// `precision` or `scale` is refused, never rounded away.
+    Decimal {
+        precision: Option<u8>,
+        scale: Option<u8>,
+    },
     String {
         min_length: Option<usize>,
         max_length: Option<usize>,
         pattern: Option<regex::Regex>,
         /// Bound as a LIKE pattern: the text taken literally, wildcards added around it.
         like: Option<Like>,
+        /// A format the text must have (email, phone).
+        format: Option<TextFormat>,
+        /// Pad with spaces to `max_length`, as a legacy CHAR column stores it.
+        pad: bool,
     },
     /// `true`/`false` (also `1`/`0`); bound as the given legacy values, or as 1/0.
     Boolean {
@@ -107,6 +118,10 @@ pub enum ParamType {
     },
     /// ISO 8601 `YYYY-MM-DD`, bound in the column's legacy form.
     Date(DateFormat),
+    /// ISO 8601 date and time, bound as `YYYY-MM-DD hh:mm:ss[.f…]`.
+    DateTime,
+    /// `hh:mm[:ss]`, bound in the column's form.
+    Time(TimeFormat),
     /// A word from the map, bound as its stored code.
     Code { codes: Vec<(String, String)> },
 }
@@ -116,9 +131,12 @@ impl ParamType {
         match self {
             Self::Integer { .. } => "integer",
             Self::Number { .. } => "number",
+            Self::Decimal { .. } => "decimal",
             Self::String { .. } => "string",
             Self::Boolean { .. } => "boolean",
             Self::Date(_) => "date",
+            Self::DateTime => "datetime",
+            Self::Time(_) => "time",
             Self::Code { .. } => "code",
         }
     }
@@ -126,9 +144,9 @@ impl ParamType {
     /// The SQL type NULL is bound as when the parameter is absent.
     pub fn null_kind(&self) -> BindKind {
         match self {
-            Self::Integer { .. } | Self::Date(DateFormat::Cyymmdd | DateFormat::Yyyymmdd) => {
-                BindKind::Int
-            }
+            Self::Integer { .. }
+            | Self::Date(DateFormat::Cyymmdd | DateFormat::Yyyymmdd)
+            | Self::Time(TimeFormat::Hhmmss) => BindKind::Int,
             Self::Boolean {
                 true_value: None, ..
             } => BindKind::Int,
@@ -156,11 +174,18 @@ impl ParamType {
                 within(v, *minimum, *maximum)?;
                 Ok(BindValue::Float(v))
             }
+            Self::Decimal { precision, scale } => {
+                check_decimal(raw, *precision, *scale).map(BindValue::Text)
+            }
+            Self::DateTime => parse_datetime(raw).map(BindValue::Text),
+            Self::Time(format) => encode_time(raw, *format),
             Self::String {
                 min_length,
                 max_length,
                 pattern,
                 like,
+                format,
+                pad,
             } => {
                 let len = raw.chars().count();
                 if let Some(min) = min_length
@@ -181,9 +206,17 @@ impl ParamType {
                 {
                     return Err(format!("must match the pattern {}", p.as_str()));
                 }
-                Ok(BindValue::Text(match like {
-                    Some(l) => l.pattern(raw),
-                    None => raw.to_string(),
+                if let Some(f) = format {
+                    f.check(raw)?;
+                }
+                Ok(BindValue::Text(match (like, max_length) {
+                    (Some(l), _) => l.pattern(raw),
+                    (None, Some(max)) if *pad => {
+                        let mut padded = raw.to_string();
+                        padded.extend(std::iter::repeat_n(' ', max - len));
+                        padded
+                    }
+                    (None, _) => raw.to_string(),
                 }))
             }
             Self::Boolean {
@@ -289,6 +322,8 @@ mod tests {
             max_length: Some(4),
             pattern: Some(regex::Regex::new("^[A-Z]+$").expect("regex")),
             like: None,
+            format: None,
+            pad: false,
         };
         assert_eq!(t.parse("ABC"), Ok(BindValue::Text("ABC".into())));
         assert!(t.parse("A").is_err());
@@ -299,6 +334,8 @@ mod tests {
             max_length: None,
             pattern: None,
             like: None,
+            format: None,
+            pad: false,
         };
         assert_eq!(
             free.parse("'; DROP TABLE x;--"),
@@ -314,6 +351,8 @@ mod tests {
             max_length: Some(5),
             pattern: None,
             like: Some(Like { at, brackets }),
+            format: None,
+            pad: false,
         };
         let text = |t: &ParamType, raw: &str| match t.parse(raw) {
             Ok(BindValue::Text(s)) => s,

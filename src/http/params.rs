@@ -51,6 +51,7 @@ pub fn bind_values(
                 name: name.clone(),
                 location: "path",
                 detail: "is not valid UTF-8 after percent-decoding".into(),
+                pointer: None,
             }),
         }
     }
@@ -61,6 +62,7 @@ pub fn bind_values(
                 name: String::from_utf8_lossy(k.as_bytes()).into_owned(),
                 location: "query",
                 detail: "is not valid UTF-8 after percent-decoding".into(),
+                pointer: None,
             });
             continue;
         };
@@ -87,6 +89,7 @@ pub fn bind_values(
                     },
                     name: k,
                     location: "query",
+                    pointer: None,
                 });
             }
             Some(i) if given[i].is_some() => {
@@ -95,6 +98,7 @@ pub fn bind_values(
                         name: k,
                         location: "query",
                         detail: "is given more than once".into(),
+                        pointer: None,
                     });
                 }
             }
@@ -122,6 +126,7 @@ pub fn bind_values(
                         name: p.name.clone(),
                         location,
                         detail,
+                        pointer: None,
                     });
                     continue;
                 }
@@ -131,6 +136,7 @@ pub fn bind_values(
                     name: p.name.clone(),
                     location,
                     detail: "is required".into(),
+                    pointer: None,
                 });
                 continue;
             }

@@ -16,6 +16,9 @@ pub struct FieldError {
     #[serde(rename = "in")]
     pub location: &'static str,
     pub detail: String,
+    /// For a body field: where it is in the body (RFC 6901), e.g. `/lines/2/quantity`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
 }
 
 /// A problem to report to the client.
@@ -126,6 +129,27 @@ impl Problem {
         }
     }
 
+    /// 422: a request body with these mistakes (every one of them).
+    pub fn invalid_body(errors: Vec<FieldError>) -> Self {
+        let detail = if errors.len() == 1 {
+            "A field of the request body is invalid; nothing was written.".to_string()
+        } else {
+            format!(
+                "{} fields of the request body are invalid; nothing was written.",
+                errors.len()
+            )
+        };
+        Self {
+            errors,
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-body",
+                "Invalid Body",
+                detail,
+            )
+        }
+    }
+
     pub fn method_not_allowed(allowed: &[String]) -> Self {
         Self {
             allow: Some(allowed.join(", ")),
@@ -190,7 +214,29 @@ impl Problem {
                 "The database refused a parameter value as out of range or malformed for its \
                  column.",
             ),
-            SourceError::Query(_) => Self::new(
+            SourceError::Conflict(_) => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "Conflict",
+                "The write would duplicate a record that must be unique; nothing was written.",
+            ),
+            SourceError::Constraint(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "constraint-refused",
+                "Refused by the Database",
+                "The database refused the write: a value refers to a record that does not \
+                 exist, or breaks one of its rules. Nothing was written.",
+            ),
+            SourceError::Deadlock(_) => Self {
+                retry_after: Some(1),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "write-contention",
+                    "Write Contention",
+                    "Concurrent writes kept colliding; nothing was written. Try again shortly.",
+                )
+            },
+            SourceError::Query(_) | SourceError::Stopped => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "statement-failed",
                 "Statement Failed",

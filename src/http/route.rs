@@ -448,6 +448,7 @@ fn out_of_range(route: &RoutePlan, placeholder: usize, range: &IntRange) -> Prob
                 "must be between {} and {}: the database holds it as {}",
                 range.min, range.max, range.sql
             ),
+            pointer: None,
         }]),
         None => Problem::from_source(&SourceError::OutOfRange {
             placeholder,

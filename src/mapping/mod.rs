@@ -10,6 +10,7 @@
 //! read and [`fields`] the small value helpers they share. This file holds the public API and
 //! the checks that span files (unique ids, one route per method and path).
 
+mod body;
 mod columns;
 mod fields;
 mod file;
@@ -19,6 +20,7 @@ mod path;
 mod raw;
 mod route;
 mod statement;
+mod write;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
@@ -73,6 +75,7 @@ pub fn compile(
         file::compile_file(mf, sources, default_max_rows, &mut diags, &mut routes);
     }
     check_across_files(&routes, &mut diags);
+    resolve_etag_routes(&mut routes, &mut diags);
     if diags.has_errors() {
         return Err(LoadError {
             diagnostics: diags.into_vec(),
@@ -93,6 +96,71 @@ pub fn compile(
         catalog,
         warnings: diags.into_vec(),
     })
+}
+
+/// A write's `etag_from` names a `one = true` GET on the same source, each of whose
+/// parameters the write has under the same name: the `If-Match` check binds them.
+fn resolve_etag_routes(routes: &mut [Located<'_>], diags: &mut Diagnostics) {
+    let reads: HashMap<String, Arc<RoutePlan>> = routes
+        .iter()
+        .filter(|(p, _, _)| p.write.is_none())
+        .map(|(p, _, _)| (p.id.clone(), Arc::clone(p)))
+        .collect();
+    for (plan, file, span) in routes.iter_mut() {
+        let Some(from) = plan
+            .write
+            .as_ref()
+            .and_then(|w| w.if_match.as_ref())
+            .map(|m| m.route.clone())
+        else {
+            continue;
+        };
+        let hint_route = "name a `one = true` GET route on the same source";
+        let Some(read) = reads.get(&from).filter(|r| r.one && r.source == plan.source) else {
+            diags.error_hint(
+                file,
+                span.clone(),
+                format!(
+                    "route `{}`: `etag_from` names `{from}`, which is not a one = true GET route on source `{}`",
+                    plan.id, plan.source
+                ),
+                hint_route,
+            );
+            continue;
+        };
+        let mut binds = Vec::new();
+        for p in &read.params {
+            let value = plan
+                .params
+                .iter()
+                .position(|q| q.name == p.name)
+                .map(crate::catalog::ValueRef::Param)
+                .or_else(|| {
+                    plan.write.as_ref()?.body.as_ref()?.fields.iter().position(|f| {
+                        f.name == p.name && matches!(f.ty, crate::catalog::FieldType::Value(_))
+                    })
+                    .map(crate::catalog::ValueRef::Field)
+                });
+            match value {
+                Some(v) => binds.push(v),
+                None => diags.error_hint(
+                    file,
+                    span.clone(),
+                    format!(
+                        "route `{}`: `etag_from` route `{from}` takes `{}`, which this write does not have",
+                        plan.id, p.name
+                    ),
+                    "give the write a parameter or body field of the same name",
+                ),
+            }
+        }
+        let read_binds: Vec<crate::catalog::ValueRef> =
+            read.bind_order.iter().map(|&i| binds.get(i).copied()).collect::<Option<_>>().unwrap_or_default();
+        let plan = Arc::make_mut(plan);
+        if let Some(m) = plan.write.as_mut().and_then(|w| w.if_match.as_mut()) {
+            m.binds = read_binds;
+        }
+    }
 }
 
 /// Unique ids; no two routes on one method and path; no paths the router cannot tell apart.

@@ -10,7 +10,7 @@ use super::fields::{
 };
 use super::raw::RawParam;
 use crate::catalog::{ParamLocation, ParamPlan};
-use crate::codec::{BindValue, Like, LikeAt, ParamType};
+use crate::codec::{BindValue, Like, LikeAt, ParamType, TextFormat, TimeFormat};
 use crate::diag::{Diagnostics, SourceFile};
 
 /// Check one parameter; `None` when it has an error (all of them reported).
@@ -23,6 +23,7 @@ pub(super) fn compile_param(
 ) -> Option<ParamPlan> {
     let pname = name.get_ref();
     let errors_before = diags.errors().count();
+    reject_body_only(file, pname, &rp, diags);
     let ty = param_type(file, name, &rp, diags)?;
     let required = requiredness(file, pname, rp.required.as_ref(), location, diags);
     let default = default_value(file, pname, rp.default.as_ref(), required, &ty, diags);
@@ -42,6 +43,24 @@ pub(super) fn compile_param(
     })
 }
 
+/// What only a body field can say.
+fn reject_body_only(file: &SourceFile, pname: &str, rp: &RawParam, diags: &mut Diagnostics) {
+    let mut fields = Present::new();
+    present(&mut fields, "nullable", rp.nullable.as_ref());
+    present(&mut fields, "sensitive", rp.sensitive.as_ref());
+    present(&mut fields, "items", rp.items.as_ref());
+    present(&mut fields, "min_items", rp.min_items.as_ref());
+    present(&mut fields, "max_items", rp.max_items.as_ref());
+    for (field, span) in fields {
+        diags.error_hint(
+            file,
+            span,
+            format!("parameter `{pname}`: `{field}` applies only to body fields"),
+            "remove it, or declare the value as body.NAME on a write route",
+        );
+    }
+}
+
 /// The type-specific options given, for "does not apply to this type".
 fn given_fields(rp: &RawParam) -> Present {
     let mut fields = Present::new();
@@ -55,11 +74,14 @@ fn given_fields(rp: &RawParam) -> Present {
     present(&mut fields, "codes", rp.codes.as_ref());
     present(&mut fields, "true_value", rp.true_value.as_ref());
     present(&mut fields, "false_value", rp.false_value.as_ref());
+    present(&mut fields, "precision", rp.precision.as_ref());
+    present(&mut fields, "scale", rp.scale.as_ref());
+    present(&mut fields, "pad", rp.pad.as_ref());
     fields
 }
 
 /// The parameter's type with its options; `None` for an unknown type.
-fn param_type(
+pub(super) fn param_type(
     file: &SourceFile,
     name: &Spanned<String>,
     rp: &RawParam,
@@ -89,15 +111,34 @@ fn param_type(
                 maximum: toml_num(file, rp.maximum.as_ref(), "maximum", diags),
             }
         }
+        "decimal" => {
+            reject_fields(file, diags, &fields, &["precision", "scale"], &what);
+            decimal_param(file, pname, rp, diags)
+        }
         "string" => {
             reject_fields(
                 file,
                 diags,
                 &fields,
-                &["min_length", "max_length", "pattern", "like"],
+                &[
+                    "min_length",
+                    "max_length",
+                    "pattern",
+                    "like",
+                    "format",
+                    "pad",
+                ],
                 &what,
             );
             string_param(file, pname, rp, diags)
+        }
+        "datetime" => {
+            reject_fields(file, diags, &fields, &[], &what);
+            ParamType::DateTime
+        }
+        "time" => {
+            reject_fields(file, diags, &fields, &["format"], &what);
+            ParamType::Time(time_format(file, rp.format.as_ref(), diags))
         }
         "boolean" => {
             reject_fields(file, diags, &fields, &["true_value", "false_value"], &what);
@@ -116,7 +157,7 @@ fn param_type(
                 file,
                 rp.ty.as_ref().map_or(name.span(), Spanned::span),
                 format!("parameter `{pname}`: unknown type `{other}`"),
-                "use integer, number, string, boolean, date or code",
+                "use integer, number, decimal, string, boolean, date, datetime, time or code",
             );
             return None;
         }
@@ -170,11 +211,85 @@ fn string_param(
                 None
             }
         });
+    let format = rp.format.as_ref().and_then(|f| {
+        TextFormat::parse(f.get_ref()).or_else(|| {
+            diags.error_hint(
+                file,
+                f.span(),
+                format!("parameter `{pname}`: unknown string format `{}`", f.get_ref()),
+                format!("use one of: {}", TextFormat::NAMES.join(", ")),
+            );
+            None
+        })
+    });
+    let max_length = rp.max_length.as_ref().map(|v| *v.get_ref());
+    let pad = rp.pad.as_ref().is_some_and(|p| *p.get_ref());
+    if let Some(p) = &rp.pad
+        && pad
+        && (max_length.is_none() || like.is_some())
+    {
+        diags.error_hint(
+            file,
+            p.span(),
+            format!("parameter `{pname}`: `pad` needs `max_length` (and no `like`)"),
+            "give max_length = the CHAR column's length",
+        );
+    }
     ParamType::String {
         min_length: rp.min_length.as_ref().map(|v| *v.get_ref()),
-        max_length: rp.max_length.as_ref().map(|v| *v.get_ref()),
+        max_length,
         pattern,
         like,
+        format,
+        pad,
+    }
+}
+
+fn decimal_param(
+    file: &SourceFile,
+    pname: &str,
+    rp: &RawParam,
+    diags: &mut Diagnostics,
+) -> ParamType {
+    let precision = rp.precision.as_ref().map(|p| *p.get_ref());
+    let scale = rp.scale.as_ref().map(|s| *s.get_ref());
+    if let Some(p) = &rp.precision
+        && !(1..=38).contains(p.get_ref())
+    {
+        diags.error(
+            file,
+            p.span(),
+            format!("parameter `{pname}`: `precision` must be between 1 and 38"),
+        );
+    }
+    if let (Some(p), Some(s)) = (precision, &rp.scale)
+        && *s.get_ref() > p
+    {
+        diags.error(
+            file,
+            s.span(),
+            format!("parameter `{pname}`: `scale` is above `precision`"),
+        );
+    }
+    ParamType::Decimal { precision, scale }
+}
+
+fn time_format(
+    file: &SourceFile,
+    f: Option<&Spanned<String>>,
+    diags: &mut Diagnostics,
+) -> TimeFormat {
+    match f {
+        None => TimeFormat::Iso,
+        Some(f) => TimeFormat::parse(f.get_ref()).unwrap_or_else(|| {
+            diags.error_hint(
+                file,
+                f.span(),
+                format!("unknown time format `{}`", f.get_ref()),
+                format!("use one of: {}", TimeFormat::NAMES.join(", ")),
+            );
+            TimeFormat::Iso
+        }),
     }
 }
 
@@ -261,7 +376,7 @@ fn requiredness(
 }
 
 /// The default, parsed as a request value would be.
-fn default_value(
+pub(super) fn default_value(
     file: &SourceFile,
     pname: &str,
     default: Option<&Spanned<toml::Value>>,
@@ -300,7 +415,7 @@ fn default_value(
 }
 
 /// `minimum` not above `maximum`, `min_length` not above `max_length`.
-fn check_ranges(file: &SourceFile, pname: &str, rp: &RawParam, diags: &mut Diagnostics) {
+pub(super) fn check_ranges(file: &SourceFile, pname: &str, rp: &RawParam, diags: &mut Diagnostics) {
     if let (Some(lo), Some(hi)) = (&rp.minimum, &rp.maximum)
         && let (Some(a), Some(b)) = (toml_text(lo.get_ref()), toml_text(hi.get_ref()))
         && let (Ok(a), Ok(b)) = (a.parse::<f64>(), b.parse::<f64>())

@@ -47,8 +47,63 @@ pub(super) struct RawRoute {
     pub(super) max_rows: Option<Spanned<usize>>,
     /// Overrides the file's `source`.
     pub(super) source: Option<Spanned<String>>,
-    /// The statement, with `:name` parameters.
+    /// The statement, with `:name` parameters (or `[[route.step]]` for several).
+    pub(super) sql: Option<Spanned<String>>,
+    /// Writes: statements run in order in one transaction, all or nothing.
+    pub(super) step: Option<Spanned<Vec<RawStep>>>,
+    /// Writes: the `Location` of what was created, e.g. `/v1/jobs/{job_number}/notes/{seq}`;
+    /// names are response fields, parameters, body fields or step outputs.
+    pub(super) location: Option<Spanned<String>>,
+    /// Writes: the status of a success that answers with a row (default 201 for POST, else
+    /// 200; 204 when nothing is answered).
+    pub(super) status: Option<Spanned<u16>>,
+    /// Writes: `optional` (default for POST and PATCH) or `required` (400 without the
+    /// `Idempotency-Key` header).
+    pub(super) idempotency: Option<Spanned<String>>,
+    /// Writes: the `one = true` GET route whose `ETag` an `If-Match` is checked against, in
+    /// the write's transaction.
+    pub(super) etag_from: Option<Spanned<String>>,
+    /// Writes: `optional` (default when `etag_from` is set) or `required` (428 without it).
+    pub(super) if_match: Option<Spanned<String>>,
+    /// Writes: the body is an array of objects, written all or none.
+    pub(super) bulk: Option<Spanned<RawBulk>>,
+    /// Writes: a column of the last step's row whose values stand for responses (a stored
+    /// procedure's return code).
+    pub(super) outcome_column: Option<Spanned<String>>,
+    /// Writes: value of `outcome_column` → response, e.g. `outcomes.1 = { status = 409,
+    /// detail = "The job is already released." }`.
+    pub(super) outcomes: Option<Spanned<IndexMap<String, RawOutcome>>>,
+}
+
+/// One `[[route.step]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStep {
     pub(super) sql: Spanned<String>,
+    /// Run once per element of this list field of the body.
+    pub(super) for_each: Option<Spanned<String>>,
+    /// With `for_each`: bind the element's place in the list (from 1) under this name.
+    pub(super) index_as: Option<Spanned<String>>,
+    /// Name the first result row's columns (in order); later steps bind them as `:name`.
+    pub(super) outputs: Option<Spanned<Vec<String>>>,
+    /// 404 (and nothing written) when the statement touches no row. Default: true for the
+    /// first step of a PUT, PATCH or DELETE.
+    pub(super) require_rows: Option<bool>,
+}
+
+/// `bulk = { max = 500 }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBulk {
+    pub(super) max: usize,
+}
+
+/// `outcomes.VALUE = { status = 409, detail = "..." }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOutcome {
+    pub(super) status: Spanned<u16>,
+    pub(super) detail: String,
 }
 
 /// `params.NAME = { ... }`
@@ -77,6 +132,20 @@ pub(super) struct RawParam {
     /// Fill the parameter from this claim of the caller's verified token (or API key); it
     /// cannot be set by the request.
     pub(super) from_claim: Option<Spanned<String>>,
+    /// Decimals: digits in all (the column's precision).
+    pub(super) precision: Option<Spanned<u8>>,
+    /// Decimals: digits after the point (the column's scale); more are refused.
+    pub(super) scale: Option<Spanned<u8>>,
+    /// Strings: pad with spaces to `max_length`, as a CHAR column stores it.
+    pub(super) pad: Option<Spanned<bool>>,
+    /// Body fields: `null` is accepted and bound as NULL.
+    pub(super) nullable: Option<Spanned<bool>>,
+    /// Body fields: never written to logs or audit records.
+    pub(super) sensitive: Option<Spanned<bool>>,
+    /// Body fields of type `list`: the fields of each element.
+    pub(super) items: Option<Spanned<IndexMap<String, RawParam>>>,
+    pub(super) min_items: Option<Spanned<usize>>,
+    pub(super) max_items: Option<Spanned<usize>>,
     pub(super) description: Option<String>,
     pub(super) example: Option<toml::Value>,
 }
@@ -151,9 +220,10 @@ pub(super) struct RouteParts<'a> {
     pub(super) head: DeTable<'a>,
     pub(super) params: Vec<Entry<'a>>,
     pub(super) columns: Vec<Entry<'a>>,
+    pub(super) body: Vec<Entry<'a>>,
 }
 
-/// Split off `params` and `columns`, so that each entry is read (and reported) on its own.
+/// Split off `params`, `columns` and `body`, so that each entry is read (and reported) on its own.
 pub(super) fn split_route<'a>(
     file: &SourceFile,
     table: &DeTable<'a>,
@@ -163,11 +233,13 @@ pub(super) fn split_route<'a>(
         head: DeTable::new(),
         params: Vec::new(),
         columns: Vec::new(),
+        body: Vec::new(),
     };
     for (k, v) in table {
         let target = match k.get_ref().as_ref() {
             "params" => Some(&mut parts.params),
             "columns" => Some(&mut parts.columns),
+            "body" => Some(&mut parts.body),
             _ => None,
         };
         match target {

@@ -19,7 +19,7 @@ use super::columns::compile_column;
 use super::fields::is_identifier;
 use super::params::compile_param;
 use super::raw::{self, Entry, RawColumn, RawParam, RawRoute};
-use super::{MappingFile, SourceInfo, path, statement};
+use super::{MappingFile, SourceInfo, path, statement, write};
 use crate::catalog::{ColumnPlan, Deprecation, HeaderDate, ParamLocation, ParamPlan, RoutePlan};
 use crate::codec::{DateFormat, ParamType};
 use crate::config::RateSpec;
@@ -89,8 +89,39 @@ pub(super) fn compile_route(
     let path_params = path::check_path(file, &raw.path, diags);
     let params = compile_params(&cx, &raw, &parts.params, &path_params, info.dialect, diags);
     check_path_params_declared(&cx, &raw.path, &path_params, &params.declared, diags);
-    let statement = statement::plan_statement(&cx, &raw.sql, &params, info, diags);
     let columns = compile_columns(&cx, &parts.columns, diags);
+    let is_write = write::WRITE_METHODS.contains(&method.as_str());
+    let (statement, write) = if is_write {
+        check_write_head(&cx, &raw, diags);
+        let plan = write::compile_write(
+            &cx,
+            &raw,
+            &method,
+            &parts.body,
+            &params,
+            &columns,
+            info,
+            diags,
+        );
+        let first = plan
+            .as_ref()
+            .and_then(|w| w.steps.first())
+            .map(|s| s.sql.to_string())
+            .unwrap_or_default();
+        (
+            statement::Statement {
+                sql: first,
+                bind_order: Vec::new(),
+            },
+            plan,
+        )
+    } else {
+        write::reject_write_fields(&cx, &raw, &parts.body, diags);
+        let statement = raw.sql.as_ref().map_or_else(statement::Statement::default, |sql| {
+            statement::plan_statement(&cx, sql, &params, info, diags)
+        });
+        (statement, None)
+    };
     let max_rows = max_rows(&cx, &raw, default_max_rows, diags);
     check_access(&cx, &raw, diags);
     let cache = cache(&cx, raw.cache.as_ref(), diags);
@@ -131,8 +162,29 @@ pub(super) fn compile_route(
         bind_order: statement.bind_order,
         params: params.plans,
         columns,
+        write,
         id,
     })
+}
+
+/// What a read says that a write must not: a response cache, `one`, `max_rows`.
+fn check_write_head(cx: &RouteCx<'_>, raw: &RawRoute, diags: &mut Diagnostics) {
+    if let Some(c) = &raw.cache {
+        diags.error_hint(
+            cx.file,
+            c.span(),
+            format!("route `{}`: a write's response is never cached", cx.id),
+            "remove `cache`",
+        );
+    }
+    if let Some(m) = &raw.max_rows {
+        diags.error_hint(
+            cx.file,
+            m.span(),
+            format!("route `{}`: `max_rows` applies only to reads", cx.id),
+            "remove it; a write answers with the rows its last step returns",
+        );
+    }
 }
 
 /// The route head did not read: still check its params and columns, so that their mistakes
@@ -170,18 +222,15 @@ fn check_id(cx: &RouteCx<'_>, id: &Spanned<String>, diags: &mut Diagnostics) {
     }
 }
 
-/// The HTTP method, upper case; only GET is served so far.
+/// The HTTP method, upper case: GET, or a write method.
 fn method(cx: &RouteCx<'_>, method: Option<&Spanned<String>>, diags: &mut Diagnostics) -> String {
     let name = method.map_or_else(|| "GET".to_string(), |m| m.get_ref().to_ascii_uppercase());
-    if name != "GET" {
+    if name != "GET" && !write::WRITE_METHODS.contains(&name.as_str()) {
         diags.error_hint(
             cx.file,
             method.map_or(cx.span.clone(), Spanned::span),
-            format!(
-                "route `{}`: method `{name}` is not served by this version of Patina",
-                cx.id
-            ),
-            "only GET (read) routes can be mapped so far",
+            format!("route `{}`: method `{name}` cannot be mapped", cx.id),
+            "use GET, POST, PUT, PATCH or DELETE",
         );
     }
     name

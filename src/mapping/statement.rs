@@ -142,7 +142,7 @@ fn check_like_escape(
 
 /// The span of text at `offset` within the SQL string's value, in file coordinates. Exact when
 /// the string is written without escapes before that point; otherwise the string's start.
-fn sql_offset_span(
+pub(super) fn sql_offset_span(
     file: &SourceFile,
     sql: &Spanned<String>,
     offset: usize,

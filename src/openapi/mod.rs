@@ -371,9 +371,9 @@ fn learned_range(r: &RoutePlan, shape: Option<&Described>, param: usize) -> Opti
         .min_by_key(|range| range.max.abs_diff(range.min))
 }
 
-fn param_schema(p: &ParamPlan, range: Option<IntRange>) -> ObjectBuilder {
+fn param_schema(ty: &ParamType, range: Option<IntRange>) -> ObjectBuilder {
     let b = ObjectBuilder::new();
-    match &p.ty {
+    match ty {
         ParamType::Integer { minimum, maximum } => {
             let (format, minimum, maximum) = match range {
                 Some(range) => (
@@ -421,7 +421,37 @@ fn param_schema(p: &ParamPlan, range: Option<IntRange>) -> ObjectBuilder {
         ParamType::Code { codes } => b
             .schema_type(Type::String)
             .enum_values(Some(codes.iter().map(|(w, _)| w.clone()))),
+        ParamType::Decimal { precision, scale } => b
+            .schema_type(Type::String)
+            .pattern(Some(decimal_pattern(*precision, *scale)))
+            .description(Some(
+                "An exact decimal, as a string (a JSON number is accepted too); digits beyond \
+                 its scale are refused, never rounded.",
+            )),
+        ParamType::DateTime => b
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .pattern(Some(
+                "^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]{1,9})?)?Z?$",
+            )),
+        ParamType::Time(_) => b
+            .schema_type(Type::String)
+            .pattern(Some("^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$")),
     }
+}
+
+/// The decimals a precision and scale allow, as a pattern.
+fn decimal_pattern(precision: Option<u8>, scale: Option<u8>) -> String {
+    let int = match (precision, scale) {
+        (Some(p), s) => format!("{{1,{}}}", p.saturating_sub(s.unwrap_or(0)).max(1)),
+        (None, _) => "+".to_string(),
+    };
+    let frac = match scale {
+        Some(0) => String::new(),
+        Some(s) => format!("(\\.[0-9]{{1,{s}}})?"),
+        None => "(\\.[0-9]+)?".to_string(),
+    };
+    format!("^-?[0-9]{int}{frac}$")
 }
 
 #[allow(clippy::cast_precision_loss)]
@@ -430,7 +460,7 @@ fn f64_of(v: i64) -> f64 {
 }
 
 fn parameter(p: &ParamPlan, range: Option<IntRange>) -> utoipa::openapi::path::Parameter {
-    let mut schema = param_schema(p, range);
+    let mut schema = param_schema(&p.ty, range);
     if let Some(d) = &p.default {
         let v = bind_json(d, &p.ty);
         if !v.is_null() {

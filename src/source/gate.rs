@@ -81,7 +81,11 @@ impl Gate {
                 SourceError::Query(_)
                 | SourceError::Decode(_)
                 | SourceError::OutOfRange { .. }
-                | SourceError::BadValue(_),
+                | SourceError::BadValue(_)
+                | SourceError::Conflict(_)
+                | SourceError::Constraint(_)
+                | SourceError::Deadlock(_)
+                | SourceError::Stopped,
             ) => {
                 self.breaker.success(&self.name);
             }

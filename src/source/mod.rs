@@ -15,7 +15,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::codec::{BindValue, Cell};
 use crate::config::{SourceConfig, SourceKind};
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, ErrorClass};
 use crate::shape::{ColumnInfo, Described, IntRange};
 use gate::Gate;
 
@@ -66,9 +66,107 @@ pub enum SourceError {
     /// class 22 and its equivalents): the caller's input, not the statement, is at fault.
     #[error("the database refused a value: {0}")]
     BadValue(String),
+    /// A unique key the write would have duplicated (full driver text, for the log only).
+    #[error("unique constraint: {0}")]
+    Conflict(String),
+    /// A foreign-key, check or not-null constraint refused the write.
+    #[error("constraint refused the write: {0}")]
+    Constraint(String),
+    /// Deadlock or serialization failure: the transaction was rolled back and may be retried.
+    #[error("deadlock or serialization failure: {0}")]
+    Deadlock(String),
+    /// The transaction's script stopped it (it knows why); everything was rolled back.
+    #[error("the write was stopped and rolled back")]
+    Stopped,
     /// The source is shutting down.
     #[error("source closed")]
     Closed,
+}
+
+impl SourceError {
+    /// The error a database reported, in the class the dialect gave it.
+    pub fn of_class(class: ErrorClass, text: String) -> Self {
+        match class {
+            ErrorClass::Timeout => Self::Timeout,
+            ErrorClass::BadValue => Self::BadValue(text),
+            ErrorClass::UniqueViolation => Self::Conflict(text),
+            ErrorClass::ForeignKeyViolation | ErrorClass::CheckViolation => Self::Constraint(text),
+            ErrorClass::Deadlock => Self::Deadlock(text),
+            ErrorClass::ConnectionLost => Self::Unavailable(text),
+            ErrorClass::Other => Self::Query(text),
+        }
+    }
+}
+
+/// One statement of a transaction, as a [`Script`] hands it over.
+#[derive(Debug)]
+pub struct TxStatement {
+    pub sql: Arc<str>,
+    pub binds: Vec<BindValue>,
+    pub max_rows: usize,
+    /// The script needs to know how many rows the statement touched.
+    pub count_rows: bool,
+}
+
+/// A transaction's logic, run on the source's own thread: it hands over statements one at a
+/// time, receives each one's rows (as a [`RowSink`]) and row count, and decides whether to go
+/// on. Whatever fails, or whatever the script refuses, rolls everything back.
+pub trait Script: RowSink {
+    /// The next statement; `None` commits.
+    fn next_statement(&mut self) -> Option<TxStatement>;
+    /// The statement ran: the rows it touched, or returned when it returned rows (`None` when
+    /// the driver cannot say). `false` stops the transaction and rolls it back.
+    fn ran(&mut self, rows: Option<u64>) -> bool;
+    /// Start over for another attempt (after a deadlock).
+    fn reset(&mut self);
+}
+
+impl std::fmt::Debug for dyn Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Script")
+    }
+}
+
+/// What is left of a script whose worker died: nothing to tell.
+#[derive(Debug)]
+pub struct Lost;
+
+impl RowSink for Lost {
+    fn begin(&mut self, _: &[ColumnInfo]) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn row(&mut self, _: &[Cell<'_>]) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn finish(self: Box<Self>) -> (Vec<u8>, usize) {
+        (Vec::new(), 0)
+    }
+}
+
+impl Script for Lost {
+    fn next_statement(&mut self) -> Option<TxStatement> {
+        None
+    }
+    fn ran(&mut self, _: Option<u64>) -> bool {
+        false
+    }
+    fn reset(&mut self) {}
+}
+
+/// How a transaction runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TxOptions {
+    /// Run at SERIALIZABLE isolation (a read-then-write check must not race).
+    pub serializable: bool,
+    pub timeout: Option<Duration>,
+}
+
+/// A transaction that ran: the script back (with what it kept), and the result.
+#[derive(Debug)]
+pub struct Transacted {
+    pub script: Box<dyn Script>,
+    pub result: Result<(), SourceError>,
+    pub waited: Duration,
 }
 
 /// A statement's rows, and how long it waited for a connection.
@@ -175,6 +273,27 @@ impl Source {
         };
         self.gate.report(&result);
         result
+    }
+
+    /// Run a script's statements in one transaction, through the gate like any statement.
+    pub async fn transact(&self, script: Box<dyn Script>, options: TxOptions) -> Transacted {
+        let started = Instant::now();
+        let permit = match self.gate.enter().await {
+            Ok(p) => p,
+            Err(e) => {
+                return Transacted {
+                    script,
+                    result: Err(e),
+                    waited: started.elapsed(),
+                };
+            }
+        };
+        let done = match &self.pool {
+            Pool::Odbc(p) => p.transact(script, options, started, permit).await,
+            Pool::Mssql(p) => p.transact(script, options, started, permit).await,
+        };
+        self.gate.report(&done.result);
+        done
     }
 
     /// Prepare `sql` and report its result columns and parameter count, without running it.

@@ -23,7 +23,7 @@ use odbc_api::{
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tracing::{debug, info, warn};
 
-use super::{Admitted, RowSink, SinkError, SourceError};
+use super::{Admitted, RowSink, Script, SinkError, SourceError, Transacted, TxOptions};
 use crate::codec::{BindKind, BindValue, Cell};
 use crate::config::{SourceConfig, redact_connection_string};
 use crate::dialect::ErrorClass;
@@ -47,6 +47,13 @@ enum Job {
     Describe {
         sql: Arc<str>,
         reply: oneshot::Sender<Result<Described, SourceError>>,
+        _permit: OwnedSemaphorePermit,
+    },
+    Transact {
+        script: Box<dyn Script>,
+        options: TxOptions,
+        started: Instant,
+        reply: oneshot::Sender<Transacted>,
         _permit: OwnedSemaphorePermit,
     },
 }
@@ -101,6 +108,39 @@ impl OdbcPool {
             .map_err(|_| SourceError::Closed)?;
         let result = rx.await.map_err(|_| SourceError::Closed)?;
         result.map(|sink| super::Queried { sink, waited })
+    }
+
+    /// Hand a transaction to a free worker and wait until it committed or rolled back.
+    pub async fn transact(
+        &self,
+        script: Box<dyn Script>,
+        options: TxOptions,
+        started: Instant,
+        permit: OwnedSemaphorePermit,
+    ) -> Transacted {
+        let (reply, rx) = oneshot::channel();
+        if let Err(e) = self.jobs.send(Job::Transact {
+            script,
+            options,
+            started,
+            reply,
+            _permit: permit,
+        }) {
+            let Job::Transact { script, .. } = e.into_inner() else {
+                unreachable!("the job sent is a transaction")
+            };
+            return Transacted {
+                script,
+                result: Err(SourceError::Closed),
+                waited: started.elapsed(),
+            };
+        }
+        // The worker always answers unless it died; then nothing of the script is left.
+        rx.await.unwrap_or_else(|_| Transacted {
+            script: Box::new(super::Lost),
+            result: Err(SourceError::Closed),
+            waited: started.elapsed(),
+        })
     }
 
     pub async fn describe(
@@ -175,6 +215,21 @@ impl Worker {
                 } => {
                     let _ = reply.send(self.describe(&sql));
                 }
+                Job::Transact {
+                    mut script,
+                    options,
+                    started,
+                    reply,
+                    _permit,
+                } => {
+                    let waited = started.elapsed();
+                    let result = self.transact(script.as_mut(), options);
+                    let _ = reply.send(Transacted {
+                        script,
+                        result,
+                        waited,
+                    });
+                }
             }
         }
     }
@@ -232,7 +287,7 @@ impl Worker {
         let class = self
             .cfg
             .dialect
-            .classify_error(state.as_deref(), native_error(e));
+            .classify_error(state.as_deref(), native_error(e), &text);
         let dead = self
             .conn
             .as_ref()
@@ -242,11 +297,7 @@ impl Worker {
             self.reset();
             return SourceError::Unavailable(text);
         }
-        match class {
-            ErrorClass::Timeout => SourceError::Timeout,
-            ErrorClass::BadValue => SourceError::BadValue(text),
-            _ => SourceError::Query(text),
-        }
+        SourceError::of_class(class, text)
     }
 
     fn prepare(&mut self, sql: &Arc<str>) -> Result<&mut CachedStatement, SourceError> {
@@ -305,7 +356,7 @@ impl Worker {
             }
         }
         match run_statement(stmt, binds, max_rows, max_text, sink) {
-            Ok(()) => Ok(()),
+            Ok(_) => Ok(()),
             Err(RunError::Sink(s)) => Err(SourceError::Decode(s)),
             Err(RunError::OutOfRange((placeholder, range))) => {
                 Err(SourceError::OutOfRange { placeholder, range })
@@ -320,6 +371,84 @@ impl Worker {
                 Err(classified)
             }
         }
+    }
+
+    /// Run a script's statements in one transaction: autocommit off, each statement in turn,
+    /// then commit; on any failure, or when the script says stop, roll back. The connection
+    /// is back in autocommit mode afterwards, or dropped.
+    fn transact(&mut self, script: &mut dyn Script, options: TxOptions) -> Result<(), SourceError> {
+        let conn = self.connection()?;
+        if let Err(e) = conn.set_autocommit(false) {
+            return Err(self.classify(&e));
+        }
+        let result = self.transact_steps(&conn, script, options);
+        let end = match &result {
+            Ok(()) => conn.commit(),
+            Err(_) => conn.rollback(),
+        };
+        let result = match (result, end) {
+            (Ok(()), Err(e)) => Err(self.classify(&e)),
+            (r, Err(e)) => {
+                warn!(source = %self.cfg.name, error = %e, "rollback failed; the connection is dropped");
+                self.reset();
+                r
+            }
+            (r, Ok(())) => r,
+        };
+        if self.conn.is_some()
+            && let Err(e) = conn.set_autocommit(true)
+        {
+            warn!(source = %self.cfg.name, error = %e, "autocommit could not be restored; the connection is dropped");
+            self.reset();
+        }
+        result
+    }
+
+    fn transact_steps(
+        &mut self,
+        conn: &Connection<'static>,
+        script: &mut dyn Script,
+        options: TxOptions,
+    ) -> Result<(), SourceError> {
+        if options.serializable
+            && let Some(sql) = self.cfg.dialect.serializable_sql()
+            && let Err(e) = conn.execute(sql, (), None)
+        {
+            return Err(self.classify(&e));
+        }
+        let max_text = self.cfg.max_text_bytes;
+        let want = options.timeout.or(self.cfg.statement_timeout).map_or(0, |t| {
+            usize::try_from(t.as_secs().max(1)).unwrap_or(usize::MAX)
+        });
+        while let Some(st) = script.next_statement() {
+            let stmt = self.prepare(&st.sql)?;
+            if stmt.timeout_secs != want && stmt.prepared.set_query_timeout_sec(want).is_ok() {
+                stmt.timeout_secs = want;
+            }
+            let ran = run_statement(stmt, &st.binds, st.max_rows, max_text, script);
+            let rows = match ran {
+                Ok(Some(n)) => Some(n as u64),
+                Ok(None) => stmt.prepared.row_count().ok().flatten().map(|n| n as u64),
+                Err(RunError::Sink(s)) => return Err(SourceError::Decode(s)),
+                Err(RunError::OutOfRange((placeholder, range))) => {
+                    return Err(SourceError::OutOfRange { placeholder, range });
+                }
+                Err(RunError::Truncated) => {
+                    return Err(SourceError::Query(format!(
+                        "a value is longer than max_text_bytes ({max_text}); raise it for this source"
+                    )));
+                }
+                Err(RunError::Odbc(e)) => {
+                    let classified = self.classify(&e);
+                    self.statements.remove(&st.sql);
+                    return Err(classified);
+                }
+            };
+            if !script.ran(rows) {
+                return Err(SourceError::Stopped);
+            }
+        }
+        Ok(())
     }
 
     fn describe(&mut self, sql: &Arc<str>) -> Result<Described, SourceError> {
@@ -364,20 +493,22 @@ fn to_parameter(v: &BindValue) -> Box<dyn InputParameter> {
     }
 }
 
+/// Run a prepared statement, feeding its rows into `sink`: the number of rows fed, or `None`
+/// when the statement returned no result set.
 fn run_statement(
     stmt: &mut CachedStatement,
     binds: &[BindValue],
     max_rows: usize,
     max_text: usize,
     sink: &mut dyn RowSink,
-) -> Result<(), RunError> {
+) -> Result<Option<usize>, RunError> {
     if let Some(out) = out_of_range(&stmt.params, binds) {
         return Err(RunError::OutOfRange(out));
     }
     let params: Vec<Box<dyn InputParameter>> = binds.iter().map(to_parameter).collect();
     let Some(mut cursor) = stmt.prepared.execute(params.as_slice())? else {
         sink.begin(&[]).map_err(RunError::Sink)?;
-        return Ok(());
+        return Ok(None);
     };
     if stmt.columns.is_none() {
         stmt.columns = Some(describe_result(&mut cursor, max_text)?);
@@ -385,7 +516,7 @@ fn run_statement(
     let (columns, descs) = stmt.columns.as_ref().expect("described above");
     sink.begin(columns).map_err(RunError::Sink)?;
     if columns.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let row_bytes: usize = descs
         .iter()
@@ -428,7 +559,7 @@ fn run_statement(
     }
     let (_cursor, buffer) = block.unbind()?;
     stmt.buffer = Some(buffer);
-    Ok(())
+    Ok(Some(max_rows - remaining))
 }
 
 fn describe_result(

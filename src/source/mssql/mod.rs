@@ -13,10 +13,10 @@ use tiberius::{Query, QueryItem};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tracing::{debug, info, warn};
 
-use super::{Admitted, Queried, RowSink, SinkError, SourceError};
+use super::{Admitted, Queried, RowSink, Script, SinkError, SourceError, Transacted, TxOptions};
 use crate::codec::{BindValue, Cell};
 use crate::config::SourceConfig;
-use crate::dialect::{Dialect, ErrorClass};
+use crate::dialect::Dialect;
 use crate::shape::{ColumnInfo, Described, ParamShape, SqlType};
 
 mod config;
@@ -169,6 +169,97 @@ impl MssqlPool {
         result.map(|(sink, waited)| Queried { sink, waited })
     }
 
+    /// Run a script's statements in one transaction (`SET XACT_ABORT ON`, so any error rolls
+    /// the whole of it back on the server too). A statement whose row count the script needs
+    /// runs as an `execute` (SQL Server reports counts, not rows, for those); the others stream
+    /// their first result set into the script.
+    pub async fn transact(
+        &self,
+        mut script: Box<dyn Script>,
+        options: TxOptions,
+        started: Instant,
+        permit: OwnedSemaphorePermit,
+    ) -> Transacted {
+        let inner = Arc::clone(&self.inner);
+        let task = self.handle.spawn(async move {
+            let _permit = permit;
+            let mut conn = match inner.checkout().await {
+                Ok(c) => c,
+                Err(e) => return (script, Err(e), started.elapsed()),
+            };
+            let waited = started.elapsed();
+            let limit = options.timeout.or(inner.statement_timeout);
+            let steps = transact_steps(&mut conn, script.as_mut(), options, inner.max_text);
+            let outcome = match limit {
+                Some(t) => tokio::time::timeout(t, steps).await.ok(),
+                None => Some(steps.await),
+            };
+            conn.last_used = Instant::now();
+            let result = match outcome {
+                None => {
+                    // The session goes with the connection; the server rolls back.
+                    cancel(&inner.name, &mut conn).await;
+                    conn.broken = true;
+                    Err(SourceError::Timeout)
+                }
+                Some(Ok(Ok(()))) => {
+                    let committed = async {
+                        conn.client
+                            .simple_query("COMMIT TRANSACTION")
+                            .await?
+                            .into_results()
+                            .await
+                    }
+                    .await;
+                    committed
+                        .map(|_| ())
+                        .map_err(|e| classify(&inner.name, &mut conn, e))
+                }
+                Some(Ok(Err(stopped))) => Err(stopped),
+                Some(Err(e)) => Err(classify(&inner.name, &mut conn, e)),
+            };
+            if result.is_err() && !conn.broken {
+                let rolled = async {
+                    conn.client
+                        .simple_query("IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION")
+                        .await?
+                        .into_results()
+                        .await
+                }
+                .await;
+                if rolled.is_err() {
+                    conn.broken = true;
+                }
+            }
+            if options.serializable && !conn.broken {
+                let reset = async {
+                    conn.client
+                        .simple_query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                        .await?
+                        .into_results()
+                        .await
+                }
+                .await;
+                if reset.is_err() {
+                    conn.broken = true;
+                }
+            }
+            (script, result, waited)
+        });
+        match task.await {
+            Ok((script, result, waited)) => Transacted {
+                script,
+                result,
+                waited,
+            },
+            Err(_) => Transacted {
+                script: Box::new(super::Lost),
+                result: Err(SourceError::Closed),
+                waited: started.elapsed(),
+            },
+        }
+    }
+
     /// Ask the server what the statement returns (`sp_describe_first_result_set`), without
     /// running it.
     pub async fn describe(
@@ -256,6 +347,81 @@ async fn run(
     }
 }
 
+/// The statements of a transaction, after `BEGIN`; the outer error is the client's, the
+/// inner one the script's stop or a value the gateway refused.
+async fn transact_steps(
+    conn: &mut Conn,
+    script: &mut dyn Script,
+    options: TxOptions,
+    max_text: usize,
+) -> Result<Result<(), SourceError>, tiberius::error::Error> {
+    let begin = if options.serializable {
+        "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; SET XACT_ABORT ON; BEGIN TRANSACTION"
+    } else {
+        "SET XACT_ABORT ON; BEGIN TRANSACTION"
+    };
+    conn.client.simple_query(begin).await?.into_results().await?;
+    while let Some(st) = script.next_statement() {
+        let rows = if st.count_rows {
+            let mut q = Query::new(st.sql.as_ref());
+            for b in &st.binds {
+                q.bind(to_sql(b));
+            }
+            let done = q.execute(&mut conn.client).await?;
+            if let Err(e) = script.begin(&[]) {
+                return Ok(Err(SourceError::Decode(e)));
+            }
+            Some(done.total())
+        } else {
+            let statement = Statement {
+                sql: &st.sql,
+                binds: &st.binds,
+                max_rows: st.max_rows,
+                max_text,
+            };
+            let mut decode_error = None;
+            let mut counter = Counting {
+                inner: &mut *script,
+                rows: 0,
+            };
+            let ended = stream(conn, &statement, &mut counter, &mut decode_error).await?;
+            let rows = counter.rows;
+            if let Ended::Early = ended {
+                return Ok(Err(SourceError::Query(
+                    "a write step returned more rows than it may".into(),
+                )));
+            }
+            if let Some(e) = decode_error {
+                return Ok(Err(SourceError::Decode(e)));
+            }
+            Some(rows)
+        };
+        if !script.ran(rows) {
+            return Ok(Err(SourceError::Stopped));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// A sink that counts the rows it passes on.
+struct Counting<'a> {
+    inner: &'a mut dyn Script,
+    rows: u64,
+}
+
+impl RowSink for Counting<'_> {
+    fn begin(&mut self, columns: &[ColumnInfo]) -> Result<(), SinkError> {
+        self.inner.begin(columns)
+    }
+    fn row(&mut self, cells: &[Cell<'_>]) -> Result<(), SinkError> {
+        self.rows += 1;
+        self.inner.row(cells)
+    }
+    fn finish(self: Box<Self>) -> (Vec<u8>, usize) {
+        (Vec::new(), 0)
+    }
+}
+
 /// Stop the statement on the server (a TDS attention) and wait for its acknowledgement; a
 /// connection that does not acknowledge is discarded.
 async fn cancel(source: &str, conn: &mut Conn) {
@@ -279,12 +445,9 @@ fn classify(source: &str, conn: &mut Conn, e: tiberius::error::Error) -> SourceE
         // Severity 20 and above ends the session on the server's side.
         E::Server(t) if t.class() < 20 => {
             let text = format!("SQL Server error {}: {}", t.code(), t.message());
-            match Dialect::Mssql.classify_error(None, i32::try_from(t.code()).ok()) {
-                // Lock request timeout: the statement waited past SET LOCK_TIMEOUT.
-                ErrorClass::Timeout => SourceError::Timeout,
-                ErrorClass::BadValue => SourceError::BadValue(text),
-                _ => SourceError::Query(text),
-            }
+            // A lock request timeout (past SET LOCK_TIMEOUT) is a timeout too.
+            let class = Dialect::Mssql.classify_error(None, i32::try_from(t.code()).ok(), &text);
+            SourceError::of_class(class, text)
         }
         // The server or the network went away.
         e @ (E::Server(_) | E::Io { .. } | E::Tls(_) | E::Routing { .. }) => {
