@@ -19,3 +19,4 @@ pub mod secret;
 pub mod shape;
 pub mod source;
 pub mod sql;
+pub mod state;

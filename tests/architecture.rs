@@ -9,7 +9,7 @@ use std::path::Path;
 /// from above.
 const LAYERS: &[&[&str]] = &[
     &["secret", "clock", "diag"],
-    &["codec", "dialect"],
+    &["codec", "dialect", "state"],
     &["sql", "config", "shape"],
     &["catalog", "cache"],
     &["mapping", "metrics"],
