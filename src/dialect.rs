@@ -554,14 +554,23 @@ mod tests {
             C::Other,
             "invalid object name: the statement's fault"
         );
-        assert_eq!(Dialect::Mssql.classify_error(None, Some(245), ""), C::BadValue);
+        assert_eq!(
+            Dialect::Mssql.classify_error(None, Some(245), ""),
+            C::BadValue
+        );
         let db2 = |n| Dialect::Db2i.classify_error(Some("HY000"), Some(n), "");
         assert_eq!(db2(-803), C::UniqueViolation);
         assert_eq!(db2(-302), C::BadValue);
         assert_eq!(db2(-911), C::Deadlock);
         let lite = |n, m| Dialect::Sqlite.classify_error(Some("HY000"), Some(n), m);
-        assert_eq!(lite(19, "UNIQUE constraint failed: T.A"), C::UniqueViolation);
-        assert_eq!(lite(19, "FOREIGN KEY constraint failed"), C::ForeignKeyViolation);
+        assert_eq!(
+            lite(19, "UNIQUE constraint failed: T.A"),
+            C::UniqueViolation
+        );
+        assert_eq!(
+            lite(19, "FOREIGN KEY constraint failed"),
+            C::ForeignKeyViolation
+        );
         assert_eq!(lite(19, "CHECK constraint failed: qty"), C::CheckViolation);
         assert_eq!(lite(5, "database is locked"), C::Deadlock);
         assert_eq!(lite(1, "no such table: T"), C::Other);

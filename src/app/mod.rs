@@ -206,7 +206,8 @@ fn build(
         None => None,
     };
     http::bind(
-        AppState::new(Arc::clone(catalog), config.docs.clone(), sources, security),
+        AppState::new(Arc::clone(catalog), config.docs.clone(), sources, security)
+            .with_writes(config.max_body_bytes, config.state.clone()),
         listen.unwrap_or(&config.listen),
         workers,
         tls,

@@ -44,8 +44,9 @@ impl TextFormat {
         } else {
             Err(match self {
                 Self::Email => "must be an email address".into(),
-                Self::Phone => "must be a phone number (digits, spaces, ( ) - . and a leading +)"
-                    .into(),
+                Self::Phone => {
+                    "must be a phone number (digits, spaces, ( ) - . and a leading +)".into()
+                }
             })
         }
     }
@@ -82,7 +83,11 @@ fn is_phone(s: &str) -> bool {
 
 /// Check decimal text against a precision and scale and return it in plain form (no `+`, no
 /// needless leading zeros). Never rounds: a digit the column cannot hold is an error.
-pub fn check_decimal(text: &str, precision: Option<u8>, scale: Option<u8>) -> Result<String, String> {
+pub fn check_decimal(
+    text: &str,
+    precision: Option<u8>,
+    scale: Option<u8>,
+) -> Result<String, String> {
     const SHAPE: &str = "must be a decimal number like 12.50 (digits, an optional sign and point)";
     let (negative, body) = match text.strip_prefix('-') {
         Some(b) => (true, b),
@@ -158,7 +163,12 @@ fn parse_time(text: &str) -> Option<(u32, u32, u32, &str)> {
     {
         return None;
     }
-    let n = |i: usize| parts.get(i).and_then(|p| p.parse::<u32>().ok()).unwrap_or(0);
+    let n = |i: usize| {
+        parts
+            .get(i)
+            .and_then(|p| p.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
     let (h, m, s) = (n(0), n(1), n(2));
     (h < 24 && m < 60 && s < 60).then_some((h, m, s, frac))
 }
@@ -242,7 +252,10 @@ mod tests {
             ok("100000", Some(7), Some(2)),
             Err("must have at most 5 digits before the decimal point".into())
         );
-        assert_eq!(ok("1.5", Some(3), Some(0)), Err("must be a whole number".into()));
+        assert_eq!(
+            ok("1.5", Some(3), Some(0)),
+            Err("must be a whole number".into())
+        );
         for bad in ["", "-", ".5", "5.", "1e3", "+1", "1,5", "0x10", " 1"] {
             assert!(ok(bad, None, None).is_err(), "{bad}");
         }
@@ -253,7 +266,9 @@ mod tests {
         for good in ["a@b.co", "first.last+tag@example.com", "o'neil@x.org"] {
             assert_eq!(TextFormat::Email.check(good), Ok(()), "{good}");
         }
-        for bad in ["", "a", "a@b", "@b.co", "a@@b.co", "a b@c.de", "a@b..co", "a@.b.co"] {
+        for bad in [
+            "", "a", "a@b", "@b.co", "a@@b.co", "a b@c.de", "a@b..co", "a@.b.co",
+        ] {
             assert!(TextFormat::Email.check(bad).is_err(), "{bad}");
         }
         for good in ["+1 (216) 555-0100", "0216.555.0100", "2165550100"] {
@@ -278,7 +293,13 @@ mod tests {
             parse_datetime("2025-03-04T14:30"),
             Ok("2025-03-04 14:30:00".into())
         );
-        for bad in ["03/04/2025 14:30", "2025-02-30T10:00:00", "2025-03-04", "2025-03-04T24:00:00", "2025-03-04T10:00:00+02:00"] {
+        for bad in [
+            "03/04/2025 14:30",
+            "2025-02-30T10:00:00",
+            "2025-03-04",
+            "2025-03-04T24:00:00",
+            "2025-03-04T10:00:00+02:00",
+        ] {
             assert!(parse_datetime(bad).is_err(), "{bad}");
         }
         assert_eq!(
@@ -315,7 +336,10 @@ mod tests {
         assert!(dec.parse_json("1e3").is_err());
         assert!(dec.parse_json("true").is_err());
         let date = ParamType::Date(crate::codec::DateFormat::Cyymmdd);
-        assert_eq!(date.parse_json("\"2025-03-04\""), Ok(BindValue::Int(1_250_304)));
+        assert_eq!(
+            date.parse_json("\"2025-03-04\""),
+            Ok(BindValue::Int(1_250_304))
+        );
         assert!(date.parse_json("\"03/04/2025\"").is_err());
         assert!(date.parse_json("20250304").is_err());
         let flag = ParamType::Boolean {

@@ -146,8 +146,8 @@ impl ParamType {
         match self {
             Self::Integer { .. }
             | Self::Date(DateFormat::Cyymmdd | DateFormat::Yyyymmdd)
-            | Self::Time(TimeFormat::Hhmmss) => BindKind::Int,
-            Self::Boolean {
+            | Self::Time(TimeFormat::Hhmmss)
+            | Self::Boolean {
                 true_value: None, ..
             } => BindKind::Int,
             Self::Number { .. } => BindKind::Float,

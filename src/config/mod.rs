@@ -62,11 +62,24 @@ pub struct Config {
     pub rate_limit: RateSettings,
     /// Audit log file; `None` logs audit records under the `audit` target.
     pub audit_file: Option<PathBuf>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    pub state: StateSettings,
     /// What is allowed but unwise (a password written in the file).
     pub warnings: Vec<Diagnostic>,
 }
 
+/// Where the gateway keeps what must outlive a request (`[state]`).
+#[derive(Clone, Debug)]
+pub struct StateSettings {
+    /// The embedded store's folder.
+    pub dir: PathBuf,
+    /// How long the first answer to an `Idempotency-Key` is replayed.
+    pub idempotency_ttl: Duration,
+}
+
 pub const DEFAULT_MAX_ROWS: usize = 1000;
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 
 impl Config {
     /// Read and check a config file, expanding `${VAR}` from the process environment.
@@ -128,6 +141,40 @@ impl Config {
             .map(|r| compile_rate(&file, &r, &mut diags))
             .unwrap_or_default();
         let audit_file = raw.audit.and_then(|a| a.file).map(|f| base.join(f));
+        let max_body_bytes = server
+            .as_ref()
+            .and_then(|s| s.max_body_bytes.as_ref())
+            .map_or(DEFAULT_MAX_BODY_BYTES, |m| {
+                if *m.get_ref() == 0 {
+                    diags.error(&file, m.span(), "`max_body_bytes` must be at least 1");
+                }
+                *m.get_ref()
+            });
+        let state = StateSettings {
+            dir: base.join(
+                raw.state
+                    .as_ref()
+                    .and_then(|s| s.dir.as_deref())
+                    .unwrap_or("data"),
+            ),
+            idempotency_ttl: raw
+                .state
+                .as_ref()
+                .and_then(|s| s.idempotency_ttl.as_ref())
+                .map_or(Duration::from_hours(24), |t| {
+                    parse_duration(t.get_ref())
+                        .filter(|d| !d.is_zero())
+                        .unwrap_or_else(|| {
+                            diags.error_hint(
+                                &file,
+                                t.span(),
+                                "`idempotency_ttl` is not a duration",
+                                format!("write it like \"24h\" ({DURATION_UNITS})"),
+                            );
+                            Duration::from_hours(24)
+                        })
+                }),
+        };
         let mut sources = IndexMap::new();
         for (name, src) in raw.sources {
             if let Some(s) = compile_source(&file, &name, src, base, env, &mut diags) {
@@ -160,6 +207,8 @@ impl Config {
             auth,
             rate_limit,
             audit_file,
+            max_body_bytes,
+            state,
             warnings: in_file_order(diags),
         })
     }

@@ -32,6 +32,8 @@ pub(super) struct RawServer {
     pub cors_origins: Vec<String>,
     /// Terminate TLS here: PEM certificate chain and private key, relative to this file.
     pub tls: Option<RawTls>,
+    /// Largest request body accepted, in bytes; beyond, 413. Default 1048576 (1 MiB).
+    pub max_body_bytes: Option<Spanned<usize>>,
 }
 
 /// `[server.tls]`
@@ -219,6 +221,16 @@ pub(super) struct RawAudit {
     pub file: Option<String>,
 }
 
+/// `[state]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawState {
+    /// Folder of the embedded store (idempotency keys), relative to this file. Default `data`.
+    pub dir: Option<String>,
+    /// How long the first answer to an `Idempotency-Key` is kept for replays. Default `24h`.
+    pub idempotency_ttl: Option<Spanned<String>>,
+}
+
 /// The whole file. A section that did not deserialize is `None` (its mistakes are reported).
 #[derive(Debug, Default)]
 pub(super) struct RawConfig {
@@ -227,10 +239,11 @@ pub(super) struct RawConfig {
     pub auth: Option<RawAuth>,
     pub rate_limit: Option<RawRateLimit>,
     pub audit: Option<RawAudit>,
+    pub state: Option<RawState>,
     pub sources: IndexMap<String, RawSource>,
 }
 
-const SECTIONS: &str = "server, docs, auth, rate_limit, audit, sources";
+const SECTIONS: &str = "server, docs, auth, rate_limit, audit, state, sources";
 
 impl RawConfig {
     /// Read the document, reporting every mistake found in it. `None` when the text is not
@@ -252,6 +265,7 @@ impl RawConfig {
                 "auth" => raw.auth = section(file, value, diags),
                 "rate_limit" => raw.rate_limit = section(file, value, diags),
                 "audit" => raw.audit = section(file, value, diags),
+                "state" => raw.state = section(file, value, diags),
                 "sources" => raw.sources = sources(file, value, diags),
                 other => diags.error_hint(
                     file,

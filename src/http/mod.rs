@@ -2,9 +2,11 @@
 //! request up in the catalog, binds its parameters, runs the route's statement on its source
 //! and writes the JSON envelope. Errors leave through [`problem::Problem`] only.
 
+mod body;
 pub mod params;
 pub mod problem;
 mod route;
+mod write;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -46,9 +48,42 @@ pub struct AppState {
     rate_settings: RateSettings,
     audit: Audit,
     cors_origins: Vec<String>,
+    max_body_bytes: usize,
+    idempotency_ttl: std::time::Duration,
+    state_dir: std::path::PathBuf,
+    /// The embedded store, opened on first use (only idempotent writes need it).
+    store: std::sync::Mutex<Option<Arc<crate::state::Store>>>,
 }
 
 impl AppState {
+    /// Take writes: bodies up to `max_body_bytes`, idempotency records in `state`'s store.
+    #[must_use]
+    pub fn with_writes(
+        mut self,
+        max_body_bytes: usize,
+        state: crate::config::StateSettings,
+    ) -> Self {
+        self.max_body_bytes = max_body_bytes;
+        self.idempotency_ttl = state.idempotency_ttl;
+        self.state_dir = state.dir;
+        self
+    }
+
+    /// The embedded store, opened now if it is not yet (and again later if opening failed).
+    pub fn store(&self) -> Result<Arc<crate::state::Store>, crate::state::StoreError> {
+        let mut slot = self
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(s) = slot.as_ref() {
+            return Ok(Arc::clone(s));
+        }
+        let store = Arc::new(crate::state::Store::open(&self.state_dir)?);
+        info!(path = %store.path().display(), "state store opened");
+        *slot = Some(Arc::clone(&store));
+        Ok(store)
+    }
+
     pub fn new(
         catalog: Arc<Catalog>,
         docs_info: DocsInfo,
@@ -71,6 +106,10 @@ impl AppState {
             rate_settings: security.rate,
             audit: security.audit,
             cors_origins: security.cors_origins,
+            max_body_bytes: crate::config::DEFAULT_MAX_BODY_BYTES,
+            idempotency_ttl: std::time::Duration::from_hours(24),
+            state_dir: std::path::PathBuf::from("data"),
+            store: std::sync::Mutex::new(None),
         }
     }
 
@@ -541,7 +580,11 @@ async fn docs_file(
     }
 }
 
-async fn dispatch(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+async fn dispatch(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let rid = request_id_of(&req);
     if let Some(res) = preflight(&req, &state) {
         return res;
@@ -560,7 +603,7 @@ async fn dispatch(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
                 generation: live.catalog.generation,
                 layout: &live.layouts[index],
             };
-            return route::serve(&req, &state, route, at, &path_params).await;
+            return route::serve(&req, payload, &state, route, at, &path_params).await;
         }
     };
     match outcome {

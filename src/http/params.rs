@@ -39,6 +39,21 @@ pub fn bind_values(
     query: &str,
     claim: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<BindValue>, BindError> {
+    let values = param_values(route, path_params, query, claim)?;
+    Ok(route
+        .bind_order
+        .iter()
+        .map(|&i| values[i].clone())
+        .collect())
+}
+
+/// Each parameter's value, in the route's parameter order, or every problem found.
+pub fn param_values(
+    route: &RoutePlan,
+    path_params: &[(String, String)],
+    query: &str,
+    claim: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<BindValue>, BindError> {
     let mut errors = Vec::new();
     let mut given: Vec<Option<String>> = vec![None; route.params.len()];
     for (name, raw) in path_params {
@@ -150,11 +165,7 @@ pub fn bind_values(
     if !errors.is_empty() {
         return Err(BindError::Invalid(errors));
     }
-    Ok(route
-        .bind_order
-        .iter()
-        .map(|&i| values[i].clone())
-        .collect())
+    Ok(values)
 }
 
 #[cfg(test)]

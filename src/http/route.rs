@@ -32,6 +32,7 @@ pub(super) struct At<'a> {
 
 pub(super) async fn serve(
     req: &HttpRequest,
+    payload: actix_web::web::Payload,
     state: &AppState,
     route: &Arc<RoutePlan>,
     at: At<'_>,
@@ -60,6 +61,21 @@ pub(super) async fn serve(
                 .rate_limited
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Err(Problem::too_many_requests(d.retry_after.unwrap_or(1)));
+        }
+        if route.write.is_some() {
+            let params = params::param_values(route, path_params, query, &|c| identity.claim(c))
+                .map_err(|e| bind_problem(route, e))?;
+            return super::write::serve(
+                state,
+                super::write::Request {
+                    req,
+                    payload: Some(payload),
+                    route,
+                    identity: &identity_label,
+                    params,
+                },
+            )
+            .await;
         }
         let if_none_match = req
             .headers()
@@ -282,18 +298,8 @@ async fn run(
     if_none_match: Option<&str>,
     timing: &mut Timing,
 ) -> Result<(HttpResponse, usize), Problem> {
-    let binds = params::bind_values(route, path_params, query, &|c| identity.claim(c)).map_err(
-        |e| match e {
-            BindError::Invalid(errors) => Problem::bad_parameters(errors),
-            BindError::Claim(claim) => {
-                warn!(route = %route.id, claim = %claim, "caller lacks a claim the route binds");
-                Problem::forbidden(
-                    "Your credentials do not carry the identity this route is filtered by.",
-                    None,
-                )
-            }
-        },
-    )?;
+    let binds = params::bind_values(route, path_params, query, &|c| identity.claim(c))
+        .map_err(|e| bind_problem(route, e))?;
     let layout = at.layout;
     let fetch = || execute(state, route, layout, binds.clone());
     let (cached, outcome) = match route.cache {
@@ -344,6 +350,20 @@ async fn run(
         .encode_time
         .filter(|_| outcome == cache::Outcome::Miss);
     Ok((res, rows))
+}
+
+/// The problem for parameters that could not be bound.
+fn bind_problem(route: &RoutePlan, e: BindError) -> Problem {
+    match e {
+        BindError::Invalid(errors) => Problem::bad_parameters(errors),
+        BindError::Claim(claim) => {
+            warn!(route = %route.id, claim = %claim, "caller lacks a claim the route binds");
+            Problem::forbidden(
+                "Your credentials do not carry the identity this route is filtered by.",
+                None,
+            )
+        }
+    }
 }
 
 /// Run the route's statement and build the response body (cacheable: no per-request parts).
@@ -416,20 +436,26 @@ async fn execute(
         body.extend_from_slice(b"],\"next\":null}");
         body
     };
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    std::hash::Hash::hash(&body, &mut h);
     Ok(cache::Cached {
-        etag: format!(
-            "{:016x}{:04x}",
-            std::hash::Hasher::finish(&h),
-            body.len() & 0xffff
-        ),
+        etag: etag_of(&body),
         body: Arc::from(body),
         rows,
         acquire_time: Some(waited),
         db_time: Some(db_time.saturating_sub(waited)),
         encode_time: Some(encode_started.elapsed()),
     })
+}
+
+/// A response body's entity tag (without quotes): a hash of its bytes. A write's `If-Match`
+/// check computes it the same way from the same row.
+pub(super) fn etag_of(body: &[u8]) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(body, &mut h);
+    format!(
+        "{:016x}{:04x}",
+        std::hash::Hasher::finish(&h),
+        body.len() & 0xffff
+    )
 }
 
 /// A 400 naming the parameter whose value its database type cannot hold. A claim's value is

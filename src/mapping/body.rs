@@ -35,7 +35,11 @@ pub(super) fn compile_body(
 }
 
 /// Read `body.NAME`: a table, or the shorthand `body.note = "string"`.
-fn read_field(file: &SourceFile, (name, v): &Entry<'_>, diags: &mut Diagnostics) -> Option<RawParam> {
+fn read_field(
+    file: &SourceFile,
+    (name, v): &Entry<'_>,
+    diags: &mut Diagnostics,
+) -> Option<RawParam> {
     if let Some(s) = v.get_ref().as_str() {
         return Some(RawParam {
             ty: Some(Spanned::new(v.span(), s.to_string())),
@@ -106,9 +110,7 @@ fn compile_field(
     };
     let required = explicit_required.unwrap_or(required_by_default && rp.default.is_none());
     let default = match &ty {
-        FieldType::Value(t) => {
-            default_value(file, fname, rp.default.as_ref(), required, t, diags)
-        }
+        FieldType::Value(t) => default_value(file, fname, rp.default.as_ref(), required, t, diags),
         FieldType::List { .. } => None,
     };
     check_ranges(file, fname, &rp, diags);
@@ -163,7 +165,10 @@ fn list_type(
         }
     }
     let min_items = rp.min_items.as_ref().map_or(0, |m| *m.get_ref());
-    let max_items = rp.max_items.as_ref().map_or(DEFAULT_MAX_ITEMS, |m| *m.get_ref());
+    let max_items = rp
+        .max_items
+        .as_ref()
+        .map_or(DEFAULT_MAX_ITEMS, |m| *m.get_ref());
     if min_items > max_items || max_items == 0 {
         diags.error(
             file,

@@ -20,11 +20,11 @@ mod path;
 mod raw;
 mod route;
 mod statement;
-mod write;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
+mod write;
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -116,7 +116,10 @@ fn resolve_etag_routes(routes: &mut [Located<'_>], diags: &mut Diagnostics) {
             continue;
         };
         let hint_route = "name a `one = true` GET route on the same source";
-        let Some(read) = reads.get(&from).filter(|r| r.one && r.source == plan.source) else {
+        let Some(read) = reads
+            .get(&from)
+            .filter(|r| r.one && r.source == plan.source)
+        else {
             diags.error_hint(
                 file,
                 span.clone(),
@@ -136,10 +139,16 @@ fn resolve_etag_routes(routes: &mut [Located<'_>], diags: &mut Diagnostics) {
                 .position(|q| q.name == p.name)
                 .map(crate::catalog::ValueRef::Param)
                 .or_else(|| {
-                    plan.write.as_ref()?.body.as_ref()?.fields.iter().position(|f| {
-                        f.name == p.name && matches!(f.ty, crate::catalog::FieldType::Value(_))
-                    })
-                    .map(crate::catalog::ValueRef::Field)
+                    plan.write
+                        .as_ref()?
+                        .body
+                        .as_ref()?
+                        .fields
+                        .iter()
+                        .position(|f| {
+                            f.name == p.name && matches!(f.ty, crate::catalog::FieldType::Value(_))
+                        })
+                        .map(crate::catalog::ValueRef::Field)
                 });
             match value {
                 Some(v) => binds.push(v),
@@ -154,8 +163,12 @@ fn resolve_etag_routes(routes: &mut [Located<'_>], diags: &mut Diagnostics) {
                 ),
             }
         }
-        let read_binds: Vec<crate::catalog::ValueRef> =
-            read.bind_order.iter().map(|&i| binds.get(i).copied()).collect::<Option<_>>().unwrap_or_default();
+        let read_binds: Vec<crate::catalog::ValueRef> = read
+            .bind_order
+            .iter()
+            .map(|&i| binds.get(i).copied())
+            .collect::<Option<_>>()
+            .unwrap_or_default();
         let plan = Arc::make_mut(plan);
         if let Some(m) = plan.write.as_mut().and_then(|w| w.if_match.as_mut()) {
             m.binds = read_binds;

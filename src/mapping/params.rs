@@ -216,7 +216,10 @@ fn string_param(
             diags.error_hint(
                 file,
                 f.span(),
-                format!("parameter `{pname}`: unknown string format `{}`", f.get_ref()),
+                format!(
+                    "parameter `{pname}`: unknown string format `{}`",
+                    f.get_ref()
+                ),
                 format!("use one of: {}", TextFormat::NAMES.join(", ")),
             );
             None

@@ -117,9 +117,12 @@ pub(super) fn compile_route(
         )
     } else {
         write::reject_write_fields(&cx, &raw, &parts.body, diags);
-        let statement = raw.sql.as_ref().map_or_else(statement::Statement::default, |sql| {
-            statement::plan_statement(&cx, sql, &params, info, diags)
-        });
+        let statement = raw
+            .sql
+            .as_ref()
+            .map_or_else(statement::Statement::default, |sql| {
+                statement::plan_statement(&cx, sql, &params, info, diags)
+            });
         (statement, None)
     };
     let max_rows = max_rows(&cx, &raw, default_max_rows, diags);

@@ -260,11 +260,11 @@ fn mssql_sources_get_numbered_placeholders() {
 }
 
 #[test]
-fn output_names_must_be_unique_and_methods_get_only() {
-    let bad = "source = \"mfg\"\n[[route]]\nid = \"a\"\nmethod = \"POST\"\npath = \"/a\"\nsql = \"SELECT A, B\"\ncolumns.A = \"x\"\ncolumns.B = \"x\"\n";
+fn output_names_must_be_unique_and_methods_known() {
+    let bad = "source = \"mfg\"\n[[route]]\nid = \"a\"\nmethod = \"TRACE\"\npath = \"/a\"\nsql = \"SELECT A, B\"\ncolumns.A = \"x\"\ncolumns.B = \"x\"\n";
     let joined = errors("f.toml", bad).join("\n");
     assert!(
-        joined.contains("f.toml:4:10: error: route `a`: method `POST` is not served"),
+        joined.contains("f.toml:4:10: error: route `a`: method `TRACE` cannot be mapped"),
         "{joined}"
     );
     assert!(

@@ -15,7 +15,7 @@ use super::raw::{Entry, RawRoute, RawStep};
 use super::route::{RouteCx, RouteParams};
 use super::statement::sql_offset_span;
 use crate::catalog::{
-    ColumnPlan, FieldPlan, FieldType, IfMatch, Idempotency, LocationPart, Outcome, StepPlan,
+    ColumnPlan, FieldPlan, FieldType, Idempotency, IfMatch, LocationPart, Outcome, StepPlan,
     ValueRef, WritePlan,
 };
 use crate::diag::Diagnostics;
@@ -33,6 +33,7 @@ struct Named {
 }
 
 /// Compile what a write route declares beyond a read; `None` when it has an error.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn compile_write(
     cx: &RouteCx<'_>,
     raw: &RawRoute,
@@ -68,7 +69,16 @@ pub(super) fn compile_write(
     }
     let mut names = initial_names(cx, params, &fields, diags);
     let mut outputs: Vec<String> = Vec::new();
-    let steps = compile_steps(cx, raw, method, &fields, &mut names, &mut outputs, source, diags);
+    let steps = compile_steps(
+        cx,
+        raw,
+        method,
+        &fields,
+        &mut names,
+        &mut outputs,
+        source,
+        diags,
+    );
     let location = raw
         .location
         .as_ref()
@@ -108,7 +118,12 @@ pub(super) fn compile_write(
 }
 
 /// What a read route must not say.
-pub(super) fn reject_write_fields(cx: &RouteCx<'_>, raw: &RawRoute, body: &[Entry<'_>], diags: &mut Diagnostics) {
+pub(super) fn reject_write_fields(
+    cx: &RouteCx<'_>,
+    raw: &RawRoute,
+    body: &[Entry<'_>],
+    diags: &mut Diagnostics,
+) {
     let mut given: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
     let mut add = |name, span: Option<std::ops::Range<usize>>| {
         if let Some(s) = span {
@@ -122,7 +137,10 @@ pub(super) fn reject_write_fields(cx: &RouteCx<'_>, raw: &RawRoute, body: &[Entr
     add("etag_from", raw.etag_from.as_ref().map(Spanned::span));
     add("if_match", raw.if_match.as_ref().map(Spanned::span));
     add("bulk", raw.bulk.as_ref().map(Spanned::span));
-    add("outcome_column", raw.outcome_column.as_ref().map(Spanned::span));
+    add(
+        "outcome_column",
+        raw.outcome_column.as_ref().map(Spanned::span),
+    );
     add("outcomes", raw.outcomes.as_ref().map(Spanned::span));
     add("body", body.first().map(|(n, _)| n.span()));
     for (name, span) in given {
@@ -366,9 +384,7 @@ fn compile_step(
         binds,
         for_each,
         outputs: step_outputs,
-        require_rows: step
-            .require_rows
-            .unwrap_or(k == 0 && method != "POST"),
+        require_rows: step.require_rows.unwrap_or(k == 0 && method != "POST"),
     })
 }
 
@@ -399,10 +415,7 @@ fn step_outputs(
             diags.error_hint(
                 cx.file,
                 list.span(),
-                format!(
-                    "route `{}`: output `{name}` is not a new identifier",
-                    cx.id
-                ),
+                format!("route `{}`: output `{name}` is not a new identifier", cx.id),
                 "name each output once, differently from parameters and body fields",
             );
             continue;
@@ -459,7 +472,10 @@ fn location(
             diags.error_hint(
                 cx.file,
                 l.span(),
-                format!("route `{}`: `location` names `{name}`, which is no value of this write", cx.id),
+                format!(
+                    "route `{}`: `location` names `{name}`, which is no value of this write",
+                    cx.id
+                ),
                 "use a response field (columns.NAME), a parameter, a body field or a step output",
             );
         }
@@ -602,7 +618,10 @@ fn outcomes(cx: &RouteCx<'_>, raw: &RawRoute, diags: &mut Diagnostics) -> Vec<Ou
                 diags.error_hint(
                     cx.file,
                     o.status.span(),
-                    format!("route `{}`: an outcome's `status` must be 4xx or 5xx", cx.id),
+                    format!(
+                        "route `{}`: an outcome's `status` must be 4xx or 5xx",
+                        cx.id
+                    ),
                     "values not listed in `outcomes` are successes",
                 );
                 return None;

@@ -112,13 +112,24 @@ pub struct TxStatement {
 /// time, receives each one's rows (as a [`RowSink`]) and row count, and decides whether to go
 /// on. Whatever fails, or whatever the script refuses, rolls everything back.
 pub trait Script: RowSink {
-    /// The next statement; `None` commits.
-    fn next_statement(&mut self) -> Option<TxStatement>;
+    /// The next statement, or the end: commit, or stop and roll back.
+    fn next_statement(&mut self) -> Next;
     /// The statement ran: the rows it touched, or returned when it returned rows (`None` when
     /// the driver cannot say). `false` stops the transaction and rolls it back.
     fn ran(&mut self, rows: Option<u64>) -> bool;
     /// Start over for another attempt (after a deadlock).
     fn reset(&mut self);
+    /// The script itself, for its owner to read what it kept.
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send>;
+}
+
+/// What a [`Script`] wants next.
+#[derive(Debug)]
+pub enum Next {
+    Run(TxStatement),
+    Commit,
+    /// Roll back: the script knows why.
+    Stop,
 }
 
 impl std::fmt::Debug for dyn Script {
@@ -144,13 +155,16 @@ impl RowSink for Lost {
 }
 
 impl Script for Lost {
-    fn next_statement(&mut self) -> Option<TxStatement> {
-        None
+    fn next_statement(&mut self) -> Next {
+        Next::Stop
     }
     fn ran(&mut self, _: Option<u64>) -> bool {
         false
     }
     fn reset(&mut self) {}
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
 }
 
 /// How a transaction runs.

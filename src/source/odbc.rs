@@ -417,10 +417,18 @@ impl Worker {
             return Err(self.classify(&e));
         }
         let max_text = self.cfg.max_text_bytes;
-        let want = options.timeout.or(self.cfg.statement_timeout).map_or(0, |t| {
-            usize::try_from(t.as_secs().max(1)).unwrap_or(usize::MAX)
-        });
-        while let Some(st) = script.next_statement() {
+        let want = options
+            .timeout
+            .or(self.cfg.statement_timeout)
+            .map_or(0, |t| {
+                usize::try_from(t.as_secs().max(1)).unwrap_or(usize::MAX)
+            });
+        loop {
+            let st = match script.next_statement() {
+                super::Next::Run(st) => st,
+                super::Next::Commit => return Ok(()),
+                super::Next::Stop => return Err(SourceError::Stopped),
+            };
             let stmt = self.prepare(&st.sql)?;
             if stmt.timeout_secs != want && stmt.prepared.set_query_timeout_sec(want).is_ok() {
                 stmt.timeout_secs = want;
@@ -448,7 +456,6 @@ impl Worker {
                 return Err(SourceError::Stopped);
             }
         }
-        Ok(())
     }
 
     fn describe(&mut self, sql: &Arc<str>) -> Result<Described, SourceError> {

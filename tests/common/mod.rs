@@ -91,6 +91,63 @@ pub fn sqlite() -> TestDb {
     .clone()
 }
 
+/// A demo database of its own in SQLite (for tests that write), built from `fixtures/demo`.
+pub fn sqlite_fresh() -> (tempfile::TempDir, TestDb) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("demo.db");
+    let cs = format!("Driver={{SQLite3}};Database={}", path.display());
+    let env = odbc_api::environment().expect("ODBC environment");
+    let conn = env
+        .connect_with_connection_string(&cs, odbc_api::ConnectionOptions::default())
+        .expect("the SQLite3 ODBC driver is installed (deploy/test.sh installs it)");
+    for file in ["schema.sqlite.sql", "data.sql"] {
+        let script = std::fs::read_to_string(Path::new(ROOT).join("fixtures/demo").join(file))
+            .expect("fixture");
+        for stmt in patina::sql::split_statements(&script) {
+            conn.execute(&stmt, (), None)
+                .unwrap_or_else(|e| panic!("fixture statement failed: {e}\n{stmt}"));
+        }
+    }
+    (
+        dir,
+        TestDb {
+            connection_string: cs,
+            dialect: "sqlite",
+        },
+    )
+}
+
+/// Run a query on `db` directly (not through the gateway): each row's values as text.
+pub fn query_db(db: &TestDb, sql: &str) -> Vec<Vec<Option<String>>> {
+    use odbc_api::Cursor as _;
+    let env = odbc_api::environment().expect("ODBC environment");
+    let conn = env
+        .connect_with_connection_string(
+            &db.connection_string,
+            odbc_api::ConnectionOptions::default(),
+        )
+        .expect("connect");
+    let mut out = Vec::new();
+    if let Some(mut cursor) = conn.execute(sql, (), None).expect("query") {
+        let cols = usize::try_from(
+            odbc_api::ResultSetMetadata::num_result_cols(&mut cursor).expect("cols"),
+        )
+        .unwrap_or(0);
+        while let Some(mut row) = cursor.next_row().expect("row") {
+            let mut values = Vec::new();
+            for c in 1..=cols {
+                let mut buf = Vec::new();
+                let got = row
+                    .get_text(u16::try_from(c).expect("column"), &mut buf)
+                    .expect("text");
+                values.push(got.then(|| String::from_utf8_lossy(&buf).into_owned()));
+            }
+            out.push(values);
+        }
+    }
+    out
+}
+
 /// The demo database in PostgreSQL, when deploy/test.sh started one. Without it the test fails,
 /// unless PATINA_SKIP_PG=1 says to skip, which is then printed.
 pub fn postgres() -> Option<TestDb> {
@@ -341,6 +398,17 @@ impl Gateway {
 
     /// A request with exactly these headers.
     pub fn raw(&self, method: reqwest::Method, path: &str, headers: &[(&str, &str)]) -> Response {
+        self.send(method, path, headers, None)
+    }
+
+    /// A request with exactly these headers and, when given, this body.
+    pub fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Response {
         let client = reqwest::blocking::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()
@@ -348,6 +416,9 @@ impl Gateway {
         let mut req = client.request(method, format!("{}{path}", self.base));
         for (k, v) in headers {
             req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.body(b.to_string());
         }
         let res = req.send().expect("request sent");
         let status = res.status().as_u16();

@@ -360,8 +360,17 @@ async fn transact_steps(
     } else {
         "SET XACT_ABORT ON; BEGIN TRANSACTION"
     };
-    conn.client.simple_query(begin).await?.into_results().await?;
-    while let Some(st) = script.next_statement() {
+    conn.client
+        .simple_query(begin)
+        .await?
+        .into_results()
+        .await?;
+    loop {
+        let st = match script.next_statement() {
+            super::Next::Run(st) => st,
+            super::Next::Commit => return Ok(Ok(())),
+            super::Next::Stop => return Ok(Err(SourceError::Stopped)),
+        };
         let rows = if st.count_rows {
             let mut q = Query::new(st.sql.as_ref());
             for b in &st.binds {
@@ -400,7 +409,6 @@ async fn transact_steps(
             return Ok(Err(SourceError::Stopped));
         }
     }
-    Ok(Ok(()))
 }
 
 /// A sink that counts the rows it passes on.
