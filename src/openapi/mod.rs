@@ -159,8 +159,18 @@ fn operation(
 ) -> (utoipa::openapi::path::Operation, String, Schema) {
     let row_name = upper_first(&r.id);
     let row_ref = RefOr::Ref(Ref::from_schema_name(&row_name));
-    let body: RefOr<Schema> = if r.one {
+    let bulk = r
+        .write
+        .as_ref()
+        .and_then(|w| w.body.as_ref())
+        .and_then(|b| b.bulk);
+    let body: RefOr<Schema> = if r.one || (r.write.is_some() && bulk.is_none()) {
         row_ref
+    } else if r.write.is_some() {
+        ObjectBuilder::new()
+            .property("data", ArrayBuilder::new().items(row_ref))
+            .required("data")
+            .into()
     } else {
         ObjectBuilder::new()
             .property(
@@ -185,6 +195,7 @@ fn operation(
         .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
         .description(Some("The request id, echoed or generated."))
         .build();
+    let written = body.clone();
     let mut ok = ResponseBuilder::new()
         .description(if r.one { "The row." } else { "The rows." })
         .content(
@@ -281,6 +292,9 @@ fn operation(
             ),
         );
     }
+    if let Some(w) = &r.write {
+        op = write_operation(op, w, written);
+    }
     op = op
         .response(
             "500",
@@ -295,6 +309,177 @@ fn operation(
             problem_response("The statement timed out and was cancelled."),
         );
     (op.build(), row_name, row_schema(r, shape))
+}
+
+/// What a write adds to its operation: the request body, its headers and its answers.
+fn write_operation(
+    mut op: OperationBuilder,
+    w: &crate::catalog::WritePlan,
+    written: RefOr<Schema>,
+) -> OperationBuilder {
+    if let Some(body) = &w.body {
+        let object = fields_schema(&body.fields);
+        let schema: RefOr<Schema> = match body.bulk {
+            Some(max) => ArrayBuilder::new()
+                .items(object)
+                .min_items(Some(1))
+                .max_items(Some(max))
+                .description(Some(format!("Up to {max} objects, written all or none.")))
+                .into(),
+            None => object.into(),
+        };
+        op = op.request_body(Some(
+            utoipa::openapi::request_body::RequestBodyBuilder::new()
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(schema)).build(),
+                )
+                .required(Some(Required::True))
+                .build(),
+        ));
+        op = op
+            .response(
+                "413",
+                problem_response("The body is larger than the gateway accepts."),
+            )
+            .response(
+                "415",
+                problem_response("The body is not sent as application/json."),
+            )
+            .response(
+                "422",
+                problem_response(
+                    "The body is invalid (every mistake is listed with its JSON pointer), or \
+                     the database refused the write; nothing was written.",
+                ),
+            );
+    }
+    let header = |name: &str, required: bool, description: &str| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Header)
+            .required(if required {
+                Required::True
+            } else {
+                Required::False
+            })
+            .description(Some(description))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(255)),
+            ))
+            .build()
+    };
+    if let Some(mode) = w.idempotency {
+        op = op.parameter(header(
+            "Idempotency-Key",
+            mode == crate::catalog::Idempotency::Required,
+            "A unique value per operation, the same on each retry: the first answer is \
+             replayed (Idempotent-Replayed: true) and the write runs once.",
+        ));
+        if mode == crate::catalog::Idempotency::Required {
+            op = op.response(
+                "400",
+                problem_response("The Idempotency-Key is missing or invalid."),
+            );
+        }
+    }
+    if let Some(m) = &w.if_match {
+        op = op
+            .parameter(header(
+                "If-Match",
+                m.required,
+                &format!("The ETag of the record as `{}` returned it.", m.route),
+            ))
+            .response(
+                "412",
+                problem_response("The record changed since that ETag; nothing was written."),
+            );
+        if m.required {
+            op = op.response("428", problem_response("If-Match is required."));
+        }
+    }
+    op = op
+        .response(
+            "201",
+            ResponseBuilder::new()
+                .description("Created: the written row, with its Location.")
+                .header(
+                    "Location",
+                    HeaderBuilder::new()
+                        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                        .build(),
+                )
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(written)).build(),
+                )
+                .build(),
+        )
+        .response(
+            "204",
+            ResponseBuilder::new()
+                .description("Written; nothing to answer.")
+                .build(),
+        )
+        .response(
+            "404",
+            problem_response("The record to change does not exist; nothing was written."),
+        )
+        .response(
+            "409",
+            problem_response(
+                "The write would duplicate a unique record, a request with this \
+                 Idempotency-Key is still running, or the procedure refused it.",
+            ),
+        );
+    op
+}
+
+/// A body object's schema: its fields, closed to others.
+fn fields_schema(fields: &[crate::catalog::FieldPlan]) -> ObjectBuilder {
+    let mut b = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    for f in fields {
+        let mut schema: Schema = match &f.ty {
+            crate::catalog::FieldType::Value(t) => {
+                let mut s = param_schema(t, None);
+                if f.nullable {
+                    s = s.schema_type(SchemaType::from_iter([
+                        match t {
+                            ParamType::Integer { .. } => Type::Integer,
+                            ParamType::Number { .. } => Type::Number,
+                            ParamType::Boolean { .. } => Type::Boolean,
+                            _ => Type::String,
+                        },
+                        Type::Null,
+                    ]));
+                }
+                s.description(f.description.clone()).into()
+            }
+            crate::catalog::FieldType::List {
+                items,
+                min_items,
+                max_items,
+            } => ArrayBuilder::new()
+                .items(fields_schema(items))
+                .min_items(Some(*min_items))
+                .max_items(Some(*max_items))
+                .description(f.description.clone())
+                .into(),
+        };
+        if let (Some(e), Schema::Object(o)) = (&f.example, &mut schema) {
+            o.example = Some(e.clone());
+        }
+        b = b.property(&f.name, schema);
+        if f.required {
+            b = b.required(&f.name);
+        }
+    }
+    b
 }
 
 fn problem_response(description: &str) -> utoipa::openapi::response::Response {
@@ -327,7 +512,13 @@ fn problem_schema() -> Schema {
             ArrayBuilder::new().items(
                 ObjectBuilder::new()
                     .property("name", string())
-                    .property("in", string().enum_values(Some(["path", "query"])))
+                    .property("in", string().enum_values(Some(["path", "query", "body"])))
+                    .property(
+                        "pointer",
+                        string().description(Some(
+                            "For a body field: where it is in the body (RFC 6901 JSON pointer).",
+                        )),
+                    )
                     .property("detail", string())
                     .required("name")
                     .required("in")
