@@ -21,6 +21,31 @@ pub struct Record<'a> {
     pub ms: f64,
     /// SHA-256 (first 16 bytes, hex) of the request's parameter names and values.
     pub params: String,
+    /// For a write: what it wrote to, and how it ended. Body values are never recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write: Option<WriteRecord>,
+}
+
+/// What the audit log says of a write.
+#[derive(Debug, Serialize)]
+pub struct WriteRecord {
+    pub method: String,
+    /// The path parameters: the keys of the record written.
+    pub keys: serde_json::Map<String, serde_json::Value>,
+    /// `written`, `replayed`, `refused` or `failed`.
+    pub outcome: &'static str,
+}
+
+impl WriteRecord {
+    /// The outcome word for a write's answer.
+    pub fn outcome_of(status: u16, replayed: bool) -> &'static str {
+        match status {
+            _ if replayed => "replayed",
+            200..=299 => "written",
+            400..=499 => "refused",
+            _ => "failed",
+        }
+    }
 }
 
 /// Where audit records go.
@@ -108,6 +133,7 @@ mod tests {
                 rows: 1,
                 ms: 1.5,
                 params: "h".into(),
+                write: None,
             });
         }
         let text = std::fs::read_to_string(&path).expect("read");

@@ -48,6 +48,7 @@ impl Histogram {
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
+    writes: Mutex<BTreeMap<(String, &'static str), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     queries: Mutex<BTreeMap<String, Histogram>>,
     pub rate_limited: AtomicU64,
@@ -83,6 +84,13 @@ impl Metrics {
         }
     }
 
+    /// A write's outcome: `written`, `replayed`, `refused` (4xx) or `failed` (5xx).
+    pub fn write(&self, route: &str, outcome: &'static str) {
+        if let Ok(mut m) = self.writes.lock() {
+            *m.entry((route.to_string(), outcome)).or_default() += 1;
+        }
+    }
+
     pub fn cache(&self, outcome: crate::cache::Outcome) {
         let c = match outcome {
             crate::cache::Outcome::Hit => &self.cache_hits,
@@ -108,6 +116,19 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "patina_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                    escape(route)
+                );
+            }
+        }
+        out.push_str(
+            "# HELP patina_writes_total Write requests, by route and outcome (written, replayed, refused, failed).\n",
+        );
+        out.push_str("# TYPE patina_writes_total counter\n");
+        if let Ok(m) = self.writes.lock() {
+            for ((route, outcome), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "patina_writes_total{{route=\"{}\",outcome=\"{outcome}\"}} {n}",
                     escape(route)
                 );
             }

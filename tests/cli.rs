@@ -108,6 +108,29 @@ fn check_db_proves_mappings_against_the_database() {
 }
 
 #[test]
+fn check_db_prepares_every_step_of_a_write_without_running_it() {
+    let write = "source = \"demo\"\n[[route]]\nid = \"w\"\nmethod = \"POST\"\npublic = true\npath = \"/w/{n}\"\nparams.n = \"integer\"\nbody.text = \"string\"\ncolumns.NOTTX = \"text\"\n\n[[route.step]]\nsql = \"INSERT INTO JOBNOTE (JOBNO, NOTSQ, NOTTX, NOTBY, NOTDT) VALUES (:n, 1, :text, 'X', 0)\"\n\n[[route.step]]\nsql = \"SELECT NOTTX FROM JOBNOTE WHERE JOBNO = :n\"\n";
+    let dir = project(&sqlite_config(), &[("v1/w.toml", write)]);
+    let o = common::patina(&["check", "--db"], dir.path());
+    let (out, err) = (&o.out, &o.err);
+    assert!(o.ok(), "{out}{err}");
+    assert_eq!(
+        common::query_db(&common::sqlite(), "SELECT COUNT(*) FROM JOBNOTE")[0][0].as_deref(),
+        Some("0"),
+        "prepared, never run"
+    );
+    let wrong = write.replace("SELECT NOTTX FROM", "SELECT NOTE_TEXT FROM");
+    let dir = project(&sqlite_config(), &[("v1/w.toml", &wrong)]);
+    let o = common::patina(&["check", "--db"], dir.path());
+    let (out, err) = (&o.out, &o.err);
+    assert_eq!(o.code, Some(1), "{out}{err}");
+    assert!(
+        err.contains("route `w`: step 2: source `demo` could not prepare the statement"),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_warns_when_scoped_routes_have_no_credentials_to_check() {
     let scoped = "source = \"demo\"\n[[route]]\nid = \"a\"\nscopes = [\"jobs:read\"]\npath = \"/a\"\nsql = \"SELECT 1\"\n";
     let dir = project(&sqlite_config(), &[("v1/a.toml", scoped)]);

@@ -105,6 +105,10 @@ sql = "INSERT INTO JOBNOTE (JOBNO, NOTSQ, NOTTX, NOTBY, NOTDT) VALUES (:job_numb
 
 /// A gateway over `db` with the write mapping, and a token that may write.
 fn gateway(db: &TestDb) -> (Gateway, String) {
+    gateway_with(db, "")
+}
+
+fn gateway_with(db: &TestDb, config_extra: &str) -> (Gateway, String) {
     // SQLite's ODBC driver answers an INSERT … RETURNING with no rows: the key is asked for in
     // a step of its own, in the same transaction, on the same connection.
     let insert = "INSERT INTO ORDHDR (CUSNO, ORDDT, RUSHF, REFTX) VALUES (:customer, :ordered_on, :rush, :reference)";
@@ -122,6 +126,7 @@ fn gateway(db: &TestDb) -> (Gateway, String) {
         db,
         &Options {
             mappings: Some(&[("v1/w.toml", &mapping)]),
+            config_extra,
             ..Options::default()
         },
     );
@@ -629,5 +634,47 @@ fn if_match_guards_against_lost_updates(db: &TestDb) {
                 _ => "P",
             }
         ),
+    );
+}
+
+#[test]
+fn writes_are_audited_without_their_bodies_and_counted() {
+    let (_dir, db) = common::sqlite_fresh();
+    let (gw, auth) = gateway_with(&db, "[audit]\nfile = \"audit.log\"\n");
+    let res = call(
+        &gw,
+        &auth,
+        Method::POST,
+        "/v1/jobs/200012/notes",
+        &[("X-Request-Id", "audit-me-1")],
+        r#"{"text": "secret-ish words"}"#,
+    );
+    assert_eq!(res.status, 201, "{}", res.text);
+    call(&gw, &auth, Method::POST, "/v1/jobs/200012/notes", &[], r#"{"text": 5}"#)
+        .problem(422, "invalid-body");
+    let log = std::fs::read_to_string(gw.dir.join("audit.log")).expect("audit log");
+    assert!(!log.contains("secret-ish"), "no body values in the audit log: {log}");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let first = lines
+        .iter()
+        .find(|l| l["request_id"] == "audit-me-1")
+        .expect("the write's record");
+    assert_eq!(first["route"], "addJobNote");
+    assert_eq!(first["identity"], "sub:tester");
+    assert_eq!(first["write"]["method"], "POST");
+    assert_eq!(first["write"]["keys"]["job_number"], "200012");
+    assert_eq!(first["write"]["outcome"], "written");
+    assert!(lines.iter().any(|l| l["write"]["outcome"] == "refused"), "{log}");
+    let metrics = gw.anonymous("/metrics").text;
+    assert!(
+        metrics.contains("patina_writes_total{route=\"addJobNote\",outcome=\"written\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("patina_writes_total{route=\"addJobNote\",outcome=\"refused\"} 1"),
+        "{metrics}"
     );
 }

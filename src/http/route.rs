@@ -107,6 +107,22 @@ pub(super) async fn serve(
     state
         .metrics
         .request(&route.id, res.status().as_u16(), total.as_secs_f64());
+    let write = route.write.as_ref().map(|_| {
+        let replayed = res.headers().contains_key("idempotent-replayed");
+        let outcome = audit::WriteRecord::outcome_of(res.status().as_u16(), replayed);
+        state.metrics.write(&route.id, outcome);
+        audit::WriteRecord {
+            method: route.method.clone(),
+            keys: path_params
+                .iter()
+                .map(|(k, v)| {
+                    let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
+                    (k.clone(), serde_json::Value::String(v.into_owned()))
+                })
+                .collect(),
+            outcome,
+        }
+    });
     res.extensions_mut().insert(Served {
         route: route.id.clone(),
         rows,
@@ -121,6 +137,7 @@ pub(super) async fn serve(
             rows,
             ms: started.elapsed().as_secs_f64() * 1000.0,
             params: audit::params_hash(path_params, query),
+            write,
         });
     }
     res
