@@ -678,3 +678,94 @@ fn writes_are_audited_without_their_bodies_and_counted() {
         "{metrics}"
     );
 }
+
+/// A `patina serve` process of its own, killed with SIGKILL when dropped.
+struct Served {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(config: &std::path::Path) -> Served {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_patina"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("patina serve starts");
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if reqwest::blocking::get(format!("{base}/healthz")).is_ok_and(|r| r.status().is_success()) {
+            return Served { child, base };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("patina serve did not answer on {base}");
+}
+
+#[test]
+fn a_replay_survives_kill_9_and_a_restart() {
+    let (dir, db) = common::sqlite_fresh();
+    let mappings = dir.path().join("mappings/v1");
+    std::fs::create_dir_all(&mappings).expect("mkdir");
+    std::fs::write(
+        mappings.join("w.toml"),
+        MAPPING.replace("@ORDER_KEY@", "[[route.step]]\nsql = \"INSERT INTO ORDHDR (CUSNO, ORDDT, RUSHF, REFTX) VALUES (:customer, :ordered_on, :rush, :reference)\"\n\n[[route.step]]\nsql = \"SELECT last_insert_rowid() AS ORDNO\"\noutputs = [\"order_number\"]\n"),
+    )
+    .expect("mapping");
+    let config = dir.path().join("patina.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nmappings = \"mappings\"\n[state]\ndir = \"state\"\n[sources.demo]\nkind = \"odbc\"\ndialect = \"sqlite\"\nconnection_string = \"{}\"\n{}",
+            db.connection_string,
+            common::auth_section(&dir.path().join("keys.toml"))
+        ),
+    )
+    .expect("config");
+    let auth = format!(
+        "Bearer {}",
+        token("tester", "jobs:read jobs:write", serde_json::json!({}))
+    );
+    let post = |base: &str| {
+        reqwest::blocking::Client::new()
+            .post(format!("{base}/v1/jobs/200014/notes"))
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", "across-restarts")
+            .body(r#"{"text": "exactly once"}"#)
+            .send()
+            .expect("request")
+    };
+    let first = serve(&config);
+    let res = post(&first.base);
+    assert_eq!(res.status(), 201);
+    let location = res.headers().get("location").cloned();
+    let body = res.text().expect("body");
+    drop(first); // SIGKILL: no shutdown, no flush but the store's own commits.
+    let second = serve(&config);
+    let res = post(&second.base);
+    assert_eq!(res.status(), 201);
+    assert_eq!(
+        res.headers().get("idempotent-replayed").and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    assert_eq!(res.headers().get("location").cloned(), location);
+    assert_eq!(res.text().expect("body"), body);
+    assert_eq!(
+        query_db(&db, "SELECT COUNT(*) FROM JOBNOTE WHERE JOBNO = 200014")[0][0].as_deref(),
+        Some("1")
+    );
+}

@@ -160,6 +160,12 @@ fn list_type(
     let mut fields = Vec::new();
     for (item_name, item) in items.into_inner() {
         let item_name = Spanned::new(span.clone(), item_name);
+        let mut item = item.into_param();
+        if let Some(t) = &mut item.ty
+            && t.span() == (0..0)
+        {
+            *t = Spanned::new(span.clone(), t.get_ref().clone());
+        }
         if let Some(f) = compile_field(file, &item_name, item, true, false, diags) {
             fields.push(f);
         }

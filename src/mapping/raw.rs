@@ -143,11 +143,31 @@ pub(super) struct RawParam {
     /// Body fields: never written to logs or audit records.
     pub(super) sensitive: Option<Spanned<bool>>,
     /// Body fields of type `list`: the fields of each element.
-    pub(super) items: Option<Spanned<IndexMap<String, RawParam>>>,
+    pub(super) items: Option<Spanned<IndexMap<String, RawItem>>>,
     pub(super) min_items: Option<Spanned<usize>>,
     pub(super) max_items: Option<Spanned<usize>>,
     pub(super) description: Option<String>,
     pub(super) example: Option<toml::Value>,
+}
+
+/// A list element's field: a table, or the shorthand `items.sku = "string"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawItem {
+    Type(String),
+    Field(Box<RawParam>),
+}
+
+impl RawItem {
+    pub(super) fn into_param(self) -> RawParam {
+        match self {
+            Self::Type(t) => RawParam {
+                ty: Some(Spanned::new(0..0, t)),
+                ..RawParam::default()
+            },
+            Self::Field(p) => *p,
+        }
+    }
 }
 
 /// `columns.NAME = { ... }`

@@ -369,3 +369,95 @@ fn deprecation_dates_are_checked() {
         assert!(joined.contains(e), "missing `{e}` in:\n{joined}");
     }
 }
+
+#[test]
+fn write_routes_compile_into_steps_with_their_values() {
+    let text = r#"source = "pg"
+[[route]]
+id = "getJob"
+path = "/jobs/{job}"
+one = true
+public = true
+sql = "SELECT JOBNO FROM JOBMST WHERE JOBNO = :job"
+params.job = "integer"
+
+[[route]]
+id = "addOrder"
+method = "POST"
+path = "/jobs/{job}/orders"
+scopes = ["w"]
+location = "/v1/orders/{order}"
+etag_from = "getJob"
+params.job = "integer"
+params.who = { from_claim = "sub" }
+body.qty = { type = "decimal", precision = 9, scale = 2 }
+body.lines = { type = "list", items.item = "string" }
+
+[[route.step]]
+sql = "INSERT INTO O (J, Q, W) VALUES (:job, :qty, :who) RETURNING ID"
+outputs = ["order"]
+
+[[route.step]]
+for_each = "lines"
+index_as = "n"
+sql = "INSERT INTO L VALUES (:order, :n, :item)"
+"#;
+    let c = compile_text("w.toml", text, &sources()).unwrap_or_else(|e| panic!("{e:?}"));
+    let (_, r) = c.route_by_id("addOrder").expect("route");
+    let w = r.write.as_ref().expect("a write");
+    assert_eq!(r.method, "POST");
+    assert_eq!(w.status, 201);
+    assert_eq!(w.idempotency, Some(crate::catalog::Idempotency::Optional));
+    assert_eq!(w.outputs, ["order"]);
+    use crate::catalog::ValueRef as V;
+    assert_eq!(w.steps[0].sql.as_ref(), "INSERT INTO O (J, Q, W) VALUES (?, ?, ?) RETURNING ID");
+    assert_eq!(w.steps[0].binds, [V::Param(0), V::Field(0), V::Param(1)]);
+    assert_eq!(w.steps[1].binds, [V::Output(0), V::Index, V::Item(1, 0)]);
+    assert_eq!(w.steps[1].for_each, Some(1));
+    assert!(!w.steps[0].require_rows, "a POST may touch no existing row");
+    let m = w.if_match.as_ref().expect("if-match");
+    assert_eq!(m.binds, [V::Param(0)]);
+    assert!(!m.required);
+}
+
+#[test]
+fn write_route_mistakes_are_all_reported() {
+    let text = r#"source = "pg"
+[[route]]
+id = "getJob"
+path = "/jobs/{job}"
+scopes = ["r"]
+sql = "SELECT 1 FROM T WHERE J = :job"
+params.job = "integer"
+body.x = "string"
+idempotency = "required"
+
+[[route]]
+id = "w"
+method = "DELETE"
+path = "/jobs/{job}"
+scopes = ["w"]
+cache = "5s"
+etag_from = "getJob"
+location = "/v1/x/{nope}"
+params.job = "integer"
+body.note = "string"
+
+[[route.step]]
+sql = "DELETE FROM T WHERE J = :job AND K = :missing"
+for_each = "note"
+outputs = ["a"]
+"#;
+    let joined = errors("w.toml", text).join("\n");
+    for expected in [
+        "route `getJob`: `idempotency` applies only to write routes",
+        "route `getJob`: `body` applies only to write routes",
+        "route `w`: a DELETE takes no body",
+        "route `w`: a write's response is never cached",
+        "route `w`: `:missing` is used in the SQL but not declared",
+        "route `w`: `for_each` names `note`, which is not a list body field",
+        "route `w`: `location` names `nope`, which is no value of this write",
+    ] {
+        assert!(joined.contains(expected), "missing «{expected}» in:\n{joined}");
+    }
+}

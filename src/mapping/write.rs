@@ -322,7 +322,7 @@ fn compile_step(
         Some(list)
     });
     if let Some(ix) = &step.index_as {
-        if for_each.is_none() {
+        if step.for_each.is_none() {
             diags.error_hint(
                 cx.file,
                 ix.span(),
