@@ -650,10 +650,20 @@ fn writes_are_audited_without_their_bodies_and_counted() {
         r#"{"text": "secret-ish words"}"#,
     );
     assert_eq!(res.status, 201, "{}", res.text);
-    call(&gw, &auth, Method::POST, "/v1/jobs/200012/notes", &[], r#"{"text": 5}"#)
-        .problem(422, "invalid-body");
+    call(
+        &gw,
+        &auth,
+        Method::POST,
+        "/v1/jobs/200012/notes",
+        &[],
+        r#"{"text": 5}"#,
+    )
+    .problem(422, "invalid-body");
     let log = std::fs::read_to_string(gw.dir.join("audit.log")).expect("audit log");
-    assert!(!log.contains("secret-ish"), "no body values in the audit log: {log}");
+    assert!(
+        !log.contains("secret-ish"),
+        "no body values in the audit log: {log}"
+    );
     let lines: Vec<serde_json::Value> = log
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
@@ -667,7 +677,10 @@ fn writes_are_audited_without_their_bodies_and_counted() {
     assert_eq!(first["write"]["method"], "POST");
     assert_eq!(first["write"]["keys"]["job_number"], "200012");
     assert_eq!(first["write"]["outcome"], "written");
-    assert!(lines.iter().any(|l| l["write"]["outcome"] == "refused"), "{log}");
+    assert!(
+        lines.iter().any(|l| l["write"]["outcome"] == "refused"),
+        "{log}"
+    );
     let metrics = gw.anonymous("/metrics").text;
     assert!(
         metrics.contains("patina_writes_total{route=\"addJobNote\",outcome=\"written\"} 1"),
@@ -697,22 +710,26 @@ fn serve(config: &std::path::Path) -> Served {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_patina"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("patina serve starts");
-    let base = format!("http://127.0.0.1:{port}");
+    let served = Served {
+        child: std::process::Command::new(env!("CARGO_BIN_EXE_patina"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("patina serve starts"),
+        base: format!("http://127.0.0.1:{port}"),
+    };
     for _ in 0..200 {
-        if reqwest::blocking::get(format!("{base}/healthz")).is_ok_and(|r| r.status().is_success()) {
-            return Served { child, base };
+        if reqwest::blocking::get(format!("{}/healthz", served.base))
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return served;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    panic!("patina serve did not answer on {base}");
+    panic!("patina serve did not answer on {}", served.base);
 }
 
 #[test]
@@ -759,7 +776,9 @@ fn a_replay_survives_kill_9_and_a_restart() {
     let res = post(&second.base);
     assert_eq!(res.status(), 201);
     assert_eq!(
-        res.headers().get("idempotent-replayed").and_then(|v| v.to_str().ok()),
+        res.headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
         Some("true")
     );
     assert_eq!(res.headers().get("location").cloned(), location);

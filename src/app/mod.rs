@@ -98,6 +98,9 @@ pub struct RunningApp {
     _watching: Option<WatchGuard>,
 }
 
+/// How often expired idempotency records are purged.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_mins(10);
+
 impl App {
     /// Read the config file and compile the mappings it names; touches no database.
     pub fn load(config_path: &Path) -> Result<App, LoadError> {
@@ -153,6 +156,24 @@ impl App {
             }
         });
         let _ = describe.send(());
+        // Expired idempotency records are dropped now and then (a claim ignores them anyway).
+        let state = gateway.state.clone();
+        actix_web::rt::spawn(async move {
+            let mut every = tokio::time::interval(PURGE_EVERY);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if let Some(store) = state.open_store() {
+                    match actix_web::web::block(move || store.purge_expired()).await {
+                        Ok(Ok(n)) if n > 0 => {
+                            info!(records = n, "expired idempotency records purged");
+                        }
+                        Ok(Err(e)) => warn!(error = %e, "expired idempotency records not purged"),
+                        _ => {}
+                    }
+                }
+            }
+        });
         Ok(RunningApp {
             addr: gateway.addr,
             state: gateway.state,

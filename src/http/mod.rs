@@ -69,6 +69,14 @@ impl AppState {
         self
     }
 
+    /// The embedded store if a request opened it already.
+    pub fn open_store(&self) -> Option<Arc<crate::state::Store>> {
+        self.store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// The embedded store, opened now if it is not yet (and again later if opening failed).
     pub fn store(&self) -> Result<Arc<crate::state::Store>, crate::state::StoreError> {
         let mut slot = self

@@ -71,7 +71,11 @@ pub(super) async fn serve(
                     req,
                     payload: Some(payload),
                     route,
-                    identity: &identity_label,
+                    // Anonymous callers' keys are kept apart by their address.
+                    identity: &match identity {
+                        Identity::Anonymous => format!("ip:{}", client_ip(req, state)),
+                        _ => identity_label.clone(),
+                    },
                     params,
                 },
             )

@@ -372,6 +372,7 @@ fn deprecation_dates_are_checked() {
 
 #[test]
 fn write_routes_compile_into_steps_with_their_values() {
+    use crate::catalog::ValueRef as V;
     let text = r#"source = "pg"
 [[route]]
 id = "getJob"
@@ -409,8 +410,10 @@ sql = "INSERT INTO L VALUES (:order, :n, :item)"
     assert_eq!(w.status, 201);
     assert_eq!(w.idempotency, Some(crate::catalog::Idempotency::Optional));
     assert_eq!(w.outputs, ["order"]);
-    use crate::catalog::ValueRef as V;
-    assert_eq!(w.steps[0].sql.as_ref(), "INSERT INTO O (J, Q, W) VALUES (?, ?, ?) RETURNING ID");
+    assert_eq!(
+        w.steps[0].sql.as_ref(),
+        "INSERT INTO O (J, Q, W) VALUES (?, ?, ?) RETURNING ID"
+    );
     assert_eq!(w.steps[0].binds, [V::Param(0), V::Field(0), V::Param(1)]);
     assert_eq!(w.steps[1].binds, [V::Output(0), V::Index, V::Item(1, 0)]);
     assert_eq!(w.steps[1].for_each, Some(1));
@@ -458,6 +461,9 @@ outputs = ["a"]
         "route `w`: `for_each` names `note`, which is not a list body field",
         "route `w`: `location` names `nope`, which is no value of this write",
     ] {
-        assert!(joined.contains(expected), "missing «{expected}» in:\n{joined}");
+        assert!(
+            joined.contains(expected),
+            "missing «{expected}» in:\n{joined}"
+        );
     }
 }
