@@ -125,6 +125,9 @@ pub struct RoutePlan {
     pub bind_order: Vec<usize>,
     pub params: Vec<ParamPlan>,
     pub columns: Vec<ColumnPlan>,
+    /// For a `one = true` read: the output names whose values make the `ETag` (empty: the
+    /// whole row).
+    pub etag_fields: Vec<String>,
     /// What a POST, PUT, PATCH or DELETE route writes; `None` for a read.
     pub write: Option<WritePlan>,
 }

@@ -16,6 +16,7 @@ path = "/jobs/{job_number}"
 one = true
 scopes = ["jobs:read"]
 sql = "SELECT JOBNO, STSCD, RUSHF FROM JOBMST WHERE JOBNO = :job_number"
+etag_columns = ["STSCD"]
 params.job_number = { type = "integer" }
 columns.JOBNO = { name = "job_number", type = "integer" }
 columns.STSCD = { name = "status", codes = { P = "planned", R = "released", H = "on_hold", C = "complete", X = "cancelled" } }
@@ -596,6 +597,27 @@ fn if_match_guards_against_lost_updates(db: &TestDb) {
     );
     assert_eq!(res.status, 200, "{}", res.text);
     assert_eq!(res.json()["status"], target);
+    // The ETag follows the declared column only: the rush flag changing leaves it as it is.
+    let etag_now = gw
+        .send(Method::GET, &path, &[("Authorization", &auth)], None)
+        .header("etag")
+        .map(str::to_string);
+    let rush = query_db(db, &format!("SELECT RUSHF FROM JOBMST WHERE JOBNO = {job}"))[0][0]
+        .clone()
+        .expect("rush flag");
+    let flipped = if rush == "Y" { "N" } else { "Y" };
+    query_db(
+        db,
+        &format!("UPDATE JOBMST SET RUSHF = '{flipped}' WHERE JOBNO = {job}"),
+    );
+    let after = gw.send(Method::GET, &path, &[("Authorization", &auth)], None);
+    assert_eq!(after.header("etag").map(str::to_string), etag_now);
+    assert_ne!(after.json()["rush"], read.json()["rush"]);
+    query_db(
+        db,
+        &format!("UPDATE JOBMST SET RUSHF = '{rush}' WHERE JOBNO = {job}"),
+    );
+    assert_ne!(etag_now.as_deref(), Some(etag.as_str()));
     // The old ETag is stale now.
     call(
         &gw,

@@ -458,13 +458,28 @@ async fn execute(
         body
     };
     Ok(cache::Cached {
-        etag: etag_of(&body),
+        etag: row_etag(route, &body),
         body: Arc::from(body),
         rows,
         acquire_time: Some(waited),
         db_time: Some(db_time.saturating_sub(waited)),
         encode_time: Some(encode_started.elapsed()),
     })
+}
+
+/// A read's entity tag: of the whole body, or of the `etag_columns` of its row.
+pub(super) fn row_etag(route: &RoutePlan, body: &[u8]) -> String {
+    if route.etag_fields.is_empty() {
+        return etag_of(body);
+    }
+    let row: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(body).unwrap_or_default();
+    let picked: Vec<&serde_json::Value> = route
+        .etag_fields
+        .iter()
+        .map(|f| row.get(f).unwrap_or(&serde_json::Value::Null))
+        .collect();
+    etag_of(&serde_json::to_vec(&picked).unwrap_or_default())
 }
 
 /// A response body's entity tag (without quotes): a hash of its bytes. A write's `If-Match`

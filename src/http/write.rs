@@ -771,10 +771,15 @@ impl Script for WriteScript {
                     }
                 }
             }
+            let max_rows = match current {
+                // As many rows as the read serves, so its ETag is computed from the same bytes.
+                Current::Guard => self.guard.as_ref().map_or(1, |g| g.read.max_rows),
+                Current::Step { .. } => STEP_ROWS,
+            };
             Next::Run(TxStatement {
                 sql,
                 binds,
-                max_rows: STEP_ROWS,
+                max_rows,
                 count_rows,
             })
         }
@@ -795,7 +800,7 @@ impl Script for WriteScript {
                     self.stop = Some(Stop::NotFound);
                     return false;
                 }
-                let etag = format!("\"{}\"", super::route::etag_of(&bytes));
+                let etag = format!("\"{}\"", super::route::row_etag(&g.read, &bytes));
                 if !g.tags.iter().any(|t| t == "*" || *t == etag) {
                     self.stop = Some(Stop::Stale);
                     return false;

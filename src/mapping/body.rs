@@ -10,6 +10,7 @@ use super::params::{check_ranges, default_value, param_type};
 use super::raw::{self, Entry, RawParam};
 use crate::catalog::{FieldPlan, FieldType};
 use crate::diag::{Diagnostics, SourceFile};
+use toml::de::DeValue;
 
 /// Most elements a list field takes when the mapping names no `max_items`.
 const DEFAULT_MAX_ITEMS: usize = 1000;
@@ -48,10 +49,31 @@ fn read_field(
     }
     raw::deserialize(
         file,
-        v.clone(),
+        expand_item_shorthands(v),
         &format!("body field `{}`", name.get_ref()),
         diags,
     )
+}
+
+/// `items.sku = "string"` → `items.sku = { type = "string" }`, spans kept.
+fn expand_item_shorthands<'a>(v: &Spanned<DeValue<'a>>) -> Spanned<DeValue<'a>> {
+    let mut v = v.clone();
+    if let DeValue::Table(t) = v.get_mut()
+        && let Some(items) = t.get_mut("items")
+        && let DeValue::Table(items) = items.get_mut()
+    {
+        for (_, item) in items.iter_mut() {
+            if let DeValue::String(ty) = item.get_ref() {
+                let mut table = toml::de::DeTable::new();
+                table.insert(
+                    Spanned::new(item.span(), std::borrow::Cow::Borrowed("type")),
+                    Spanned::new(item.span(), DeValue::String(ty.clone())),
+                );
+                *item = Spanned::new(item.span(), DeValue::Table(table));
+            }
+        }
+    }
+    v
 }
 
 fn compile_field(
@@ -160,12 +182,6 @@ fn list_type(
     let mut fields = Vec::new();
     for (item_name, item) in items.into_inner() {
         let item_name = Spanned::new(span.clone(), item_name);
-        let mut item = item.into_param();
-        if let Some(t) = &mut item.ty
-            && t.span() == (0..0)
-        {
-            *t = Spanned::new(span.clone(), t.get_ref().clone());
-        }
         if let Some(f) = compile_field(file, &item_name, item, true, false, diags) {
             fields.push(f);
         }

@@ -49,6 +49,9 @@ pub(super) struct RawRoute {
     pub(super) source: Option<Spanned<String>>,
     /// The statement, with `:name` parameters (or `[[route.step]]` for several).
     pub(super) sql: Option<Spanned<String>>,
+    /// A `one = true` read: the `ETag` is a hash of these columns only (a version column,
+    /// say) rather than of the whole row.
+    pub(super) etag_columns: Option<Spanned<Vec<String>>>,
     /// Writes: statements run in order in one transaction, all or nothing.
     pub(super) step: Option<Spanned<Vec<RawStep>>>,
     /// Writes: the `Location` of what was created, e.g. `/v1/jobs/{job_number}/notes/{seq}`;
@@ -143,31 +146,11 @@ pub(super) struct RawParam {
     /// Body fields: never written to logs or audit records.
     pub(super) sensitive: Option<Spanned<bool>>,
     /// Body fields of type `list`: the fields of each element.
-    pub(super) items: Option<Spanned<IndexMap<String, RawItem>>>,
+    pub(super) items: Option<Spanned<IndexMap<String, RawParam>>>,
     pub(super) min_items: Option<Spanned<usize>>,
     pub(super) max_items: Option<Spanned<usize>>,
     pub(super) description: Option<String>,
     pub(super) example: Option<toml::Value>,
-}
-
-/// A list element's field: a table, or the shorthand `items.sku = "string"`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(super) enum RawItem {
-    Type(String),
-    Field(Box<RawParam>),
-}
-
-impl RawItem {
-    pub(super) fn into_param(self) -> RawParam {
-        match self {
-            Self::Type(t) => RawParam {
-                ty: Some(Spanned::new(0..0, t)),
-                ..RawParam::default()
-            },
-            Self::Field(p) => *p,
-        }
-    }
 }
 
 /// `columns.NAME = { ... }`

@@ -126,6 +126,7 @@ pub(super) fn compile_route(
         (statement, None)
     };
     let max_rows = max_rows(&cx, &raw, default_max_rows, diags);
+    let etag_fields = etag_fields(&cx, &raw, &columns, is_write, diags);
     check_access(&cx, &raw, diags);
     let cache = cache(&cx, raw.cache.as_ref(), diags);
     let statement_timeout = statement_timeout(&cx, raw.statement_timeout.as_ref(), diags);
@@ -165,9 +166,54 @@ pub(super) fn compile_route(
         bind_order: statement.bind_order,
         params: params.plans,
         columns,
+        etag_fields,
         write,
         id,
     })
+}
+
+/// `etag_columns`: on a `one = true` read, mapped columns, by their output names.
+fn etag_fields(
+    cx: &RouteCx<'_>,
+    raw: &RawRoute,
+    columns: &[ColumnPlan],
+    is_write: bool,
+    diags: &mut Diagnostics,
+) -> Vec<String> {
+    let Some(list) = &raw.etag_columns else {
+        return Vec::new();
+    };
+    if is_write || !raw.one {
+        diags.error_hint(
+            cx.file,
+            list.span(),
+            format!(
+                "route `{}`: `etag_columns` applies only to a one = true GET",
+                cx.id
+            ),
+            "remove it",
+        );
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for name in list.get_ref() {
+        match columns
+            .iter()
+            .find(|c| c.db_name.eq_ignore_ascii_case(name))
+        {
+            Some(c) => out.push(c.output.clone()),
+            None => diags.error_hint(
+                cx.file,
+                list.span(),
+                format!(
+                    "route `{}`: `etag_columns` names `{name}`, which is not mapped",
+                    cx.id
+                ),
+                format!("map it: columns.{name} = {{ name = \"version\" }}"),
+            ),
+        }
+    }
+    out
 }
 
 /// What a read says that a write must not: a response cache, `one`, `max_rows`.
