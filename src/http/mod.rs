@@ -400,7 +400,8 @@ fn cors_headers(h: &mut header::HeaderMap, origin: &str) {
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
             HeaderValue::from_static(
                 "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, \
-                 Retry-After, Deprecation, Sunset, WWW-Authenticate",
+                 Retry-After, Deprecation, Sunset, WWW-Authenticate, ETag, Location, \
+                 Idempotent-Replayed",
             ),
         );
     }
@@ -431,10 +432,14 @@ fn preflight(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
     }
     Some(
         HttpResponse::NoContent()
-            .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD"))
+            .insert_header((
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                "GET, HEAD, POST, PUT, PATCH, DELETE",
+            ))
             .insert_header((
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
-                "Authorization, X-API-Key, X-Request-Id, Content-Type",
+                "Authorization, X-API-Key, X-Request-Id, Content-Type, Idempotency-Key, If-Match, \
+                 If-None-Match",
             ))
             .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"))
             .finish(),
