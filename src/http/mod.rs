@@ -1,11 +1,13 @@
 //! The HTTP face: actix-web server, request ids, access log, and the dispatcher that looks a
 //! request up in the catalog, binds its parameters, runs the route's statement on its source
-//! and writes the JSON envelope. Errors leave through [`problem::Problem`] only.
+//! and writes the JSON envelope. Errors leave through [`problem::Problem`] only. (Over 600
+//! lines: the state every handler shares and the small handlers around it read best together.)
 
 mod body;
 pub mod params;
 pub mod problem;
 mod route;
+mod script;
 mod write;
 
 use std::collections::HashMap;

@@ -14,6 +14,7 @@ mod body;
 mod columns;
 mod fields;
 mod file;
+mod head;
 mod load;
 mod params;
 mod path;

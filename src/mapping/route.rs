@@ -19,7 +19,7 @@ use super::columns::compile_column;
 use super::fields::is_identifier;
 use super::params::compile_param;
 use super::raw::{self, Entry, RawColumn, RawParam, RawRoute};
-use super::{MappingFile, SourceInfo, path, statement, write};
+use super::{MappingFile, SourceInfo, head, path, statement, write};
 use crate::catalog::{ColumnPlan, Deprecation, HeaderDate, ParamLocation, ParamPlan, RoutePlan};
 use crate::codec::{DateFormat, ParamType};
 use crate::config::RateSpec;
@@ -92,7 +92,7 @@ pub(super) fn compile_route(
     let columns = compile_columns(&cx, &parts.columns, diags);
     let is_write = write::WRITE_METHODS.contains(&method.as_str());
     let (statement, write) = if is_write {
-        check_write_head(&cx, &raw, diags);
+        head::check_write_head(&cx, &raw, diags);
         let plan = write::compile_write(
             &cx,
             &raw,
@@ -116,7 +116,7 @@ pub(super) fn compile_route(
             plan,
         )
     } else {
-        write::reject_write_fields(&cx, &raw, &parts.body, diags);
+        head::reject_write_fields(&cx, &raw, &parts.body, diags);
         let statement = raw
             .sql
             .as_ref()
@@ -126,7 +126,7 @@ pub(super) fn compile_route(
         (statement, None)
     };
     let max_rows = max_rows(&cx, &raw, default_max_rows, diags);
-    let etag_fields = etag_fields(&cx, &raw, &columns, is_write, diags);
+    let etag_fields = head::etag_fields(&cx, &raw, &columns, is_write, diags);
     check_access(&cx, &raw, diags);
     let cache = cache(&cx, raw.cache.as_ref(), diags);
     let statement_timeout = statement_timeout(&cx, raw.statement_timeout.as_ref(), diags);
@@ -170,70 +170,6 @@ pub(super) fn compile_route(
         write,
         id,
     })
-}
-
-/// `etag_columns`: on a `one = true` read, mapped columns, by their output names.
-fn etag_fields(
-    cx: &RouteCx<'_>,
-    raw: &RawRoute,
-    columns: &[ColumnPlan],
-    is_write: bool,
-    diags: &mut Diagnostics,
-) -> Vec<String> {
-    let Some(list) = &raw.etag_columns else {
-        return Vec::new();
-    };
-    if is_write || !raw.one {
-        diags.error_hint(
-            cx.file,
-            list.span(),
-            format!(
-                "route `{}`: `etag_columns` applies only to a one = true GET",
-                cx.id
-            ),
-            "remove it",
-        );
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for name in list.get_ref() {
-        match columns
-            .iter()
-            .find(|c| c.db_name.eq_ignore_ascii_case(name))
-        {
-            Some(c) => out.push(c.output.clone()),
-            None => diags.error_hint(
-                cx.file,
-                list.span(),
-                format!(
-                    "route `{}`: `etag_columns` names `{name}`, which is not mapped",
-                    cx.id
-                ),
-                format!("map it: columns.{name} = {{ name = \"version\" }}"),
-            ),
-        }
-    }
-    out
-}
-
-/// What a read says that a write must not: a response cache, `one`, `max_rows`.
-fn check_write_head(cx: &RouteCx<'_>, raw: &RawRoute, diags: &mut Diagnostics) {
-    if let Some(c) = &raw.cache {
-        diags.error_hint(
-            cx.file,
-            c.span(),
-            format!("route `{}`: a write's response is never cached", cx.id),
-            "remove `cache`",
-        );
-    }
-    if let Some(m) = &raw.max_rows {
-        diags.error_hint(
-            cx.file,
-            m.span(),
-            format!("route `{}`: `max_rows` applies only to reads", cx.id),
-            "remove it; a write answers with the rows its last step returns",
-        );
-    }
 }
 
 /// The route head did not read: still check its params and columns, so that their mistakes

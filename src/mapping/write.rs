@@ -1,23 +1,21 @@
 //! The write side of a route (POST, PUT, PATCH, DELETE) → a [`WritePlan`]: its body fields,
 //! its statements (one `sql`, or `[[route.step]]` run in order in one transaction, a step per
-//! element of a list field, values a step returns bound by later steps), the response
-//! (`status`, `location`), `Idempotency-Key`, `If-Match` and the outcomes a procedure's return
-//! code stands for. Which read route an `etag_from` names is checked across files, in `mod.rs`.
+//! element of a list field, values a step returns bound by later steps) and the status it
+//! answers with; `location`, `Idempotency-Key`, `If-Match` and the outcomes a procedure's
+//! return code stands for are read in [`head`]. Which read route an `etag_from` names is
+//! checked across files, in `mod.rs`.
 
 use std::collections::HashSet;
 
 use toml::Spanned;
 
-use super::SourceInfo;
 use super::body::compile_body;
 use super::fields::is_identifier;
 use super::raw::{Entry, RawRoute, RawStep};
 use super::route::{RouteCx, RouteParams};
 use super::statement::sql_offset_span;
-use crate::catalog::{
-    ColumnPlan, FieldPlan, FieldType, Idempotency, IfMatch, LocationPart, Outcome, StepPlan,
-    ValueRef, WritePlan,
-};
+use super::{SourceInfo, head};
+use crate::catalog::{ColumnPlan, FieldPlan, FieldType, StepPlan, ValueRef, WritePlan};
 use crate::diag::Diagnostics;
 use crate::sql;
 
@@ -26,10 +24,10 @@ pub(super) const WRITE_METHODS: [&str; 4] = ["POST", "PUT", "PATCH", "DELETE"];
 
 /// A name a statement can bind, and where its value comes from.
 #[derive(Clone, Debug)]
-struct Named {
-    name: String,
-    value: ValueRef,
-    used: bool,
+pub(super) struct Named {
+    pub(super) name: String,
+    pub(super) value: ValueRef,
+    pub(super) used: bool,
 }
 
 /// Compile what a write route declares beyond a read; `None` when it has an error.
@@ -82,7 +80,7 @@ pub(super) fn compile_write(
     let location = raw
         .location
         .as_ref()
-        .and_then(|l| location(cx, l, &mut names, columns, diags));
+        .and_then(|l| head::location(cx, l, &mut names, columns, diags));
     check_all_used(cx, &names, &fields, &steps, body_entries, params, diags);
     let status = match &raw.status {
         None if method == "POST" => 201,
@@ -98,9 +96,9 @@ pub(super) fn compile_write(
             200
         }
     };
-    let idempotency = idempotency(cx, raw.idempotency.as_ref(), method, diags);
-    let if_match = if_match(cx, raw, diags);
-    let outcomes = outcomes(cx, raw, diags);
+    let idempotency = head::idempotency(cx, raw.idempotency.as_ref(), method, diags);
+    let if_match = head::if_match(cx, raw, diags);
+    let outcomes = head::outcomes(cx, raw, diags);
     if diags.errors().count() > errors_before {
         return None;
     }
@@ -115,50 +113,6 @@ pub(super) fn compile_write(
         outcome_column: raw.outcome_column.as_ref().map(|c| c.get_ref().clone()),
         outcomes,
     })
-}
-
-/// What a read route must not say.
-pub(super) fn reject_write_fields(
-    cx: &RouteCx<'_>,
-    raw: &RawRoute,
-    body: &[Entry<'_>],
-    diags: &mut Diagnostics,
-) {
-    let mut given: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
-    let mut add = |name, span: Option<std::ops::Range<usize>>| {
-        if let Some(s) = span {
-            given.push((name, s));
-        }
-    };
-    add("step", raw.step.as_ref().map(Spanned::span));
-    add("location", raw.location.as_ref().map(Spanned::span));
-    add("status", raw.status.as_ref().map(Spanned::span));
-    add("idempotency", raw.idempotency.as_ref().map(Spanned::span));
-    add("etag_from", raw.etag_from.as_ref().map(Spanned::span));
-    add("if_match", raw.if_match.as_ref().map(Spanned::span));
-    add("bulk", raw.bulk.as_ref().map(Spanned::span));
-    add(
-        "outcome_column",
-        raw.outcome_column.as_ref().map(Spanned::span),
-    );
-    add("outcomes", raw.outcomes.as_ref().map(Spanned::span));
-    add("body", body.first().map(|(n, _)| n.span()));
-    for (name, span) in given {
-        diags.error_hint(
-            cx.file,
-            span,
-            format!("route `{}`: `{name}` applies only to write routes", cx.id),
-            "set method = \"POST\", \"PUT\", \"PATCH\" or \"DELETE\", or remove it",
-        );
-    }
-    if raw.sql.is_none() {
-        diags.error_hint(
-            cx.file,
-            cx.span.clone(),
-            format!("route `{}` has no `sql`", cx.id),
-            "add sql = \"SELECT ...\"",
-        );
-    }
 }
 
 /// Parameters and (non-list) body fields, by name; one name, one value.
@@ -431,63 +385,6 @@ fn step_outputs(
     out
 }
 
-/// `location = "/v1/jobs/{job_number}/notes/{sequence}"`.
-fn location(
-    cx: &RouteCx<'_>,
-    l: &Spanned<String>,
-    names: &mut [Named],
-    columns: &[ColumnPlan],
-    diags: &mut Diagnostics,
-) -> Option<Vec<LocationPart>> {
-    let text = l.get_ref();
-    if !text.starts_with('/') {
-        diags.error_hint(
-            cx.file,
-            l.span(),
-            format!("route `{}`: `location` must start with `/`", cx.id),
-            "write the path of the created thing, e.g. /v1/jobs/{job_number}",
-        );
-        return None;
-    }
-    let mut parts = Vec::new();
-    let mut rest = text.as_str();
-    while let Some(open) = rest.find('{') {
-        if open > 0 {
-            parts.push(LocationPart::Text(rest[..open].to_string()));
-        }
-        let Some(close) = rest[open..].find('}') else {
-            diags.error(
-                cx.file,
-                l.span(),
-                format!("route `{}`: `location` has a `{{` without `}}`", cx.id),
-            );
-            return None;
-        };
-        let name = &rest[open + 1..open + close];
-        let known_column = columns.iter().any(|c| c.output == name);
-        let known_value = names.iter_mut().find(|n| n.name == name).map(|n| {
-            n.used = true;
-        });
-        if !known_column && known_value.is_none() {
-            diags.error_hint(
-                cx.file,
-                l.span(),
-                format!(
-                    "route `{}`: `location` names `{name}`, which is no value of this write",
-                    cx.id
-                ),
-                "use a response field (columns.NAME), a parameter, a body field or a step output",
-            );
-        }
-        parts.push(LocationPart::Name(name.to_string()));
-        rest = &rest[open + close + 1..];
-    }
-    if !rest.is_empty() {
-        parts.push(LocationPart::Text(rest.to_string()));
-    }
-    Some(parts)
-}
-
 /// Every parameter and body field is bound by some step (or named in `location`), and every
 /// list field is walked by a step.
 fn check_all_used(
@@ -540,97 +437,4 @@ fn check_all_used(
             );
         }
     }
-}
-
-fn idempotency(
-    cx: &RouteCx<'_>,
-    v: Option<&Spanned<String>>,
-    method: &str,
-    diags: &mut Diagnostics,
-) -> Option<Idempotency> {
-    match v.map(|v| (v, v.get_ref().as_str())) {
-        None if matches!(method, "POST" | "PATCH") => Some(Idempotency::Optional),
-        None => None,
-        Some((_, "optional")) => Some(Idempotency::Optional),
-        Some((_, "required")) => Some(Idempotency::Required),
-        Some((v, other)) => {
-            diags.error_hint(
-                cx.file,
-                v.span(),
-                format!("route `{}`: unknown `idempotency` value `{other}`", cx.id),
-                "use optional or required",
-            );
-            None
-        }
-    }
-}
-
-fn if_match(cx: &RouteCx<'_>, raw: &RawRoute, diags: &mut Diagnostics) -> Option<IfMatch> {
-    let required = match raw.if_match.as_ref().map(|v| (v, v.get_ref().as_str())) {
-        None | Some((_, "optional")) => false,
-        Some((_, "required")) => true,
-        Some((v, other)) => {
-            diags.error_hint(
-                cx.file,
-                v.span(),
-                format!("route `{}`: unknown `if_match` value `{other}`", cx.id),
-                "use optional or required",
-            );
-            false
-        }
-    };
-    match (&raw.etag_from, &raw.if_match) {
-        (Some(from), _) => Some(IfMatch {
-            route: from.get_ref().clone(),
-            binds: Vec::new(),
-            required,
-        }),
-        (None, Some(v)) => {
-            diags.error_hint(
-                cx.file,
-                v.span(),
-                format!("route `{}`: `if_match` needs `etag_from`", cx.id),
-                "name the one = true GET route whose ETag clients send back: etag_from = \"getJob\"",
-            );
-            None
-        }
-        (None, None) => None,
-    }
-}
-
-fn outcomes(cx: &RouteCx<'_>, raw: &RawRoute, diags: &mut Diagnostics) -> Vec<Outcome> {
-    let Some(map) = &raw.outcomes else {
-        return Vec::new();
-    };
-    if raw.outcome_column.is_none() {
-        diags.error_hint(
-            cx.file,
-            map.span(),
-            format!("route `{}`: `outcomes` needs `outcome_column`", cx.id),
-            "name the result column the values are read from, e.g. outcome_column = \"RC\"",
-        );
-    }
-    map.get_ref()
-        .iter()
-        .filter_map(|(value, o)| {
-            let status = *o.status.get_ref();
-            if !(400..=599).contains(&status) {
-                diags.error_hint(
-                    cx.file,
-                    o.status.span(),
-                    format!(
-                        "route `{}`: an outcome's `status` must be 4xx or 5xx",
-                        cx.id
-                    ),
-                    "values not listed in `outcomes` are successes",
-                );
-                return None;
-            }
-            Some(Outcome {
-                value: value.clone(),
-                status,
-                detail: o.detail.clone(),
-            })
-        })
-        .collect()
 }

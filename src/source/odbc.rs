@@ -5,8 +5,8 @@
 //! (`SQLDescribeParam`, checked before a statement runs) and reading SQLSTATEs and native error
 //! codes, which the dialect classifies; admission
 //! (the cap, the queue, the breaker) happens before, in [`super::Source`]'s gate. Does not know
-//! about HTTP. (Near 600 lines: the worker, its statement cache and the driver-type mapping
-//! are one unit; its tests sit at the end.)
+//! about HTTP. (Over 600 lines: the worker, its statement cache, its transactions and the
+//! driver-type mapping are one unit; its tests sit at the end.)
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
