@@ -2,8 +2,8 @@
 //! procedures): `release_job` from the demo schema answers in INOUT parameters, which psqlODBC
 //! returns as the one row of the `CALL`. Its return code becomes the answer's status through
 //! `outcome_column` and `outcomes`, its other parameters are decoded with `columns`, or bound
-//! by a later step through `outputs`. Jobs 200031-200039 are this file's own; every test puts
-//! back what it changed. SQL Server's `EXEC` form is in `tests/mssql.rs` (binding, against the
+//! by a later step through `outputs`; `deploy/examples/postgres-procedure.toml` runs as
+//! written. Jobs 200031-200039 are this file's own; every test puts back what it changed. SQL Server's `EXEC` form is in `tests/mssql.rs` (binding, against the
 //! TDS test server) and `tests/mssql_live.rs` (a real server).
 
 mod common;
@@ -175,4 +175,43 @@ fn a_procedures_parameters_bind_a_later_step() {
     post(&gw, &auth, "/v1/jobs/999998/release-and-read").problem(404, "write-refused");
 
     restore(&db, job);
+}
+
+/// The example the README points to, run as it is written.
+#[test]
+fn the_example_procedure_mapping_runs_as_written() {
+    let Some(db) = common::postgres() else {
+        return;
+    };
+    let example = std::fs::read_to_string(
+        std::path::Path::new(common::ROOT).join("deploy/examples/postgres-procedure.toml"),
+    )
+    .expect("the example mapping");
+    // Job 200033 is on hold in the demo data: planned for this test, then put back.
+    let job = 200_033;
+    restore(&db, job);
+    let gw = Gateway::start(
+        &db,
+        &Options {
+            mappings: Some(&[("v1/release.toml", &example)]),
+            ..Options::default()
+        },
+    );
+    let auth = format!(
+        "Bearer {}",
+        token("clerk9", "jobs:write", serde_json::json!({}))
+    );
+    let res = post(&gw, &auth, &format!("/v1/jobs/{job}/release"));
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(
+        res.json(),
+        serde_json::json!({"return_code": 0, "status": "released"})
+    );
+    post(&gw, &auth, &format!("/v1/jobs/{job}/release")).problem(409, "write-refused");
+    post(&gw, &auth, "/v1/jobs/999997/release").problem(404, "write-refused");
+    restore(&db, job);
+    query_db(
+        &db,
+        &format!("UPDATE JOBMST SET STSCD = 'H' WHERE JOBNO = {job}"),
+    );
 }
