@@ -3,10 +3,11 @@
 //! decoded from the TDS packets (MS-TDS 2.2.6.6 and 2.2.6.7). The test server keeps no such
 //! record; it matches statements by their text and ignores the values.
 //!
-//! It also sets the DONE_COUNT bit on the server's final DONE tokens: SQL Server sets it on a
-//! statement's DONE whenever the statement counts rows (and NOCOUNT is off), while the test
-//! server never does, so without it every statement would report that it touched no row. The
-//! count itself is the server's (the number of rows of the registered answer).
+//! It also makes a registered answer without columns look like what SQL Server sends for an
+//! INSERT, UPDATE or DELETE: the test server writes a (column-less) metadata token and a row
+//! token per row, then a DONE without the DONE_COUNT bit; the relay drops those tokens and sets
+//! the bit, so the DONE reports the number of rows registered as the rows the statement
+//! touched. Answers with columns pass unchanged.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -59,7 +60,7 @@ impl Recorder {
                     client.try_clone().expect("clone"),
                     server.try_clone().expect("clone"),
                 );
-                std::thread::spawn(move || relay(client, server, |m| record(&log, m), |_| {}));
+                std::thread::spawn(move || relay(client, server, |m| record(&log, m), |p| p));
                 std::thread::spawn(move || relay(s2, c2, |_| {}, count_rows));
             }
         });
@@ -81,14 +82,14 @@ impl Recorder {
     }
 }
 
-/// Forward TDS packets from `from` to `to`, whole: `patch` may change a packet before it goes
+/// Forward TDS packets from `from` to `to`, whole: `patch` may rewrite a packet before it goes
 /// on, `message` sees each complete message (packets up to the end-of-message bit) with its
 /// type.
 fn relay(
     mut from: TcpStream,
     mut to: TcpStream,
     mut message: impl FnMut((u8, &[u8])),
-    patch: impl Fn(&mut [u8]),
+    patch: impl Fn(Vec<u8>) -> Vec<u8>,
 ) {
     let mut buf: Vec<u8> = Vec::new();
     let mut body: Vec<u8> = Vec::new();
@@ -106,8 +107,7 @@ fn relay(
             if len < 8 || buf.len() < len {
                 break;
             }
-            let mut packet: Vec<u8> = buf.drain(..len).collect();
-            patch(&mut packet);
+            let packet = patch(buf.drain(..len).collect());
             body.extend_from_slice(&packet[8..]);
             if packet[1] & 0x01 != 0 {
                 message((packet[0], &body));
@@ -121,17 +121,25 @@ fn relay(
     let _ = to.shutdown(Shutdown::Both);
 }
 
-/// Set DONE_COUNT on a result that ends with a plain final DONE (status 0), as SQL Server
-/// reports a statement's row count.
-fn count_rows(packet: &mut [u8]) {
+/// A column-less answer (metadata with no column, empty rows, a final DONE) becomes a DONE
+/// that counts the rows, as SQL Server answers a statement that touched that many.
+fn count_rows(packet: Vec<u8>) -> Vec<u8> {
     const DONE_LEN: usize = 13;
-    if packet[0] != 0x04 || packet[1] & 0x01 == 0 || packet.len() < 8 + DONE_LEN {
-        return;
+    let body = &packet[8..];
+    if packet[0] != 0x04 || packet[1] & 0x01 == 0 || !body.starts_with(&[0x81, 0, 0]) {
+        return packet;
     }
-    let at = packet.len() - DONE_LEN;
-    if packet[at] == 0xFD && packet[at + 1] == 0 && packet[at + 2] == 0 {
-        packet[at + 1] = 0x10;
+    let rows = body[3..].iter().take_while(|b| **b == 0xD1).count();
+    let done = &body[3 + rows..];
+    if done.len() != DONE_LEN || done[0] != 0xFD || done[1] != 0 || done[2] != 0 {
+        return packet;
     }
+    let mut out = packet[..8].to_vec();
+    out.extend_from_slice(done);
+    out[9] = 0x10;
+    let len = u16::try_from(out.len()).expect("a short packet");
+    out[2..4].copy_from_slice(&len.to_be_bytes());
+    out
 }
 
 fn record(log: &Mutex<Vec<Sent>>, (kind, body): (u8, &[u8])) {
@@ -154,13 +162,26 @@ fn batch(body: &[u8]) -> Option<String> {
     r.utf16(rest / 2)
 }
 
-/// `sp_executesql` (procedure id 10): `@stmt`, `@params`, then the values.
+/// `sp_executesql` (procedure id 10, or named): `@stmt`, `@params`, then the values.
 fn rpc(body: &[u8]) -> Option<Sent> {
     let mut r = Reader { b: body, i: 0 };
     let headers = r.u32()?;
     r.i = usize::try_from(headers).ok()?;
-    if r.u16()? != 0xFFFF || r.u16()? != 10 {
-        return None;
+    // By its id (what a query sends), or by its name (what a command sends).
+    match r.u16()? {
+        0xFFFF => {
+            if r.u16()? != 10 {
+                return None;
+            }
+        }
+        n => {
+            if !r
+                .utf16(usize::from(n))?
+                .eq_ignore_ascii_case("sp_executesql")
+            {
+                return None;
+            }
+        }
     }
     let _options = r.u16()?;
     let mut values = Vec::new();

@@ -43,6 +43,18 @@ sql = "INSERT INTO JOBNOTE (JOBNO, NOTSQ, NOTTX, NOTBY, NOTDT) VALUES (:job_numb
 sql = "SELECT JOBNO, STSCD FROM JOBMST WHERE JOBNO = :job_number"
 
 [[route]]
+id = "holdJob"
+method = "PATCH"
+path = "/jobs/{job_number}/hold"
+public = true
+params.job_number = { type = "integer", minimum = 1 }
+columns.JOBNO = { name = "job_number", type = "integer" }
+columns.STSCD = { name = "status", codes = { P = "planned", R = "released", H = "on_hold" } }
+
+[[route.step]]
+sql = "UPDATE JOBMST SET STSCD = 'H' OUTPUT INSERTED.JOBNO, INSERTED.STSCD WHERE JOBNO = :job_number"
+
+[[route]]
 id = "setRush"
 method = "PATCH"
 path = "/jobs/{job_number}/rush"
@@ -90,6 +102,8 @@ sql = "DECLARE @RC INT, @ST CHAR(1); EXEC @RC = DBO.RELEASEJOB @JOB = :job_numbe
 const UPDATE_STATUS: &str = "UPDATE JOBMST SET STSCD = @P1 WHERE JOBNO = @P2";
 const INSERT_NOTE: &str = "INSERT INTO JOBNOTE (JOBNO, NOTSQ, NOTTX, NOTBY, NOTDT) VALUES (@P1, 1, @P2, 'PATINA', COALESCE(@P3, 0))";
 const READ_JOB: &str = "SELECT JOBNO, STSCD FROM JOBMST WHERE JOBNO = @P1";
+const HOLD: &str =
+    "UPDATE JOBMST SET STSCD = 'H' OUTPUT INSERTED.JOBNO, INSERTED.STSCD WHERE JOBNO = @P1";
 const UPDATE_RUSH: &str = "UPDATE JOBMST SET RUSHF = @P1 WHERE JOBNO = @P2";
 const INSERT_ORDER: &str =
     "INSERT INTO ORDHDR (CUSNO, REFTX) OUTPUT INSERTED.ORDNO VALUES (@P1, @P2)";
@@ -101,13 +115,12 @@ const BEGIN: &str = "SET XACT_ABORT ON; BEGIN TRANSACTION";
 const COMMIT: &str = "COMMIT TRANSACTION";
 const ROLLBACK: &str = "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION";
 
-/// An answer of `rows` rows: its DONE counts them (the statement touched that many).
+/// The answer to a statement that touched `rows` rows and returned none (the relay turns it
+/// into a DONE counting them).
 fn touched(rows: usize) -> QueryResponse {
     QueryResponse::new(
-        vec![ColumnDefinition::new("N", SqlDataType::Int)],
-        (0..rows)
-            .map(|_| Row::new(vec![ColumnValue::Int(1)]))
-            .collect(),
+        Vec::new(),
+        (0..rows).map(|_| Row::new(Vec::new())).collect(),
     )
 }
 
@@ -272,8 +285,8 @@ fn a_transaction_sends_begin_its_bound_steps_and_commit() {
 }
 
 #[test]
-fn a_step_that_touches_no_row_rolls_back_with_404() {
-    // The test server answers this UPDATE with a DONE counting no row.
+fn a_step_counts_the_rows_it_touched() {
+    // Unregistered, this UPDATE is answered with a DONE counting no row.
     let (mock, recorder, _dir, gw) = setup();
     let mark = recorder.mark();
     let res = send(
@@ -291,14 +304,25 @@ fn a_step_that_touches_no_row_rolls_back_with_404() {
             batch(ROLLBACK),
         ]
     );
-    // The connection is clean: the next write runs on it.
+    // The connection is clean: the next write runs on it. The UPDATE touches a row and
+    // returns none: 204, committed.
+    mock.register(UPDATE_RUSH, touched(1));
+    let mark = recorder.mark();
     let res = send(
         &gw,
         Method::PATCH,
-        "/v1/jobs/200041",
-        r#"{"status": "released", "note": "x"}"#,
+        "/v1/jobs/200041/rush",
+        r#"{"rush": false}"#,
     );
-    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.status, 204, "{}", res.text);
+    assert_eq!(
+        requests(&recorder, mark),
+        [
+            batch(BEGIN),
+            statement(UPDATE_RUSH, vec![text("N"), Bound::Int(Some(200_041))]),
+            batch(COMMIT),
+        ]
+    );
     assert_eq!(mock.logins(), LOGINS_AT_START);
 }
 
@@ -442,4 +466,53 @@ fn a_procedures_return_code_commits_or_rolls_back() {
             batch(ROLLBACK),
         ]
     );
+}
+
+/// A step that must touch a row and returns the rows it touched (`OUTPUT`): the rows are the
+/// answer, and their number is the step's row count.
+#[test]
+fn a_counted_step_with_output_rows_answers_with_them() {
+    let (mock, recorder, _dir, gw) = setup();
+    mock.register(
+        HOLD,
+        QueryResponse::new(
+            vec![
+                ColumnDefinition::new("JOBNO", SqlDataType::Int),
+                ColumnDefinition::new("STSCD", SqlDataType::NVarChar),
+            ],
+            vec![Row::new(vec![
+                ColumnValue::Int(200_041),
+                ColumnValue::NVarChar("H".into()),
+            ])],
+        ),
+    );
+    let mark = recorder.mark();
+    let res = send(&gw, Method::PATCH, "/v1/jobs/200041/hold", "{}");
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(
+        res.json(),
+        serde_json::json!({"job_number": 200_041, "status": "on_hold"})
+    );
+    assert_eq!(
+        requests(&recorder, mark),
+        [
+            batch(BEGIN),
+            statement(HOLD, vec![Bound::Int(Some(200_041))]),
+            batch(COMMIT),
+        ]
+    );
+    // No row touched, none returned: 404, rolled back.
+    mock.register(
+        HOLD,
+        QueryResponse::new(
+            vec![
+                ColumnDefinition::new("JOBNO", SqlDataType::Int),
+                ColumnDefinition::new("STSCD", SqlDataType::NVarChar),
+            ],
+            vec![],
+        ),
+    );
+    let mark = recorder.mark();
+    send(&gw, Method::PATCH, "/v1/jobs/999999/hold", "{}").problem(404, "not-found");
+    assert_eq!(requests(&recorder, mark).last(), Some(&batch(ROLLBACK)));
 }
