@@ -322,6 +322,30 @@ EXEC @rc = dbo.ReleaseJob @job = :job_number, @user = 'LIVETEST', @status = @st 
 SELECT @rc AS RC, @st AS STSCD
 """
 
+# A step that must touch a row: counted by its OUTPUT rows, or by the server's DONE.
+[[route]]
+id = "holdJob"
+method = "PATCH"
+path = "/jobs/{job_number}/hold"
+public = true
+params.job_number = { type = "integer", minimum = 1 }
+columns.JOBNO = { name = "job_number", type = "integer" }
+columns.STSCD = { name = "status", codes = { P = "planned", R = "released", H = "on_hold", C = "complete", X = "cancelled" } }
+
+[[route.step]]
+sql = "UPDATE JOBMST SET STSCD = 'H' OUTPUT INSERTED.JOBNO, INSERTED.STSCD WHERE JOBNO = :job_number"
+
+[[route]]
+id = "setRush"
+method = "PATCH"
+path = "/jobs/{job_number}/rush"
+public = true
+params.job_number = { type = "integer", minimum = 1 }
+body.rush = { type = "boolean", true_value = "Y", false_value = "N" }
+
+[[route.step]]
+sql = "UPDATE JOBMST SET RUSHF = :rush WHERE JOBNO = :job_number"
+
 [[route]]
 id = "createOrder"
 method = "POST"
@@ -480,6 +504,30 @@ fn writes_commit_or_roll_back_and_a_procedure_answers_through_its_return_code() 
         ),
         [Some("1".to_string())]
     );
+    // Row counts: the rows an OUTPUT returns, or the count the server reports.
+    let patch = |path: &str, body: &str| {
+        gw.send(
+            reqwest::Method::PATCH,
+            path,
+            &[("Content-Type", "application/json")],
+            Some(body),
+        )
+    };
+    let r = patch("/v1/jobs/200032/hold", "{}");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({ "job_number": 200_032, "status": "on_hold" })
+    );
+    patch("/v1/jobs/999999/hold", "{}").problem(404, "not-found");
+    let r = patch("/v1/jobs/200032/rush", r#"{"rush": true}"#);
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(
+        texts(&url, "SELECT RUSHF FROM JOBMST WHERE JOBNO = 200032"),
+        [Some("Y".to_string())]
+    );
+    patch("/v1/jobs/999999/rush", r#"{"rush": true}"#).problem(404, "not-found");
+
     // The connections are fine after all that.
     assert_eq!(post("/v1/jobs/200036/release", "{}").status, 200);
 }
