@@ -4,9 +4,14 @@
 //! result types are the integer family, nvarchar and (n)varchar/varbinary(max). Type decoding
 //! for every other SQL Server type is covered by the unit tests in
 //! `src/source/mssql/tests.rs`; a real server is exercised by `tests/mssql_live.rs` when
-//! `MSSQL_URL` is set.
+//! `MSSQL_URL` is set. Write routes (transactions, bound values, row counts, procedure return
+//! codes) are in [`writes`], which reads what the gateway sends through [`recorder`].
 
 mod common;
+#[path = "mssql/recorder.rs"]
+mod recorder;
+#[path = "mssql/writes.rs"]
+mod writes;
 
 use std::path::Path;
 use std::sync::Arc;

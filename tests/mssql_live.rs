@@ -2,8 +2,10 @@
 //! connection string to a database the tests may overwrite (deploy/docker-compose.yml starts
 //! SQL Server 2022 with one; the README says how). Loads `fixtures/mssql/`, then checks that
 //! the demo mappings answer exactly as they do over SQLite, that every SQL Server type
-//! decodes, and that a statement timeout cancels on the server. Without `MSSQL_URL` every
-//! test here says loudly that it was skipped.
+//! decodes, that a statement timeout cancels on the server, and that write routes commit and
+//! roll back, a stored procedure's return code and OUTPUT parameter included. The tests that
+//! load the fixtures take turns (a file lock), as they share one database. Without
+//! `MSSQL_URL` every test here says loudly that it was skipped.
 
 mod common;
 
@@ -27,20 +29,56 @@ fn mssql_url() -> Option<String> {
     }
 }
 
-/// Run a T-SQL script (batches separated by `GO` lines) with the client library directly.
-fn run_script(url: &str, files: &[&str]) {
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// The tests that load the fixtures share one database: each holds this lock (a file beside
+/// the system's temporary files) until it is done.
+fn take_turn() -> std::fs::File {
+    let f = std::fs::File::create(std::env::temp_dir().join("patina-mssql-live.lock"))
+        .expect("lock file");
+    f.lock().expect("lock");
+    f
+}
+
+type Client = tiberius::Client<tokio_util::compat::Compat<tokio::net::TcpStream>>;
+
+async fn connect(url: &str) -> Client {
+    let config = tiberius::Config::from_ado_string(url).expect("MSSQL_URL is an ADO string");
+    let tcp = tokio::net::TcpStream::connect(config.get_addr())
+        .await
+        .expect("reach SQL Server");
+    Box::pin(tiberius::Client::connect(config, tcp.compat_write()))
+        .await
+        .expect("log in to SQL Server")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let config = tiberius::Config::from_ado_string(url).expect("MSSQL_URL is an ADO string");
-        let tcp = tokio::net::TcpStream::connect(config.get_addr())
+        .expect("runtime")
+}
+
+/// The first column of each row of `sql`, which must be text (CAST it), asked of the server
+/// directly.
+fn texts(url: &str, sql: &str) -> Vec<Option<String>> {
+    runtime().block_on(async {
+        let mut client = connect(url).await;
+        let rows = client
+            .simple_query(sql)
             .await
-            .expect("reach SQL Server");
-        let mut client = Box::pin(tiberius::Client::connect(config, tcp.compat_write()))
+            .unwrap_or_else(|e| panic!("{e}: {sql}"))
+            .into_first_result()
             .await
-            .expect("log in to SQL Server");
+            .expect("rows");
+        rows.iter()
+            .map(|r| r.get::<&str, _>(0).map(str::to_string))
+            .collect()
+    })
+}
+
+/// Run a T-SQL script (batches separated by `GO` lines) with the client library directly.
+fn run_script(url: &str, files: &[&str]) {
+    runtime().block_on(async {
+        let mut client = connect(url).await;
         for file in files {
             let text = std::fs::read_to_string(Path::new(ROOT).join(file)).expect("fixture");
             let mut batch = String::new();
@@ -86,6 +124,7 @@ fn gateway(dir: &Path, mappings: &str, source_extra: &str) -> Gateway {
 #[test]
 fn demo_mappings_answer_as_they_do_over_sqlite() {
     let Some(url) = mssql_url() else { return };
+    let _turn = take_turn();
     run_script(
         &url,
         &["fixtures/mssql/schema.sql", "fixtures/mssql/data.sql"],
@@ -235,6 +274,7 @@ fn every_type_decodes_and_timeouts_cancel_on_the_server() {
 #[test]
 fn check_db_describes_every_statement() {
     let Some(url) = mssql_url() else { return };
+    let _turn = take_turn();
     run_script(
         &url,
         &["fixtures/mssql/schema.sql", "fixtures/mssql/data.sql"],
@@ -257,4 +297,237 @@ fn check_db_describes_every_statement() {
         !stderr.contains(&url),
         "the connection string is never printed"
     );
+}
+
+const WRITES: &str = r#"
+source = "demo"
+
+[[route]]
+id = "releaseJob"
+method = "POST"
+path = "/jobs/{job_number}/release"
+public = true
+status = 200
+params.job_number = { type = "integer", minimum = 1 }
+columns.RC = { name = "return_code", type = "integer" }
+columns.STSCD = { name = "status", codes = { P = "planned", R = "released", H = "on_hold", C = "complete", X = "cancelled" } }
+outcome_column = "RC"
+outcomes.1 = { status = 409, detail = "Only a planned job can be released; this one is not planned." }
+outcomes.2 = { status = 404, detail = "There is no job with this number." }
+
+[[route.step]]
+sql = """
+DECLARE @rc INT, @st CHAR(1);
+EXEC @rc = dbo.ReleaseJob @job = :job_number, @user = 'LIVETEST', @status = @st OUTPUT;
+SELECT @rc AS RC, @st AS STSCD
+"""
+
+# A step that must touch a row: counted by its OUTPUT rows, or by the server's DONE.
+[[route]]
+id = "holdJob"
+method = "PATCH"
+path = "/jobs/{job_number}/hold"
+public = true
+params.job_number = { type = "integer", minimum = 1 }
+columns.JOBNO = { name = "job_number", type = "integer" }
+columns.STSCD = { name = "status", codes = { P = "planned", R = "released", H = "on_hold", C = "complete", X = "cancelled" } }
+
+[[route.step]]
+sql = "UPDATE JOBMST SET STSCD = 'H' OUTPUT INSERTED.JOBNO, INSERTED.STSCD WHERE JOBNO = :job_number"
+
+[[route]]
+id = "setRush"
+method = "PATCH"
+path = "/jobs/{job_number}/rush"
+public = true
+params.job_number = { type = "integer", minimum = 1 }
+body.rush = { type = "boolean", true_value = "Y", false_value = "N" }
+
+[[route.step]]
+sql = "UPDATE JOBMST SET RUSHF = :rush WHERE JOBNO = :job_number"
+
+[[route]]
+id = "createOrder"
+method = "POST"
+path = "/orders"
+public = true
+location = "/v1/orders/{order_number}"
+body.customer = { type = "integer", minimum = 1 }
+body.ordered_on = { type = "date", format = "cyymmdd" }
+body.rush = { type = "boolean", true_value = "Y", false_value = "N", default = false }
+body.reference = { type = "string", max_length = 20, pad = true }
+body.lines = { type = "list", min_items = 1, max_items = 50, items.item = { type = "string", max_length = 15, pad = true }, items.quantity = { type = "decimal", precision = 11, scale = 3 } }
+
+[[route.step]]
+sql = "INSERT INTO ORDHDR (CUSNO, ORDDT, RUSHF, REFTX) OUTPUT INSERTED.ORDNO VALUES (:customer, :ordered_on, :rush, :reference)"
+outputs = ["order_number"]
+
+[[route.step]]
+for_each = "lines"
+index_as = "line"
+sql = "INSERT INTO ORDLIN (ORDNO, LINNO, ITMNO, QTYOR) VALUES (:order_number, :line, :item, CAST(:quantity AS DECIMAL(11,3)))"
+"#;
+
+#[test]
+fn writes_commit_or_roll_back_and_a_procedure_answers_through_its_return_code() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mappings = dir.path().join("mappings/v1");
+    std::fs::create_dir_all(&mappings).expect("mkdir");
+    std::fs::write(mappings.join("writes.toml"), WRITES).expect("mapping");
+    // Offline, the mapping compiles whether or not a server is at hand.
+    let cfg = dir.path().join("offline.toml");
+    std::fs::write(
+        &cfg,
+        "[server]\nmappings = \"mappings\"\n[sources.demo]\nkind = \"mssql\"\nhost = \"127.0.0.1\"\n",
+    )
+    .expect("config");
+    let ran = common::patina(
+        &["check", "--config", cfg.to_str().expect("utf-8 path")],
+        dir.path(),
+    );
+    assert!(ran.ok(), "{}", ran.err);
+    let Some(url) = mssql_url() else { return };
+    let _turn = take_turn();
+    run_script(
+        &url,
+        &["fixtures/mssql/schema.sql", "fixtures/mssql/data.sql"],
+    );
+    let gw = gateway(dir.path(), "mappings", "pool = { max = 2 }");
+    let post = |path: &str, body: &str| {
+        gw.send(
+            reqwest::Method::POST,
+            path,
+            &[("Content-Type", "application/json")],
+            Some(body),
+        )
+    };
+    let status_of = |job: i64| {
+        texts(
+            &url,
+            &format!("SELECT STSCD FROM JOBMST WHERE JOBNO = {job}"),
+        )
+    };
+
+    // A planned job: released, the return code 0 and the OUTPUT parameter in the answer.
+    let r = post("/v1/jobs/200031/release", "{}");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({ "return_code": 0, "status": "released" })
+    );
+    assert_eq!(status_of(200_031), [Some("R".to_string())]);
+    assert_eq!(
+        texts(
+            &url,
+            "SELECT RTRIM(NOTBY) FROM JOBNOTE WHERE JOBNO = 200031"
+        ),
+        [Some("LIVETEST".to_string())]
+    );
+    // Again: return code 1, the DBA's words, nothing more written.
+    let r = post("/v1/jobs/200031/release", "{}");
+    let p = r.problem(409, "write-refused");
+    assert_eq!(
+        p["detail"],
+        "Only a planned job can be released; this one is not planned."
+    );
+    assert_eq!(
+        texts(
+            &url,
+            "SELECT CAST(COUNT(*) AS NVARCHAR(10)) FROM JOBNOTE WHERE JOBNO = 200031"
+        ),
+        [Some("1".to_string())]
+    );
+    post("/v1/jobs/999999/release", "{}").problem(404, "write-refused");
+
+    // An order and its lines, in the legacy encoding.
+    let r = post(
+        "/v1/orders",
+        r#"{"customer": 1001, "ordered_on": "2025-03-04", "rush": true, "reference": "LIVE-GOOD",
+            "lines": [{"item": "BOLT-M8", "quantity": "12.500"}, {"item": "NUT-M8", "quantity": 1234567.125}]}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let order = r
+        .header("location")
+        .and_then(|l| l.rsplit('/').next())
+        .and_then(|n| n.parse::<i64>().ok())
+        .expect("the order number in the Location");
+    assert_eq!(
+        texts(
+            &url,
+            &format!(
+                "SELECT CAST(ORDDT AS NVARCHAR(10)) + '|' + RUSHF + '|' + REFTX + '|' \
+                 FROM ORDHDR WHERE ORDNO = {order}"
+            )
+        ),
+        [Some("1250304|Y|LIVE-GOOD           |".to_string())]
+    );
+    assert_eq!(
+        texts(
+            &url,
+            &format!(
+                "SELECT ITMNO + '|' + CAST(QTYOR AS NVARCHAR(20)) FROM ORDLIN \
+                 WHERE ORDNO = {order} ORDER BY LINNO"
+            )
+        ),
+        [
+            Some("BOLT-M8        |12.500".to_string()),
+            Some("NUT-M8         |1234567.125".to_string())
+        ]
+    );
+
+    // The second line breaks the CHECK constraint: 422, and the header is rolled back too.
+    let r = post(
+        "/v1/orders",
+        r#"{"customer": 1001, "ordered_on": "2025-03-04", "reference": "LIVE-BAD",
+            "lines": [{"item": "BOLT-M8", "quantity": 1}, {"item": "NUT-M8", "quantity": 0}]}"#,
+    );
+    r.problem(422, "constraint-refused");
+    common::assert_no_leak(&r.text);
+    assert_eq!(
+        texts(
+            &url,
+            "SELECT CAST(COUNT(*) AS NVARCHAR(10)) FROM ORDHDR WHERE REFTX = 'LIVE-BAD'"
+        ),
+        [Some("0".to_string())]
+    );
+    // The same reference again: 409, still one order with it.
+    post(
+        "/v1/orders",
+        r#"{"customer": 1001, "ordered_on": "2025-03-04", "reference": "LIVE-GOOD",
+            "lines": [{"item": "X", "quantity": 1}]}"#,
+    )
+    .problem(409, "conflict");
+    assert_eq!(
+        texts(
+            &url,
+            "SELECT CAST(COUNT(*) AS NVARCHAR(10)) FROM ORDHDR WHERE REFTX = 'LIVE-GOOD'"
+        ),
+        [Some("1".to_string())]
+    );
+    // Row counts: the rows an OUTPUT returns, or the count the server reports.
+    let patch = |path: &str, body: &str| {
+        gw.send(
+            reqwest::Method::PATCH,
+            path,
+            &[("Content-Type", "application/json")],
+            Some(body),
+        )
+    };
+    let r = patch("/v1/jobs/200032/hold", "{}");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({ "job_number": 200_032, "status": "on_hold" })
+    );
+    patch("/v1/jobs/999999/hold", "{}").problem(404, "not-found");
+    let r = patch("/v1/jobs/200032/rush", r#"{"rush": true}"#);
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(
+        texts(&url, "SELECT RUSHF FROM JOBMST WHERE JOBNO = 200032"),
+        [Some("Y".to_string())]
+    );
+    patch("/v1/jobs/999999/rush", r#"{"rush": true}"#).problem(404, "not-found");
+
+    // The connections are fine after all that.
+    assert_eq!(post("/v1/jobs/200036/release", "{}").status, 200);
 }

@@ -2,9 +2,9 @@
 //! own, so connections never migrate between the HTTP workers' runtimes. Owns the
 //! running of statements: the pool and its runtime, streaming the first result set into a
 //! sink, cancelling statements with a TDS attention, describing statements, and classifying
-//! errors. Connections are [`connect`]'s, the client config [`config`]'s, and the translation
-//! of values both ways [`values`]'. Does not know about HTTP. (Over 600 lines: running a
-//! statement and running a transaction share the streaming, cancelling and classifying here.)
+//! errors. Connections are [`connect`]'s, the client config [`config`]'s, transactions (and
+//! the row counts their steps report) [`transact`]'s, and the translation of values both ways
+//! [`values`]'. Does not know about HTTP.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use tiberius::{Query, QueryItem};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tracing::{debug, info, warn};
 
-use super::{Admitted, Queried, RowSink, Script, SinkError, SourceError, Transacted, TxOptions};
+use super::{Admitted, Queried, RowSink, SinkError, SourceError};
 use crate::codec::{BindValue, Cell};
 use crate::config::SourceConfig;
 use crate::dialect::Dialect;
@@ -24,6 +24,7 @@ mod config;
 mod connect;
 #[cfg(test)]
 mod tests;
+mod transact;
 mod values;
 
 pub use config::client_config;
@@ -170,97 +171,6 @@ impl MssqlPool {
         result.map(|(sink, waited)| Queried { sink, waited })
     }
 
-    /// Run a script's statements in one transaction (`SET XACT_ABORT ON`, so any error rolls
-    /// the whole of it back on the server too). A statement whose row count the script needs
-    /// runs as an `execute` (SQL Server reports counts, not rows, for those); the others stream
-    /// their first result set into the script.
-    pub async fn transact(
-        &self,
-        mut script: Box<dyn Script>,
-        options: TxOptions,
-        started: Instant,
-        permit: OwnedSemaphorePermit,
-    ) -> Transacted {
-        let inner = Arc::clone(&self.inner);
-        let task = self.handle.spawn(async move {
-            let _permit = permit;
-            let mut conn = match inner.checkout().await {
-                Ok(c) => c,
-                Err(e) => return (script, Err(e), started.elapsed()),
-            };
-            let waited = started.elapsed();
-            let limit = options.timeout.or(inner.statement_timeout);
-            let steps = transact_steps(&mut conn, script.as_mut(), options, inner.max_text);
-            let outcome = match limit {
-                Some(t) => tokio::time::timeout(t, steps).await.ok(),
-                None => Some(steps.await),
-            };
-            conn.last_used = Instant::now();
-            let result = match outcome {
-                None => {
-                    // The session goes with the connection; the server rolls back.
-                    cancel(&inner.name, &mut conn).await;
-                    conn.broken = true;
-                    Err(SourceError::Timeout)
-                }
-                Some(Ok(Ok(()))) => {
-                    let committed = async {
-                        conn.client
-                            .simple_query("COMMIT TRANSACTION")
-                            .await?
-                            .into_results()
-                            .await
-                    }
-                    .await;
-                    committed
-                        .map(|_| ())
-                        .map_err(|e| classify(&inner.name, &mut conn, e))
-                }
-                Some(Ok(Err(stopped))) => Err(stopped),
-                Some(Err(e)) => Err(classify(&inner.name, &mut conn, e)),
-            };
-            if result.is_err() && !conn.broken {
-                let rolled = async {
-                    conn.client
-                        .simple_query("IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION")
-                        .await?
-                        .into_results()
-                        .await
-                }
-                .await;
-                if rolled.is_err() {
-                    conn.broken = true;
-                }
-            }
-            if options.serializable && !conn.broken {
-                let reset = async {
-                    conn.client
-                        .simple_query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-                        .await?
-                        .into_results()
-                        .await
-                }
-                .await;
-                if reset.is_err() {
-                    conn.broken = true;
-                }
-            }
-            (script, result, waited)
-        });
-        match task.await {
-            Ok((script, result, waited)) => Transacted {
-                script,
-                result,
-                waited,
-            },
-            Err(_) => Transacted {
-                script: Box::new(super::Lost),
-                result: Err(SourceError::Closed),
-                waited: started.elapsed(),
-            },
-        }
-    }
-
     /// Ask the server what the statement returns (`sp_describe_first_result_set`), without
     /// running it.
     pub async fn describe(
@@ -348,89 +258,6 @@ async fn run(
     }
 }
 
-/// The statements of a transaction, after `BEGIN`; the outer error is the client's, the
-/// inner one the script's stop or a value the gateway refused.
-async fn transact_steps(
-    conn: &mut Conn,
-    script: &mut dyn Script,
-    options: TxOptions,
-    max_text: usize,
-) -> Result<Result<(), SourceError>, tiberius::error::Error> {
-    let begin = if options.serializable {
-        "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; SET XACT_ABORT ON; BEGIN TRANSACTION"
-    } else {
-        "SET XACT_ABORT ON; BEGIN TRANSACTION"
-    };
-    conn.client
-        .simple_query(begin)
-        .await?
-        .into_results()
-        .await?;
-    loop {
-        let st = match script.next_statement() {
-            super::Next::Run(st) => st,
-            super::Next::Commit => return Ok(Ok(())),
-            super::Next::Stop => return Ok(Err(SourceError::Stopped)),
-        };
-        let rows = if st.count_rows {
-            let mut q = Query::new(st.sql.as_ref());
-            for b in &st.binds {
-                q.bind(to_sql(b));
-            }
-            let done = q.execute(&mut conn.client).await?;
-            if let Err(e) = script.begin(&[]) {
-                return Ok(Err(SourceError::Decode(e)));
-            }
-            Some(done.total())
-        } else {
-            let statement = Statement {
-                sql: &st.sql,
-                binds: &st.binds,
-                max_rows: st.max_rows,
-                max_text,
-            };
-            let mut decode_error = None;
-            let mut counter = Counting {
-                inner: &mut *script,
-                rows: 0,
-            };
-            let ended = stream(conn, &statement, &mut counter, &mut decode_error).await?;
-            let rows = counter.rows;
-            if let Ended::Early = ended {
-                return Ok(Err(SourceError::Query(
-                    "a write step returned more rows than it may".into(),
-                )));
-            }
-            if let Some(e) = decode_error {
-                return Ok(Err(SourceError::Decode(e)));
-            }
-            Some(rows)
-        };
-        if !script.ran(rows) {
-            return Ok(Err(SourceError::Stopped));
-        }
-    }
-}
-
-/// A sink that counts the rows it passes on.
-struct Counting<'a> {
-    inner: &'a mut dyn Script,
-    rows: u64,
-}
-
-impl RowSink for Counting<'_> {
-    fn begin(&mut self, columns: &[ColumnInfo]) -> Result<(), SinkError> {
-        self.inner.begin(columns)
-    }
-    fn row(&mut self, cells: &[Cell<'_>]) -> Result<(), SinkError> {
-        self.rows += 1;
-        self.inner.row(cells)
-    }
-    fn finish(self: Box<Self>) -> (Vec<u8>, usize) {
-        (Vec::new(), 0)
-    }
-}
-
 /// Stop the statement on the server (a TDS attention) and wait for its acknowledgement; a
 /// connection that does not acknowledge is discarded.
 async fn cancel(source: &str, conn: &mut Conn) {
@@ -474,19 +301,56 @@ fn classify(source: &str, conn: &mut Conn, e: tiberius::error::Error) -> SourceE
     }
 }
 
+/// Run a statement as a query, feeding at most `max_rows` rows of its first result set into
+/// `sink`.
 async fn stream(
     conn: &mut Conn,
     statement: &Statement<'_>,
     sink: &mut dyn RowSink,
     decode_error: &mut Option<SinkError>,
 ) -> Result<Ended, tiberius::error::Error> {
-    let max_rows = statement.max_rows;
     let mut q = Query::new(statement.sql);
     for b in statement.binds {
         q.bind(to_sql(b));
     }
-    let mut rows = q.query(&mut conn.client).await?;
+    let items = q.query(&mut conn.client).await?.map_ok(|item| match item {
+        QueryItem::Metadata(m) => Item::Metadata(m),
+        QueryItem::Row(r) => Item::Row(r),
+    });
+    Ok(feed(items, statement, sink, decode_error).await?.ended)
+}
+
+/// One item of a statement's answer, from a query's stream or a command's.
+enum Item {
+    Metadata(tiberius::ResultMetadata),
+    Row(tiberius::Row),
+    /// A DONE token's count of the rows a statement touched (0 when it did not count them).
+    Count(u64),
+    /// Anything else a command reports (a return status).
+    Other,
+}
+
+/// How feeding a statement's answer into a sink went.
+struct Fed {
+    ended: Ended,
+    /// The first result set began (the statement returned rows, or could have).
+    began: bool,
+    /// The DONE tokens' counts, summed.
+    affected: u64,
+}
+
+/// Feed at most `max_rows` rows of the first result set of `items` into `sink`, decoding
+/// each value; a value that cannot be decoded is left in `decode_error`.
+async fn feed(
+    items: impl futures_util::Stream<Item = Result<Item, tiberius::error::Error>>,
+    statement: &Statement<'_>,
+    sink: &mut dyn RowSink,
+    decode_error: &mut Option<SinkError>,
+) -> Result<Fed, tiberius::error::Error> {
+    let max_rows = statement.max_rows;
+    let mut rows = std::pin::pin!(items);
     let mut began = false;
+    let mut affected = 0u64;
     let mut seen = 0usize;
     // Per column, the text of a value TDS does not carry as text or as a number (dates,
     // GUIDs, XML), reused from row to row.
@@ -496,15 +360,24 @@ async fn stream(
     let mut done = false;
     let mut drained = 0usize;
     while let Some(item) = rows.try_next().await? {
+        if let Item::Count(n) = item {
+            affected = affected.saturating_add(n);
+            continue;
+        }
         if done {
             drained += 1;
             if drained > DRAIN_ITEMS {
-                return Ok(Ended::Early);
+                return Ok(Fed {
+                    ended: Ended::Early,
+                    began,
+                    affected,
+                });
             }
             continue;
         }
         match item {
-            QueryItem::Metadata(meta) if meta.result_index() == 0 => {
+            Item::Count(_) | Item::Other => {}
+            Item::Metadata(meta) if meta.result_index() == 0 => {
                 let columns: Vec<ColumnInfo> = meta
                     .columns()
                     .iter()
@@ -530,8 +403,8 @@ async fn stream(
                 bufs = vec![Vec::new(); columns.len()];
             }
             // A second result set: this route serves the first only.
-            QueryItem::Metadata(_) => done = true,
-            QueryItem::Row(row) => {
+            Item::Metadata(_) => done = true,
+            Item::Row(row) => {
                 if row.result_index() > 0 || seen == max_rows {
                     done = true;
                     continue;
@@ -579,7 +452,11 @@ async fn stream(
     if !began && let Err(e) = sink.begin(&[]) {
         *decode_error = Some(e);
     }
-    Ok(Ended::Complete)
+    Ok(Fed {
+        ended: Ended::Complete,
+        began,
+        affected,
+    })
 }
 
 fn unsupported(c: &ColumnInfo) -> SinkError {
