@@ -14,10 +14,10 @@ use futures_util::StreamExt as _;
 use tracing::{error, warn};
 
 use super::AppState;
-use super::body::{self, Object};
+use super::body::{self, FieldValue, Object};
 use super::problem::Problem;
 use super::script::{Guard, Stop, WriteScript};
-use crate::catalog::{Idempotency, RoutePlan, WritePlan};
+use crate::catalog::{FieldType, Idempotency, RoutePlan, WritePlan};
 use crate::codec::BindValue;
 use crate::source::{Script, SourceError, TxOptions};
 use crate::state::{Claim, Fingerprint, StoredResponse};
@@ -326,8 +326,14 @@ async fn execute(
         _ => None,
     };
     let serializable = guard.is_some();
-    let mut script: Box<dyn Script> =
-        Box::new(WriteScript::new(Arc::clone(route), params, objects, guard));
+    let mut script: Box<dyn Script> = Box::new(WriteScript::new(
+        Arc::clone(route),
+        params,
+        objects.clone(),
+        guard,
+    ));
+    let secrets = sensitive_values(plan, &objects);
+    let hide = |text: String| redact(text, &secrets);
     let options = TxOptions {
         serializable,
         timeout: route.statement_timeout,
@@ -338,7 +344,7 @@ async fn execute(
         let done = source.transact(script, options).await;
         match &done.result {
             Err(SourceError::Deadlock(text)) if attempt < ATTEMPTS => {
-                warn!(route = %route.id, attempt, error = %text, "write collided with another; retrying");
+                warn!(route = %route.id, attempt, error = %hide(text.clone()), "write collided with another; retrying");
                 let backoff = 10u64 * (1 << attempt) + rand::random_range(0..10u64);
                 tokio::time::sleep(Duration::from_millis(backoff)).await;
                 attempt += 1;
@@ -384,10 +390,10 @@ async fn execute(
                 SourceError::Conflict(_)
                 | SourceError::Constraint(_)
                 | SourceError::BadValue(_) => {
-                    warn!(route = %route.id, source = %route.source, error = %e, "the database refused the write");
+                    warn!(route = %route.id, source = %route.source, error = %hide(e.to_string()), "the database refused the write");
                 }
                 _ => {
-                    error!(route = %route.id, source = %route.source, file = %route.file, error = %e, "write failed; rolled back");
+                    error!(route = %route.id, source = %route.source, file = %route.file, error = %hide(e.to_string()), "write failed; rolled back");
                 }
             }
             return Err(match e {
@@ -407,6 +413,50 @@ async fn execute(
         return Err(Problem::from_source(&SourceError::Closed));
     };
     Ok(answer(route, plan, &script))
+}
+
+/// The text of every value of a field marked `sensitive`, longest first.
+fn sensitive_values(plan: &WritePlan, objects: &[Object]) -> Vec<String> {
+    let Some(body) = &plan.body else {
+        return Vec::new();
+    };
+    let text = |b: &BindValue| match b {
+        BindValue::Text(t) => Some(t.trim_end().to_string()),
+        BindValue::Int(i) => Some(i.to_string()),
+        BindValue::Float(f) => Some(f.to_string()),
+        BindValue::Null(_) => None,
+    };
+    let mut out = Vec::new();
+    for o in objects {
+        for (f, v) in body.fields.iter().zip(o) {
+            match (&f.ty, v) {
+                (_, FieldValue::One(b)) if f.sensitive => out.extend(text(b)),
+                (FieldType::List { items, .. }, FieldValue::List(rows)) => {
+                    for row in rows {
+                        for (item, b) in items.iter().zip(row) {
+                            if item.sensitive {
+                                out.extend(text(b));
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out
+}
+
+/// `text` with every sensitive value blanked (driver messages may quote what was written).
+fn redact(mut text: String, secrets: &[String]) -> String {
+    for s in secrets {
+        if text.contains(s.as_str()) {
+            text = text.replace(s.as_str(), "[redacted]");
+        }
+    }
+    text
 }
 
 /// The answer to a write that committed.
@@ -451,4 +501,46 @@ fn answer(route: &RoutePlan, plan: &WritePlan, s: &WriteScript) -> HttpResponse 
     body.extend_from_slice(&joined);
     body.extend_from_slice(b"]}");
     b.body(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::testing::{compile_text, sources};
+
+    #[test]
+    fn sensitive_values_never_reach_the_log() {
+        let text = r#"source = "pg"
+[[route]]
+id = "w"
+method = "POST"
+path = "/cards"
+scopes = ["w"]
+body.holder = "string"
+body.pan = { type = "string", sensitive = true }
+body.extra = { type = "list", items.pin = { type = "string", sensitive = true }, items.n = "integer" }
+[[route.step]]
+sql = "INSERT INTO C VALUES (:holder, :pan)"
+[[route.step]]
+for_each = "extra"
+sql = "INSERT INTO P VALUES (:pin, :n)"
+"#;
+        let c = compile_text("w.toml", text, &sources()).unwrap_or_else(|e| panic!("{e:?}"));
+        let plan = c.routes[0].write.as_ref().expect("write");
+        let objects = body::parse(
+            plan.body.as_ref().expect("body"),
+            br#"{"holder": "Ann", "pan": "4111111111111111", "extra": [{"pin": "1234", "n": 1}]}"#,
+        )
+        .expect("valid");
+        let secrets = sensitive_values(plan, &objects);
+        assert_eq!(secrets, ["4111111111111111", "1234"]);
+        let logged = redact(
+            "duplicate key (pan)=(4111111111111111), pin 1234, holder Ann".into(),
+            &secrets,
+        );
+        assert_eq!(
+            logged,
+            "duplicate key (pan)=([redacted]), pin [redacted], holder Ann"
+        );
+    }
 }
