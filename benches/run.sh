@@ -44,6 +44,8 @@ cat > "$work/patina.toml" <<TOML
 [server]
 listen = "127.0.0.1:$port"
 mappings = "$PATINA_ROOT/benches/mappings"
+[state]
+dir = "$work/state"
 [sources.bench]
 kind = "odbc"
 dialect = "postgres"
@@ -98,9 +100,9 @@ PY
 echo "==> warming up"
 wrk -t2 -c32 -d2s -s benches/point.lua "$base" >/dev/null
 
-declare -A label=([point]="point lookup by key" [customer]="50 jobs of one customer, by date" [filtered]="status + due-date range, 50 rows")
+declare -A label=([point]="point lookup by key" [customer]="50 jobs of one customer, by date" [filtered]="status + due-date range, 50 rows" [note]="write: insert a note and read it back, one transaction")
 rows=()
-for q in point customer filtered; do
+for q in point customer filtered note; do
   for c in 1 32; do
     echo "==> $q, $c connection(s): gateway"
     read -r g_rps g_p50 g_p99 g_bad <<<"$(wrk_run "$q" "$c")"
@@ -111,6 +113,8 @@ for q in point customer filtered; do
     rows+=("| ${label[$q]} | $c | $g_rps | $g_p50 | $g_p99 | $p_tps | $p_p50 | $p_p99 | **$ratio×** | $p99x× | $g_bad |")
   done
 done
+echo "==> the same write with a fresh Idempotency-Key each time, 32 connections"
+read -r i_rps i_p50 i_p99 i_bad <<<"$(wrk_run note_idem 32)"
 echo "==> static route (/healthz), 32 connections"
 read -r s_rps s_p50 s_p99 _ <<<"$(wrk_run static 32)"
 echo "==> the ODBC driver alone: point lookups from 1 and 32 threads (no HTTP, no gateway)"
@@ -166,6 +170,7 @@ startup_ms=$(printf '%s\n' "${startups[@]}" | sort -n | sed -n 2p)
   printf '%s\n' "${rows[@]}"
   echo
   echo "- the ODBC driver alone (examples/odbc_point_loop, prepared, every column as text): 1 thread $d1_qps q/s (p50 $d1_p50 ms, p99 $d1_p99 ms); 32 threads $d32_qps q/s (p50 $d32_p50 ms, p99 $d32_p99 ms)"
+  echo "- the write with a fresh Idempotency-Key each (a claim and a completion fsynced in the embedded store), 32 connections: $i_rps req/s, p50 $i_p50 ms, p99 $i_p99 ms, non-2xx $i_bad"
   echo "- static JSON route (/healthz), 32 connections: $s_rps req/s, p50 $s_p50 ms, p99 $s_p99 ms"
   echo "- cached point lookup (cache = \"60s\", 1,000 hot keys), 32 connections: $c_rps req/s, p50 $c_p50 ms, p99 $c_p99 ms ($(python3 -c "print(f'{$c_rps/$s_rps:.2f}')")× the static route)"
   echo "- gateway peak RSS over the runs: $(( rss_kb / 1024 )) MiB"
