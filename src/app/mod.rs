@@ -266,85 +266,100 @@ pub async fn check_against_sources(
         let Some(source) = sources.get(&route.source) else {
             continue;
         };
-        let described =
-            tokio::time::timeout(DESCRIBE_TIMEOUT, source.describe(Arc::clone(&route.sql)))
+        // A read has one statement; a write has its steps, and answers with the last one's
+        // rows, so that one is compared with the columns and learned.
+        let statements: Vec<(Arc<str>, usize)> = match &route.write {
+            Some(w) => w
+                .steps
+                .iter()
+                .map(|s| (Arc::clone(&s.sql), s.binds.len()))
+                .collect(),
+            None => vec![(Arc::clone(&route.sql), route.bind_order.len())],
+        };
+        let mut last = None;
+        for (sql, binds) in statements {
+            let described = tokio::time::timeout(DESCRIBE_TIMEOUT, source.describe(sql))
                 .await
                 .unwrap_or(Err(SourceError::Timeout));
-        match described {
-            Err(e) => {
-                let text = e.to_string();
-                let hint = if source.dialect().cannot_infer_parameter_type(&text) {
-                    "the database cannot infer a parameter's type (typically `:p IS NULL`): \
-                     write CAST(:p AS CHAR(1)) IS NULL, with the column's type"
-                } else {
-                    "run the SQL by hand against the source to see why"
-                };
-                out.push(diag(
-                    Severity::Error,
-                    route,
-                    format!(
-                        "source `{}` could not prepare the statement: {text}",
-                        route.source
-                    ),
-                    Some(hint),
-                ));
-            }
-            Ok(d) => {
-                if d.params.len() != route.bind_order.len() {
+            match described {
+                Err(e) => {
+                    let text = e.to_string();
+                    let hint = if source.dialect().cannot_infer_parameter_type(&text) {
+                        "the database cannot infer a parameter's type (typically `:p IS NULL`): \
+                         write CAST(:p AS CHAR(1)) IS NULL, with the column's type"
+                    } else {
+                        "run the SQL by hand against the source to see why"
+                    };
                     out.push(diag(
                         Severity::Error,
                         route,
                         format!(
-                            "the database sees {} parameter(s), the mapping binds {}",
-                            d.params.len(),
-                            route.bind_order.len()
+                            "source `{}` could not prepare the statement: {text}",
+                            route.source
                         ),
-                        Some("check for `?` or named markers the gateway did not rewrite"),
+                        Some(hint),
                     ));
+                    last = None;
                 }
-                for col in &route.columns {
-                    if !d
-                        .columns
-                        .iter()
-                        .any(|c| c.name.eq_ignore_ascii_case(&col.db_name))
-                    {
-                        let have: Vec<&str> = d.columns.iter().map(|c| c.name.as_str()).collect();
+                Ok(d) => {
+                    if d.params.len() != binds {
                         out.push(diag(
                             Severity::Error,
                             route,
-                            format!("mapped column `{}` is not in the result", col.db_name),
-                            Some(&format!("the statement returns: {}", have.join(", "))),
-                        ));
-                    }
-                }
-                for c in &d.columns {
-                    if let SqlType::Unsupported(t) = &c.sql_type {
-                        // The ODBC driver hands such a value over as text; SQL Server's native
-                        // protocol has no text form for it.
-                        let (served, hint) = match source.pool() {
-                            Pool::Mssql(_) => (
-                                "every request to this route will fail with 500",
-                                "CAST it in the SQL: CAST(col AS nvarchar(4000)), or col.ToString() for spatial types",
-                            ),
-                            Pool::Odbc(_) => (
-                                "it is served as the driver's text",
-                                "give it a `type` in the mapping, or CAST it in the SQL",
-                            ),
-                        };
-                        out.push(diag(
-                            Severity::Warning,
-                            route,
                             format!(
-                                "column `{}` has a type the gateway has no codec for ({t}); {served}",
-                                c.name
+                                "the database sees {} parameter(s), the mapping binds {binds}",
+                                d.params.len(),
                             ),
-                            Some(hint),
+                            Some("check for `?` or named markers the gateway did not rewrite"),
                         ));
                     }
+                    last = Some(d);
                 }
-                if let Some(learned) = learned {
-                    learned.set(index, d);
+            }
+        }
+        if let Some(d) = last {
+            for col in &route.columns {
+                if !d
+                    .columns
+                    .iter()
+                    .any(|c| c.name.eq_ignore_ascii_case(&col.db_name))
+                {
+                    let have: Vec<&str> = d.columns.iter().map(|c| c.name.as_str()).collect();
+                    out.push(diag(
+                        Severity::Error,
+                        route,
+                        format!("mapped column `{}` is not in the result", col.db_name),
+                        Some(&format!("the statement returns: {}", have.join(", "))),
+                    ));
                 }
+            }
+            for c in &d.columns {
+                if let SqlType::Unsupported(t) = &c.sql_type {
+                    // The ODBC driver hands such a value over as text; SQL Server's native
+                    // protocol has no text form for it.
+                    let (served, hint) = match source.pool() {
+                        Pool::Mssql(_) => (
+                            "every request to this route will fail with 500",
+                            "CAST it in the SQL: CAST(col AS nvarchar(4000)), or col.ToString() for spatial types",
+                        ),
+                        Pool::Odbc(_) => (
+                            "it is served as the driver's text",
+                            "give it a `type` in the mapping, or CAST it in the SQL",
+                        ),
+                    };
+                    out.push(diag(
+                        Severity::Warning,
+                        route,
+                        format!(
+                            "column `{}` has a type the gateway has no codec for ({t}); {served}",
+                            c.name
+                        ),
+                        Some(hint),
+                    ));
+                }
+            }
+            if let Some(learned) = learned {
+                learned.set(index, d);
             }
         }
     }
