@@ -1,7 +1,9 @@
 # Checks of the API as its users see it, run by deploy/test.sh after the Rust tests (sourced;
-# expects lib.sh, $work and PATINA_TEST_PG): the committed OpenAPI documents validated by an
-# independent validator, a property-based API test generated from the document against the
-# demo gateway on SQLite and on PostgreSQL, and Swagger UI rendered in headless Chromium.
+# expects lib.sh, $work, PATINA_TEST_PG and the private cluster pg_start started): the committed
+# OpenAPI documents validated by an independent validator, a property-based API test generated
+# from the document against the demo gateway on SQLite and on PostgreSQL, and Swagger UI
+# rendered in headless Chromium. The write routes are exercised too, so each backend gets a
+# throwaway copy of the demo database: nothing the Rust tests read is changed.
 
 GATEWAY_PIDS=()
 stop_gateways() {
@@ -34,6 +36,13 @@ api_checks() {
   rm -f "$demo_db"
   sqlite3 "$demo_db" < fixtures/demo/schema.sqlite.sql
   sqlite3 "$demo_db" < fixtures/demo/data.sql
+  # PostgreSQL: a database of its own in the private cluster, owned by the tests' role.
+  pg_psql -d postgres -c "DROP DATABASE IF EXISTS patina_checks" \
+    -c "CREATE DATABASE patina_checks OWNER patina"
+  PGPASSWORD=patina-test psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U patina \
+    -d patina_checks -f fixtures/demo/schema.postgres.sql -f fixtures/demo/data.sql
+  local checks_pg="${PATINA_TEST_PG/Database=patina;/Database=patina_checks;}"
+  rm -rf "$work/state-sqlite" "$work/state-postgres"   # idempotency records of an earlier run
   local secret; secret="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   local auth="[auth.jwt]
 issuer = \"patina-api-checks\"
@@ -42,19 +51,23 @@ hs256_secret = \"$secret\""
   cat > "$work/sqlite.toml" <<TOML
 [server]
 mappings = "$PATINA_ROOT/mappings"
+[state]
+dir = "$work/state-sqlite"
 [sources.demo]
 kind = "odbc"
 dialect = "sqlite"
-connection_string = "Driver={SQLite3};Database=$demo_db;ReadOnly=1"
+connection_string = "Driver={SQLite3};Database=$demo_db"
 $auth
 TOML
   cat > "$work/postgres.toml" <<TOML
 [server]
 mappings = "$PATINA_ROOT/mappings"
+[state]
+dir = "$work/state-postgres"
 [sources.demo]
 kind = "odbc"
 dialect = "postgres"
-connection_string = "$PATINA_TEST_PG"
+connection_string = "$checks_pg"
 $auth
 TOML
 
@@ -64,9 +77,16 @@ TOML
     start_gateway "$work/$backend.toml" "$work/gateway-$backend.log"
     local token
     token="$(target/debug/patina token --config "$work/$backend.toml" --sub schemathesis \
-      --scopes "jobs:read customers:read portal" --claim customer_id=1001)"
+      --scopes "jobs:read jobs:write customers:read orders:read orders:write portal" \
+      --claim customer_id=1001)"
     echo "==> property-based API test from the document (schemathesis), $backend"
-    "$venv/bin/schemathesis" run "$GATEWAY_URL/openapi/v1.json" --checks all \
+    # Requests valid by the document go out as a client sends them (a fresh Idempotency-Key,
+    # the current ETag as If-Match): deploy/schemathesis_hooks.py; deploy/schemathesis.toml
+    # says which status a missing If-Match gets.
+    PYTHONPATH="$PATINA_ROOT/deploy" SCHEMATHESIS_HOOKS=schemathesis_hooks \
+    PATINA_CHECKS_URL="$GATEWAY_URL" PATINA_CHECKS_TOKEN="$token" \
+    "$venv/bin/schemathesis" --config-file deploy/schemathesis.toml \
+      run "$GATEWAY_URL/openapi/v1.json" --checks all \
       --header "Authorization: Bearer $token" \
       --max-examples 100 --seed 20261126 --request-timeout 10 --no-color
     if [ "$backend" = sqlite ]; then
@@ -90,7 +110,9 @@ TOML
   rm -rf "$profile"
   local missing=0 path
   for path in /v1/jobs /v1/jobs/{job_number} /v1/jobs/{job_number}/operations /v1/customers \
-      /v1/customers/{customer_number} /v1/customers/{customer_number}/jobs; do
+      /v1/customers/{customer_number} /v1/customers/{customer_number}/jobs \
+      /v1/jobs/{job_number}/notes /v1/jobs/{job_number}/notes/{sequence} /v1/orders \
+      /v1/orders/{order_number}; do
     grep -q "data-path=\"$path\"" target/test-artifacts/docs.html || { echo "Swagger UI does not list $path"; missing=1; }
   done
   [ "$missing" -eq 0 ] || return 1

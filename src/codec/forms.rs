@@ -196,8 +196,15 @@ impl ParamType {
         let string = || serde_json::from_str::<String>(raw).ok();
         match self {
             Self::Integer { .. } => {
-                if !is_number || raw.contains(['.', 'e', 'E']) {
+                if !is_number {
                     return Err("must be a whole number".into());
+                }
+                if raw.contains(['.', 'e', 'E']) {
+                    // JSON Schema counts 41101.0 as an integer, so the document does too.
+                    return match json_whole_number(raw) {
+                        Some(whole) => self.parse(&whole),
+                        None => Err("must be a whole number".into()),
+                    };
                 }
                 self.parse(raw)
             }
@@ -233,9 +240,70 @@ impl ParamType {
     }
 }
 
+/// A JSON number written with a fraction or an exponent (`41101.0`, `4.1101e4`) as the whole
+/// number it stands for, exactly; `None` when it has a fraction (or is absurdly large).
+fn json_whole_number(raw: &str) -> Option<String> {
+    let (mantissa, exp) = match raw.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.strip_prefix('+').unwrap_or(e).parse::<i64>().ok()?),
+        None => (raw, 0),
+    };
+    let (negative, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, mantissa),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int}{frac}");
+    let shift = exp.checked_sub(i64::try_from(frac.len()).ok()?)?;
+    let whole = if shift >= 0 {
+        if shift > 40 && digits.bytes().any(|b| b != b'0') {
+            return None;
+        }
+        let zeros = usize::try_from(shift.min(40)).ok()?;
+        format!("{digits}{}", "0".repeat(zeros))
+    } else {
+        let cut = usize::try_from(shift.unsigned_abs()).ok()?;
+        let keep = digits.len().saturating_sub(cut);
+        if digits[keep..].bytes().any(|b| b != b'0') {
+            return None;
+        }
+        digits[..keep].to_string()
+    };
+    let whole = whole.trim_start_matches('0');
+    Some(match (whole.is_empty(), negative) {
+        (true, _) => "0".to_string(),
+        (false, true) => format!("-{whole}"),
+        (false, false) => whole.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_integers_may_be_written_with_a_fraction_of_zero() {
+        for (raw, want) in [
+            ("41101.0", Some("41101")),
+            ("4.1101e4", Some("41101")),
+            ("-12.000", Some("-12")),
+            ("1E+2", Some("100")),
+            ("1200e-2", Some("12")),
+            ("-0.0", Some("0")),
+            ("0.5e1", Some("5")),
+            ("1.5", None),
+            ("1e-1", None),
+            ("1e400", None),
+        ] {
+            assert_eq!(json_whole_number(raw).as_deref(), want, "{raw}");
+        }
+        let t = ParamType::Integer {
+            minimum: None,
+            maximum: None,
+        };
+        assert!(matches!(t.parse_json("41101.0"), Ok(BindValue::Int(41101))));
+        assert!(t.parse_json("41101.5").is_err());
+        assert!(t.parse_json("\"1\"").is_err());
+    }
 
     #[test]
     fn decimals_are_checked_never_rounded() {
@@ -321,7 +389,9 @@ mod tests {
         };
         assert_eq!(int.parse_json("5"), Ok(BindValue::Int(5)));
         assert!(int.parse_json("\"5\"").is_err());
-        assert!(int.parse_json("5.0").is_err());
+        // JSON Schema's integer: 5.0 is one, 5.5 is not.
+        assert_eq!(int.parse_json("5.0"), Ok(BindValue::Int(5)));
+        assert!(int.parse_json("5.5").is_err());
         assert!(int.parse_json("0").is_err());
         let dec = ParamType::Decimal {
             precision: Some(11),

@@ -219,12 +219,21 @@ fn if_match(req: &HttpRequest, plan: &WritePlan) -> Result<Option<Vec<String>>, 
     let Some(m) = &plan.if_match else {
         return Ok(None);
     };
+    // A header without a single tag (empty, or only commas) is no precondition at all.
     let given = req
         .headers()
         .get(header::IF_MATCH)
-        .and_then(|v| v.to_str().ok());
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|tags| !tags.is_empty());
     match given {
-        Some(v) => Ok(Some(v.split(',').map(|t| t.trim().to_string()).collect())),
+        Some(tags) => Ok(Some(tags)),
         None if m.required => Err(Problem::new(
             StatusCode::PRECONDITION_REQUIRED,
             "if-match-required",

@@ -293,7 +293,7 @@ fn operation(
         );
     }
     if let Some(w) = &r.write {
-        op = write_operation(op, w, written);
+        op = write_operation(op, w, written, !r.params.is_empty());
     }
     op = op
         .response(
@@ -316,6 +316,7 @@ fn write_operation(
     mut op: OperationBuilder,
     w: &crate::catalog::WritePlan,
     written: RefOr<Schema>,
+    has_params: bool,
 ) -> OperationBuilder {
     if let Some(body) = &w.body {
         let object = fields_schema(&body.fields);
@@ -354,7 +355,9 @@ fn write_operation(
                 ),
             );
     }
-    let header = |name: &str, required: bool, description: &str| {
+    let header = |name: &str, required: bool, description: &str, pattern: Option<&str>| {
+        // An Idempotency-Key is at most 255 characters; If-Match may list many tags.
+        let max = pattern.map(|_| 255);
         ParameterBuilder::new()
             .name(name)
             .parameter_in(ParameterIn::Header)
@@ -368,7 +371,8 @@ fn write_operation(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
                     .min_length(Some(1))
-                    .max_length(Some(255)),
+                    .max_length(max)
+                    .pattern(pattern),
             ))
             .build()
     };
@@ -378,13 +382,26 @@ fn write_operation(
             mode == crate::catalog::Idempotency::Required,
             "A unique value per operation, the same on each retry: the first answer is \
              replayed (Idempotent-Replayed: true) and the write runs once.",
+            // What the gateway takes: visible ASCII (a structured-field string's quotes too).
+            Some("^[!-~]+$"),
         ));
-        if mode == crate::catalog::Idempotency::Required {
-            op = op.response(
-                "400",
-                problem_response("The Idempotency-Key is missing or invalid."),
-            );
-        }
+        op = op.response(
+            "400",
+            problem_response(
+                match (mode == crate::catalog::Idempotency::Required, has_params) {
+                    (true, false) => "The Idempotency-Key is missing or invalid.",
+                    (true, true) => {
+                        "A parameter is missing, malformed or unknown, or the database refused \
+                         its value; or the Idempotency-Key is missing or invalid."
+                    }
+                    (false, false) => "The Idempotency-Key is invalid.",
+                    (false, true) => {
+                        "A parameter is missing, malformed or unknown, or the database refused \
+                         its value; or the Idempotency-Key is invalid."
+                    }
+                },
+            ),
+        );
     }
     if let Some(m) = &w.if_match {
         op = op
@@ -392,6 +409,7 @@ fn write_operation(
                 "If-Match",
                 m.required,
                 &format!("The ETag of the record as `{}` returned it.", m.route),
+                None,
             ))
             .response(
                 "412",
@@ -597,7 +615,11 @@ fn param_schema(ty: &ParamType, range: Option<IntRange>) -> ObjectBuilder {
             .schema_type(Type::String)
             .min_length(*min_length)
             .max_length(*max_length)
-            .pattern(pattern.as_ref().map(|p| p.as_str().to_string())),
+            // Text with a NUL character is refused (no database keeps it as text).
+            .pattern(Some(pattern.as_ref().map_or_else(
+                || r"^[^\x00]*$".to_string(),
+                |p| p.as_str().to_string(),
+            ))),
         ParamType::Boolean { .. } => b.schema_type(Type::Boolean),
         // The pattern states the years the storage form can hold.
         ParamType::Date(f) => b

@@ -1,5 +1,7 @@
 // Swagger UI as a developer uses it: load /docs, authorize with a bearer token, open a route,
-// "Try it out", execute, and read the live response. Exits non-zero on any failure.
+// "Try it out", execute, and read the live response; then the same for a write (a note on a
+// job: a JSON body and an Idempotency-Key), which must answer 201. The token needs jobs:read
+// and jobs:write; the database must be writable. Exits non-zero on any failure.
 //   node try-it-out.mjs BASE_URL TOKEN SCREENSHOT_PATH
 import { chromium } from 'playwright-core';
 
@@ -46,10 +48,38 @@ try {
   await status.waitFor({ timeout: 15000 });
   const code = (await status.textContent()).trim();
   const body = await op.locator('.live-responses-table tbody .response-col_description').first().textContent();
-  if (shot) await page.screenshot({ path: shot, fullPage: false });
   if (code !== '200') await fail(`expected 200, got ${code}: ${body}`);
   if (!body.includes('WIDGET BRACKET, ZINC PLATED')) await fail(`unexpected body: ${body}`);
   console.log(`Swagger UI: authorized, tried getJob, got ${code} with the job`);
+
+  // Try addJobNote: a POST with a JSON body typed into the request body editor.
+  await op.locator('.opblock-summary').click(); // close getJob again
+  const post = page.locator('#operations-jobs-addJobNote');
+  await post.locator('.opblock-summary').click();
+  const send = post.locator('button.execute');
+  try {
+    await send.waitFor({ timeout: 3000 });
+  } catch {
+    await post.locator('button.try-out__btn').click();
+    await send.waitFor({ timeout: 5000 });
+  }
+  await post.locator('input[placeholder="job_number"]').fill('100001');
+  const key = `swagger-ui-${Date.now()}`;
+  await post.locator('input[placeholder="Idempotency-Key"]').fill(key);
+  const text = `Tried out in Swagger UI ${key.slice(-6)}`;
+  await post.locator('textarea.body-param__text').fill(
+    JSON.stringify({ text, follow_up_on: '2025-03-04' }, null, 2));
+  await send.click();
+  const postStatus = post.locator('.live-responses-table tbody .response-col_status').first();
+  await postStatus.waitFor({ timeout: 15000 });
+  const postCode = (await postStatus.textContent()).trim();
+  const postBody = await post.locator('.live-responses-table tbody .response-col_description').first().textContent();
+  if (shot) await page.screenshot({ path: shot, fullPage: false });
+  if (postCode !== '201') await fail(`addJobNote: expected 201, got ${postCode}: ${postBody}`);
+  if (!postBody.includes(text) || !postBody.includes('/v1/jobs/100001/notes/')) {
+    await fail(`addJobNote: unexpected answer (the note and its Location): ${postBody}`);
+  }
+  console.log(`Swagger UI: tried addJobNote with a JSON body, got ${postCode} with the note and its Location`);
 } catch (e) {
   await fail(e.stack ?? String(e));
 }
