@@ -20,7 +20,7 @@ pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The HS256 secret of every test gateway.
 pub const SECRET: &str = "patina-test-secret-0123456789abcdef-0123456789";
 /// Every scope the demo mappings use.
-pub const ALL_SCOPES: &str = "jobs:read customers:read portal";
+pub const ALL_SCOPES: &str = "jobs:read jobs:write customers:read orders:read orders:write portal";
 
 /// A token for the test gateways: `scopes` space-separated, extra claims as JSON.
 pub fn token(sub: &str, scopes: &str, extra: serde_json::Value) -> String {
