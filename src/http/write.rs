@@ -24,7 +24,10 @@ use crate::state::{Claim, Fingerprint, StoredResponse};
 
 /// Attempts at a transaction that deadlocks (or fails to serialize) before answering 503.
 const ATTEMPTS: u32 = 4;
-/// How long a claimed `Idempotency-Key` is held for a request that is still running.
+/// How long a claimed `Idempotency-Key` is held for a request that is still running. The
+/// record and the database commit are two stores, not one transaction: a process that dies
+/// after the commit and before completing the record leaves a claim that a retry may run again
+/// once this lease has passed.
 const IDEMPOTENCY_LEASE: Duration = Duration::from_mins(2);
 /// Longest `Idempotency-Key` accepted.
 const MAX_KEY: usize = 255;

@@ -99,7 +99,7 @@ impl Store {
     /// its transaction rolled back). Removes it only while it is in flight with `fingerprint`.
     pub fn release(&self, key: &str, fingerprint: &Fingerprint) -> Result<(), StoreError> {
         check_key(key)?;
-        let txn = self.begin_write()?;
+        let txn = self.begin_write_lazy()?;
         let removed = {
             let mut table = txn.open_table(IDEMPOTENCY).map_err(|e| self.fail(e))?;
             let held = match table.get(key).map_err(|e| self.fail(e))? {
@@ -143,7 +143,7 @@ impl Store {
         now: u64,
     ) -> Result<Claim, StoreError> {
         check_key(key)?;
-        let txn = self.begin_write()?;
+        let txn = self.begin_write_lazy()?;
         let claim = {
             let mut table = txn.open_table(IDEMPOTENCY).map_err(|e| self.fail(e))?;
             let found = match table.get(key).map_err(|e| self.fail(e))? {

@@ -9,9 +9,13 @@
 //! Why redb: it is pure Rust (nothing to link, nothing to run beside the gateway: no server,
 //! one file in the data directory), its transactions are ACID, and it writes copy-on-write
 //! B-trees whose commits are checksummed, so a crash, a power cut or `kill -9` leaves the last
-//! committed state and never a half-written one. Every write here (`claim`, `complete`,
-//! `release`, `purge_expired`) commits with `Durability::Immediate`, that is, fsynced before
-//! the call returns: that is what makes "a response the client saw survives `kill -9`" true.
+//! committed state and never a half-written one. `complete` and `purge_expired` commit with
+//! `Durability::Immediate`, that is, fsynced before the call returns: that is what makes "a
+//! response the client saw survives `kill -9`" true. `claim` and `release` commit without an
+//! fsync of their own (they reach the disk with the next durable commit): a claim lost in a
+//! crash only lets a retry run at once instead of after its lease, and the write it guarded
+//! either committed in the database (the same window exists with a durable claim, once the
+//! lease passes) or did not. One fsync per idempotent write instead of two.
 //! redb runs one write transaction at a time, so a claim's look-up and its mark are one atomic
 //! step: of many concurrent claims for one key exactly one runs. One process holds the file;
 //! a second gateway on the same data directory is refused at open.
@@ -109,9 +113,19 @@ impl Store {
 
     /// A write transaction that commits durably (fsynced before `commit` returns).
     fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        self.begin_write_with(Durability::Immediate)
+    }
+
+    /// A write transaction that is atomic and isolated like any other but reaches the disk
+    /// only with the next durable commit (no fsync of its own); after a crash the store is as
+    /// of the last durable commit.
+    fn begin_write_lazy(&self) -> Result<WriteTransaction, StoreError> {
+        self.begin_write_with(Durability::None)
+    }
+
+    fn begin_write_with(&self, durability: Durability) -> Result<WriteTransaction, StoreError> {
         let mut txn = self.db.begin_write().map_err(|e| self.fail(e))?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(|e| self.fail(e))?;
+        txn.set_durability(durability).map_err(|e| self.fail(e))?;
         Ok(txn)
     }
 
