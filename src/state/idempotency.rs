@@ -85,6 +85,10 @@ impl Store {
     /// Store the response for a claimed key durably, replacing the in-flight mark; kept until
     /// now + `ttl`. Should the lease have run out and another body have claimed the key since,
     /// that record is left alone and this response is not stored.
+    ///
+    /// Completions from many threads share fsyncs: the store's committer writes every
+    /// completion waiting at that moment in one durable transaction (a group commit), and each
+    /// caller returns once the transaction holding its own is on disk.
     pub fn complete(
         &self,
         key: &str,
@@ -92,7 +96,14 @@ impl Store {
         response: &StoredResponse,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.complete_at(key, fingerprint, response, ttl, now_ms())
+        check_key(key)?;
+        self.complete_grouped(super::Completion {
+            key: key.to_string(),
+            fingerprint: *fingerprint,
+            response: response.clone(),
+            ttl,
+            now: now_ms(),
+        })
     }
 
     /// Forget an in-flight record (the request failed in a way a retry may repeat safely, e.g.
@@ -195,6 +206,8 @@ impl Store {
         }))
     }
 
+    /// [`Store::complete`] at a given time, in a transaction of its own (tests move the clock).
+    #[cfg(test)]
     pub(super) fn complete_at(
         &self,
         key: &str,
@@ -207,19 +220,8 @@ impl Store {
         let txn = self.begin_write()?;
         let store = {
             let mut table = txn.open_table(IDEMPOTENCY).map_err(|e| self.fail(e))?;
-            let taken = match table.get(key).map_err(|e| self.fail(e))? {
-                Some(v) => Head::decode(v.value())
-                    .is_some_and(|h| h.fingerprint != fingerprint.0 && h.live(now)),
-                None => false,
-            };
-            if !taken {
-                let record =
-                    encode_completed(fingerprint, now.saturating_add(millis(ttl)), response);
-                table
-                    .insert(key, record.as_slice())
-                    .map_err(|e| self.fail(e))?;
-            }
-            !taken
+            put_completed(&mut table, key, fingerprint, response, ttl, now)
+                .map_err(|e| self.fail(e))?
         };
         self.finish(txn, store)
     }
@@ -252,6 +254,29 @@ impl Store {
             txn.abort().map_err(|e| self.fail(e))
         }
     }
+}
+
+/// Write a completed record for `key` unless another body holds it (a live record with another
+/// fingerprint); whether it was written.
+pub(super) fn put_completed(
+    table: &mut redb::Table<'_, &str, &[u8]>,
+    key: &str,
+    fingerprint: &Fingerprint,
+    response: &StoredResponse,
+    ttl: Duration,
+    now: u64,
+) -> Result<bool, redb::StorageError> {
+    let taken = match table.get(key)? {
+        Some(v) => {
+            Head::decode(v.value()).is_some_and(|h| h.fingerprint != fingerprint.0 && h.live(now))
+        }
+        None => false,
+    };
+    if !taken {
+        let record = encode_completed(fingerprint, now.saturating_add(millis(ttl)), response);
+        table.insert(key, record.as_slice())?;
+    }
+    Ok(!taken)
 }
 
 fn check_key(key: &str) -> Result<(), StoreError> {

@@ -9,7 +9,9 @@
 //! Why redb: it is pure Rust (nothing to link, nothing to run beside the gateway: no server,
 //! one file in the data directory), its transactions are ACID, and it writes copy-on-write
 //! B-trees whose commits are checksummed, so a crash, a power cut or `kill -9` leaves the last
-//! committed state and never a half-written one. `complete` and `purge_expired` commit with
+//! committed state and never a half-written one. Completions are written by one committer
+//! thread, every completion waiting at that moment in one durable transaction (a group commit:
+//! one fsync for many writes). `complete` and `purge_expired` commit with
 //! `Durability::Immediate`, that is, fsynced before the call returns: that is what makes "a
 //! response the client saw survives `kill -9`" true. `claim` and `release` commit without an
 //! fsync of their own (they reach the disk with the next durable commit): a claim lost in a
@@ -29,6 +31,7 @@ mod tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use redb::{Database, Durability, TableDefinition, WriteTransaction};
 
@@ -59,6 +62,8 @@ pub enum StoreError {
     },
     #[error("the state store {path} failed: {source}")]
     Storage { path: PathBuf, source: redb::Error },
+    #[error("the state store {path} could not commit a group of completions: {reason}")]
+    Committer { path: PathBuf, reason: String },
     #[error("the state store {path} holds an idempotency record it cannot read (key {key:?})")]
     BadRecord { path: PathBuf, key: String },
     #[error(
@@ -70,8 +75,79 @@ pub enum StoreError {
 /// The open store. `Send + Sync`: share one in an `Arc`; calls from many threads are safe
 /// (redb serializes the writes, reads run beside them).
 pub struct Store {
-    db: Database,
+    db: Arc<Database>,
     path: PathBuf,
+    /// To the committer thread, which writes waiting completions together (group commit).
+    completions: Option<crossbeam_channel::Sender<Pending>>,
+    committer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A completion to write.
+#[derive(Debug)]
+pub(crate) struct Completion {
+    pub(crate) key: String,
+    pub(crate) fingerprint: Fingerprint,
+    pub(crate) response: StoredResponse,
+    pub(crate) ttl: std::time::Duration,
+    pub(crate) now: u64,
+}
+
+/// A completion and where its caller waits for the commit holding it.
+struct Pending {
+    completion: Completion,
+    done: crossbeam_channel::Sender<Result<(), String>>,
+}
+
+/// Most completions written in one transaction.
+const GROUP_MAX: usize = 512;
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // The committer ends when its channel closes; wait for it, so the file is closed when
+        // the store is gone (a reopen right after must not find it in use).
+        self.completions.take();
+        if let Some(t) = self.committer.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The committer: take every completion waiting, write them in one durable transaction, tell
+/// each caller how it went.
+fn commit_groups(db: &Database, incoming: &crossbeam_channel::Receiver<Pending>) {
+    while let Ok(first) = incoming.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_MAX {
+            match incoming.try_recv() {
+                Ok(p) => group.push(p),
+                Err(_) => break,
+            }
+        }
+        let written = (|| -> Result<(), redb::Error> {
+            let mut txn = db.begin_write()?;
+            txn.set_durability(Durability::Immediate)?;
+            {
+                let mut table = txn.open_table(IDEMPOTENCY)?;
+                for p in &group {
+                    let c = &p.completion;
+                    idempotency::put_completed(
+                        &mut table,
+                        &c.key,
+                        &c.fingerprint,
+                        &c.response,
+                        c.ttl,
+                        c.now,
+                    )?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        })();
+        let answer = written.map_err(|e| e.to_string());
+        for p in group {
+            let _ = p.done.send(answer.clone());
+        }
+    }
 }
 
 impl fmt::Debug for Store {
@@ -98,12 +174,51 @@ impl Store {
             }
             Err(source) => return Err(StoreError::Open { path, source }),
         };
-        let store = Store { db, path };
+        let db = Arc::new(db);
+        let (tx, rx) = crossbeam_channel::unbounded::<Pending>();
+        let committer = {
+            let db = Arc::clone(&db);
+            std::thread::Builder::new()
+                .name("state-commit".into())
+                .spawn(move || commit_groups(&db, &rx))
+                .map_err(|source| StoreError::CreateDir {
+                    path: dir.to_path_buf(),
+                    source,
+                })?
+        };
+        let store = Store {
+            db,
+            path,
+            completions: Some(tx),
+            committer: Some(committer),
+        };
         // Create the tables once, so readers never meet a missing one.
         let txn = store.begin_write()?;
         txn.open_table(IDEMPOTENCY).map_err(|e| store.fail(e))?;
         store.commit(txn)?;
         Ok(store)
+    }
+
+    /// Hand a completion to the committer and wait until the transaction holding it is on disk.
+    fn complete_grouped(&self, completion: Completion) -> Result<(), StoreError> {
+        let (done, wait) = crossbeam_channel::bounded(1);
+        let gone = || StoreError::Committer {
+            path: self.path.clone(),
+            reason: "the committer has stopped".into(),
+        };
+        self.completions
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(Pending { completion, done })
+            .map_err(|_| gone())?;
+        match wait.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(StoreError::Committer {
+                path: self.path.clone(),
+                reason,
+            }),
+            Err(_) => Err(gone()),
+        }
     }
 
     /// The store's file.

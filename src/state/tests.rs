@@ -376,3 +376,34 @@ fn state_unreadable_records_are_errors_and_purged() {
         Claim::Run
     );
 }
+
+#[test]
+fn state_completions_from_many_threads_share_commits_and_all_survive() {
+    let dir = tempfile::tempdir().expect("dir");
+    {
+        let s = Arc::new(Store::open(dir.path()).expect("open"));
+        let threads: Vec<_> = (0..64)
+            .map(|i| {
+                let s = Arc::clone(&s);
+                std::thread::spawn(move || {
+                    let key = format!("k{i}");
+                    let f = fp(&key);
+                    assert_eq!(s.claim(&key, &f, LEASE, TTL).expect("claim"), Claim::Run);
+                    s.complete(&key, &f, &created(&key), TTL).expect("complete");
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+    }
+    let s = Store::open(dir.path()).expect("reopen at once: the committer closed the file");
+    for i in 0..64 {
+        let key = format!("k{i}");
+        assert_eq!(
+            s.claim(&key, &fp(&key), LEASE, TTL).expect("claim"),
+            Claim::Replay(created(&key)),
+            "{key}"
+        );
+    }
+}
