@@ -17,7 +17,8 @@
 //! fsync of their own (they reach the disk with the next durable commit): a claim lost in a
 //! crash only lets a retry run at once instead of after its lease, and the write it guarded
 //! either committed in the database (the same window exists with a durable claim, once the
-//! lease passes) or did not. One fsync per idempotent write instead of two.
+//! lease passes) or did not. An idempotent write costs at most one fsync, shared with the
+//! completions waiting beside it.
 //! redb runs one write transaction at a time, so a claim's look-up and its mark are one atomic
 //! step: of many concurrent claims for one key exactly one runs. One process holds the file;
 //! a second gateway on the same data directory is refused at open.
