@@ -170,7 +170,7 @@ startup_ms=$(printf '%s\n' "${startups[@]}" | sort -n | sed -n 2p)
   printf '%s\n' "${rows[@]}"
   echo
   echo "- the ODBC driver alone (examples/odbc_point_loop, prepared, every column as text): 1 thread $d1_qps q/s (p50 $d1_p50 ms, p99 $d1_p99 ms); 32 threads $d32_qps q/s (p50 $d32_p50 ms, p99 $d32_p99 ms)"
-  echo "- the write with a fresh Idempotency-Key each (a claim and a completion fsynced in the embedded store), 32 connections: $i_rps req/s, p50 $i_p50 ms, p99 $i_p99 ms, non-2xx $i_bad"
+  echo "- the write with a fresh Idempotency-Key each (a claim, and a completion group-committed with an fsync in the embedded store), 32 connections: $i_rps req/s, p50 $i_p50 ms, p99 $i_p99 ms, non-2xx $i_bad"
   echo "- static JSON route (/healthz), 32 connections: $s_rps req/s, p50 $s_p50 ms, p99 $s_p99 ms"
   echo "- cached point lookup (cache = \"60s\", 1,000 hot keys), 32 connections: $c_rps req/s, p50 $c_p50 ms, p99 $c_p99 ms ($(python3 -c "print(f'{$c_rps/$s_rps:.2f}')")× the static route)"
   echo "- gateway peak RSS over the runs: $(( rss_kb / 1024 )) MiB"
