@@ -37,26 +37,7 @@ fn send(
     gw.send(method, path, &headers, body)
 }
 
-/// Each check on a SQLite demo database of its own and on the shared PostgreSQL one.
-macro_rules! on_both_writable {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn sqlite() {
-                let (_dir, db) = crate::common::sqlite_fresh();
-                super::$name(&db);
-            }
-            #[test]
-            fn postgres() {
-                if let Some(db) = crate::common::postgres() {
-                    super::$name(&db);
-                }
-            }
-        }
-    )*};
-}
-
-on_both_writable!(
+common::on_both_writable!(
     a_note_is_added_read_replayed_and_deleted,
     a_status_change_needs_the_current_etag,
     an_order_is_created_with_its_lines,

@@ -155,26 +155,7 @@ fn call(
     gw.send(method, path, &headers, Some(body))
 }
 
-/// Each check on a SQLite database of its own and on the shared PostgreSQL one.
-macro_rules! on_both_writable {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn sqlite() {
-                let (_dir, db) = crate::common::sqlite_fresh();
-                super::$name(&db);
-            }
-            #[test]
-            fn postgres() {
-                if let Some(db) = crate::common::postgres() {
-                    super::$name(&db);
-                }
-            }
-        }
-    )*};
-}
-
-on_both_writable!(
+common::on_both_writable!(
     a_note_is_written_in_the_legacy_form,
     five_mistakes_one_answer_nothing_written,
     an_order_and_its_lines_are_all_or_nothing,

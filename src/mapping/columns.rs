@@ -4,10 +4,12 @@
 
 use toml::Spanned;
 
-use super::fields::{Present, date_format, present, reject_fields, toml_text, toml_to_json};
+use super::fields::{
+    Present, date_format, present, reject_fields, time_format, toml_text, toml_to_json,
+};
 use super::raw::RawColumn;
 use crate::catalog::ColumnPlan;
-use crate::codec::{ColumnType, TimeFormat, Trim, UnknownCode};
+use crate::codec::{ColumnType, Trim, UnknownCode};
 use crate::diag::{Diagnostics, SourceFile};
 
 /// Check one column rule; `None` when it has an error (all of them reported).
@@ -167,25 +169,6 @@ fn boolean_column(
     ColumnType::Boolean {
         true_values: tv,
         false_values: fv,
-    }
-}
-
-fn time_format(
-    file: &SourceFile,
-    f: Option<&Spanned<String>>,
-    diags: &mut Diagnostics,
-) -> TimeFormat {
-    match f {
-        None => TimeFormat::Iso,
-        Some(f) => TimeFormat::parse(f.get_ref()).unwrap_or_else(|| {
-            diags.error_hint(
-                file,
-                f.span(),
-                format!("unknown time format `{}`", f.get_ref()),
-                format!("use one of: {}", TimeFormat::NAMES.join(", ")),
-            );
-            TimeFormat::Iso
-        }),
     }
 }
 

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use crate::codec::DateFormat;
+use crate::codec::{DateFormat, TimeFormat};
 use crate::diag::{Diagnostics, SourceFile};
 
 /// A present optional field, for "does not apply to this type" checks.
@@ -111,6 +111,25 @@ pub(super) fn date_format(
                 format!("use one of: {}", DateFormat::NAMES.join(", ")),
             );
             DateFormat::Iso
+        }),
+    }
+}
+
+pub(super) fn time_format(
+    file: &SourceFile,
+    f: Option<&Spanned<String>>,
+    diags: &mut Diagnostics,
+) -> TimeFormat {
+    match f {
+        None => TimeFormat::Iso,
+        Some(f) => TimeFormat::parse(f.get_ref()).unwrap_or_else(|| {
+            diags.error_hint(
+                file,
+                f.span(),
+                format!("unknown time format `{}`", f.get_ref()),
+                format!("use one of: {}", TimeFormat::NAMES.join(", ")),
+            );
+            TimeFormat::Iso
         }),
     }
 }

@@ -6,11 +6,12 @@
 use toml::Spanned;
 
 use super::fields::{
-    Present, date_format, present, reject_fields, toml_int, toml_num, toml_text, toml_to_json,
+    Present, date_format, present, reject_fields, time_format, toml_int, toml_num, toml_text,
+    toml_to_json,
 };
 use super::raw::RawParam;
 use crate::catalog::{ParamLocation, ParamPlan};
-use crate::codec::{BindValue, Like, LikeAt, ParamType, TextFormat, TimeFormat};
+use crate::codec::{BindValue, Like, LikeAt, ParamType, TextFormat};
 use crate::diag::{Diagnostics, SourceFile};
 
 /// Check one parameter; `None` when it has an error (all of them reported).
@@ -275,25 +276,6 @@ fn decimal_param(
         );
     }
     ParamType::Decimal { precision, scale }
-}
-
-fn time_format(
-    file: &SourceFile,
-    f: Option<&Spanned<String>>,
-    diags: &mut Diagnostics,
-) -> TimeFormat {
-    match f {
-        None => TimeFormat::Iso,
-        Some(f) => TimeFormat::parse(f.get_ref()).unwrap_or_else(|| {
-            diags.error_hint(
-                file,
-                f.span(),
-                format!("unknown time format `{}`", f.get_ref()),
-                format!("use one of: {}", TimeFormat::NAMES.join(", ")),
-            );
-            TimeFormat::Iso
-        }),
-    }
 }
 
 fn boolean_param(

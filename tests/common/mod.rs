@@ -63,38 +63,18 @@ pub struct TestDb {
 /// The demo database in SQLite, built once per test process from `fixtures/demo`.
 pub fn sqlite() -> TestDb {
     static DB: OnceLock<(tempfile::TempDir, TestDb)> = OnceLock::new();
-    DB.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("demo.db");
-        let cs = format!("Driver={{SQLite3}};Database={}", path.display());
-        let env = odbc_api::environment().expect("ODBC environment");
-        let conn = env
-            .connect_with_connection_string(&cs, odbc_api::ConnectionOptions::default())
-            .expect("the SQLite3 ODBC driver is installed (deploy/test.sh installs it)");
-        for file in ["schema.sqlite.sql", "data.sql"] {
-            let script = std::fs::read_to_string(Path::new(ROOT).join("fixtures/demo").join(file))
-                .expect("fixture");
-            for stmt in patina::sql::split_statements(&script) {
-                conn.execute(&stmt, (), None)
-                    .unwrap_or_else(|e| panic!("fixture statement failed: {e}\n{stmt}"));
-            }
-        }
-        (
-            dir,
-            TestDb {
-                connection_string: cs,
-                dialect: "sqlite",
-            },
-        )
-    })
-    .1
-    .clone()
+    DB.get_or_init(sqlite_fresh).1.clone()
 }
 
 /// A demo database of its own in SQLite (for tests that write), built from `fixtures/demo`.
 pub fn sqlite_fresh() -> (tempfile::TempDir, TestDb) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("demo.db");
+    let db = build_sqlite_demo(&dir.path().join("demo.db"));
+    (dir, db)
+}
+
+/// Create the demo database at `path` through the SQLite ODBC driver.
+fn build_sqlite_demo(path: &Path) -> TestDb {
     let cs = format!("Driver={{SQLite3}};Database={}", path.display());
     let env = odbc_api::environment().expect("ODBC environment");
     let conn = env
@@ -108,14 +88,34 @@ pub fn sqlite_fresh() -> (tempfile::TempDir, TestDb) {
                 .unwrap_or_else(|e| panic!("fixture statement failed: {e}\n{stmt}"));
         }
     }
-    (
-        dir,
-        TestDb {
-            connection_string: cs,
-            dialect: "sqlite",
-        },
-    )
+    TestDb {
+        connection_string: cs,
+        dialect: "sqlite",
+    }
 }
+
+/// Each named check `fn NAME(db: &TestDb)` on a SQLite demo database of its own and on the
+/// shared PostgreSQL one (for tests that write; skipped loudly, as in [`on_both`]).
+#[allow(unused_macros)]
+macro_rules! on_both_writable {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                let (_dir, db) = $crate::common::sqlite_fresh();
+                super::$name(&db);
+            }
+            #[test]
+            fn postgres() {
+                if let Some(db) = $crate::common::postgres() {
+                    super::$name(&db);
+                }
+            }
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_writable;
 
 /// Run a query on `db` directly (not through the gateway): each row's values as text.
 pub fn query_db(db: &TestDb, sql: &str) -> Vec<Vec<Option<String>>> {
