@@ -170,12 +170,7 @@ impl WriteScript {
     }
 
     fn named_value(&self, route: &RoutePlan, name: &str) -> Option<String> {
-        let text = |b: &BindValue| match b {
-            BindValue::Int(i) => Some(i.to_string()),
-            BindValue::Float(f) => Some(f.to_string()),
-            BindValue::Text(t) => Some(t.trim_end().to_string()),
-            BindValue::Null(_) => None,
-        };
+        let text = bind_text;
         if let Some(i) = route.params.iter().position(|p| p.name == name) {
             return self.params.get(i).and_then(text);
         }
@@ -218,10 +213,15 @@ fn bind_of(cell: &Cell<'_>) -> BindValue {
 
 /// The text of a cell, for comparing with an outcome's value.
 fn text_of(cell: &Cell<'_>) -> Option<String> {
-    match bind_of(cell) {
-        BindValue::Text(t) => Some(t.trim().to_string()),
+    bind_text(&bind_of(cell)).map(|t| t.trim_start().to_string())
+}
+
+/// A bound value as text (a CHAR's padding cut off); nothing for NULL.
+pub(super) fn bind_text(b: &BindValue) -> Option<String> {
+    match b {
         BindValue::Int(i) => Some(i.to_string()),
         BindValue::Float(f) => Some(f.to_string()),
+        BindValue::Text(t) => Some(t.trim_end().to_string()),
         BindValue::Null(_) => None,
     }
 }

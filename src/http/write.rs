@@ -59,12 +59,7 @@ pub(super) async fn serve(state: &AppState, r: Request<'_>) -> Result<HttpRespon
     };
     let store = state.store().map_err(|e| {
         error!(error = %e, "the state store cannot be opened");
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "state-unavailable",
-            "State Unavailable",
-            "Idempotent writes cannot be recorded right now; nothing was written.",
-        )
+        state_unavailable()
     })?;
     let record_key = format!("{}\n{}\n{key}", r.identity, r.route.id);
     let fingerprint = Fingerprint::of(&[
@@ -80,7 +75,7 @@ pub(super) async fn serve(state: &AppState, r: Request<'_>) -> Result<HttpRespon
     };
     match claimed {
         Ok(Ok(Claim::Run)) => {}
-        Ok(Ok(Claim::Replay(stored))) => return Ok(replay(&stored)),
+        Ok(Ok(Claim::Replay(stored))) => return Ok(rebuild(&stored, true)),
         Ok(Ok(Claim::InFlight)) => {
             return Err(Problem {
                 retry_after: Some(1),
@@ -103,21 +98,11 @@ pub(super) async fn serve(state: &AppState, r: Request<'_>) -> Result<HttpRespon
         }
         Ok(Err(e)) => {
             error!(error = %e, "idempotency record could not be claimed");
-            return Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "state-unavailable",
-                "State Unavailable",
-                "Idempotent writes cannot be recorded right now; nothing was written.",
-            ));
+            return Err(state_unavailable());
         }
         Err(e) => {
             error!(error = %e, "idempotency record could not be claimed");
-            return Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "state-unavailable",
-                "State Unavailable",
-                "Idempotent writes cannot be recorded right now; nothing was written.",
-            ));
+            return Err(state_unavailable());
         }
     }
     let answer = execute(state, r.route, plan, r.params, objects, if_match).await;
@@ -161,6 +146,16 @@ pub(super) async fn serve(state: &AppState, r: Request<'_>) -> Result<HttpRespon
         error!(route = %r.route.id, "the answer to an idempotent write could not be recorded");
     }
     Ok(rebuild(&stored, false))
+}
+
+/// 503: the store of idempotency records cannot be used; nothing was run.
+fn state_unavailable() -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "state-unavailable",
+        "State Unavailable",
+        "Idempotent writes cannot be recorded right now; nothing was written.",
+    )
 }
 
 /// The body, within the limit, of the declared content type.
@@ -290,10 +285,6 @@ fn idempotency_key(req: &HttpRequest, plan: &WritePlan) -> Result<Option<String>
     }
 }
 
-fn replay(stored: &StoredResponse) -> HttpResponse {
-    rebuild(stored, true)
-}
-
 fn rebuild(stored: &StoredResponse, replayed: bool) -> HttpResponse {
     let mut b = HttpResponse::build(
         StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -338,13 +329,9 @@ async fn execute(
         _ => None,
     };
     let serializable = guard.is_some();
-    let mut script: Box<dyn Script> = Box::new(WriteScript::new(
-        Arc::clone(route),
-        params,
-        objects.clone(),
-        guard,
-    ));
     let secrets = sensitive_values(plan, &objects);
+    let mut script: Box<dyn Script> =
+        Box::new(WriteScript::new(Arc::clone(route), params, objects, guard));
     let hide = |text: String| redact(text, &secrets);
     let options = TxOptions {
         serializable,
@@ -432,12 +419,7 @@ fn sensitive_values(plan: &WritePlan, objects: &[Object]) -> Vec<String> {
     let Some(body) = &plan.body else {
         return Vec::new();
     };
-    let text = |b: &BindValue| match b {
-        BindValue::Text(t) => Some(t.trim_end().to_string()),
-        BindValue::Int(i) => Some(i.to_string()),
-        BindValue::Float(f) => Some(f.to_string()),
-        BindValue::Null(_) => None,
-    };
+    let text = super::script::bind_text;
     let mut out = Vec::new();
     for o in objects {
         for (f, v) in body.fields.iter().zip(o) {

@@ -343,10 +343,28 @@ impl Worker {
         sink: &mut dyn RowSink,
     ) -> Result<(), SourceError> {
         let max_text = self.cfg.max_text_bytes;
-        // The route's timeout, else the source's; the driver cancels the statement after it.
-        let want = timeout.or(self.cfg.statement_timeout).map_or(0, |t| {
+        let want = self.timeout_secs(timeout);
+        let stmt = self.prepare_timed(sql, want)?;
+        match run_statement(stmt, binds, max_rows, max_text, sink) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.run_failed(sql, e)),
+        }
+    }
+
+    /// The timeout the driver cancels a statement after, in whole seconds (0: none): the
+    /// route's, else the source's.
+    fn timeout_secs(&self, timeout: Option<Duration>) -> usize {
+        timeout.or(self.cfg.statement_timeout).map_or(0, |t| {
             usize::try_from(t.as_secs().max(1)).unwrap_or(usize::MAX)
-        });
+        })
+    }
+
+    /// `sql` prepared (or found in the cache) with its query timeout set to `want` seconds.
+    fn prepare_timed(
+        &mut self,
+        sql: &Arc<str>,
+        want: usize,
+    ) -> Result<&mut CachedStatement, SourceError> {
         let name = self.cfg.name.clone();
         let stmt = self.prepare(sql)?;
         if stmt.timeout_secs != want {
@@ -355,20 +373,25 @@ impl Worker {
                 Err(e) => debug!(source = %name, error = %e, "driver ignores statement timeouts"),
             }
         }
-        match run_statement(stmt, binds, max_rows, max_text, sink) {
-            Ok(_) => Ok(()),
-            Err(RunError::Sink(s)) => Err(SourceError::Decode(s)),
-            Err(RunError::OutOfRange((placeholder, range))) => {
-                Err(SourceError::OutOfRange { placeholder, range })
+        Ok(stmt)
+    }
+
+    /// A failed run as a source error. A statement the driver failed may leave its handle in a
+    /// bad state: it is prepared afresh next time.
+    fn run_failed(&mut self, sql: &Arc<str>, e: RunError) -> SourceError {
+        let max_text = self.cfg.max_text_bytes;
+        match e {
+            RunError::Sink(s) => SourceError::Decode(s),
+            RunError::OutOfRange((placeholder, range)) => {
+                SourceError::OutOfRange { placeholder, range }
             }
-            Err(RunError::Truncated) => Err(SourceError::Query(format!(
+            RunError::Truncated => SourceError::Query(format!(
                 "a value is longer than max_text_bytes ({max_text}); raise it for this source"
-            ))),
-            Err(RunError::Odbc(e)) => {
+            )),
+            RunError::Odbc(e) => {
                 let classified = self.classify(&e);
-                // A failed statement may leave its handle in a bad state: prepare afresh.
                 self.statements.remove(sql);
-                Err(classified)
+                classified
             }
         }
     }
@@ -417,40 +440,18 @@ impl Worker {
             return Err(self.classify(&e));
         }
         let max_text = self.cfg.max_text_bytes;
-        let want = options
-            .timeout
-            .or(self.cfg.statement_timeout)
-            .map_or(0, |t| {
-                usize::try_from(t.as_secs().max(1)).unwrap_or(usize::MAX)
-            });
+        let want = self.timeout_secs(options.timeout);
         loop {
             let st = match script.next_statement() {
                 super::Next::Run(st) => st,
                 super::Next::Commit => return Ok(()),
                 super::Next::Stop => return Err(SourceError::Stopped),
             };
-            let stmt = self.prepare(&st.sql)?;
-            if stmt.timeout_secs != want && stmt.prepared.set_query_timeout_sec(want).is_ok() {
-                stmt.timeout_secs = want;
-            }
-            let ran = run_statement(stmt, &st.binds, st.max_rows, max_text, script);
-            let rows = match ran {
+            let stmt = self.prepare_timed(&st.sql, want)?;
+            let rows = match run_statement(stmt, &st.binds, st.max_rows, max_text, script) {
                 Ok(Some(n)) => Some(n as u64),
                 Ok(None) => stmt.prepared.row_count().ok().flatten().map(|n| n as u64),
-                Err(RunError::Sink(s)) => return Err(SourceError::Decode(s)),
-                Err(RunError::OutOfRange((placeholder, range))) => {
-                    return Err(SourceError::OutOfRange { placeholder, range });
-                }
-                Err(RunError::Truncated) => {
-                    return Err(SourceError::Query(format!(
-                        "a value is longer than max_text_bytes ({max_text}); raise it for this source"
-                    )));
-                }
-                Err(RunError::Odbc(e)) => {
-                    let classified = self.classify(&e);
-                    self.statements.remove(&st.sql);
-                    return Err(classified);
-                }
+                Err(e) => return Err(self.run_failed(&st.sql, e)),
             };
             if !script.ran(rows) {
                 return Err(SourceError::Stopped);
