@@ -97,13 +97,14 @@ impl Store {
         ttl: Duration,
     ) -> Result<(), StoreError> {
         check_key(key)?;
-        self.complete_grouped(super::Completion {
+        self.commit_grouped(super::Op::Complete(super::Completion {
             key: key.to_string(),
             fingerprint: *fingerprint,
             response: response.clone(),
             ttl,
             now: now_ms(),
-        })
+        }))
+        .map(|_| ())
     }
 
     /// Forget an in-flight record (the request failed in a way a retry may repeat safely, e.g.
@@ -123,7 +124,7 @@ impl Store {
             }
             held
         };
-        self.finish(txn, removed)
+        self.commit_if(txn, removed)
     }
 
     /// Delete every expired record (and every in-flight one past its lease, and any record
@@ -176,7 +177,7 @@ impl Store {
                 }
             }
         };
-        self.finish(txn, claim == Claim::Run)?;
+        self.commit_if(txn, claim == Claim::Run)?;
         Ok(claim)
     }
 
@@ -193,17 +194,7 @@ impl Store {
             path: self.path.clone(),
             key: key.to_string(),
         };
-        let head = Head::decode(bytes).ok_or_else(bad)?;
-        if !head.live(now) {
-            return Ok(None);
-        }
-        Ok(Some(if head.fingerprint != fingerprint.0 {
-            Claim::Mismatch
-        } else if head.in_flight {
-            Claim::InFlight
-        } else {
-            Claim::Replay(decode_response(bytes).ok_or_else(bad)?)
-        }))
+        judge_record(bytes, fingerprint, now).map_err(|()| bad())
     }
 
     /// [`Store::complete`] at a given time, in a transaction of its own (tests move the clock).
@@ -223,7 +214,7 @@ impl Store {
             put_completed(&mut table, key, fingerprint, response, ttl, now)
                 .map_err(|e| self.fail(e))?
         };
-        self.finish(txn, store)
+        self.commit_if(txn, store)
     }
 
     pub(super) fn purge_expired_at(&self, now: u64) -> Result<usize, StoreError> {
@@ -241,19 +232,39 @@ impl Store {
                 })
                 .map_err(|e| self.fail(e))?;
         }
-        self.finish(txn, purged > 0)?;
+        self.commit_if(txn, purged > 0)?;
         Ok(purged)
     }
 
     /// Commit (durably) when something was written, else give the transaction up without an
     /// fsync.
-    fn finish(&self, txn: redb::WriteTransaction, wrote: bool) -> Result<(), StoreError> {
+    fn commit_if(&self, txn: redb::WriteTransaction, wrote: bool) -> Result<(), StoreError> {
         if wrote {
             self.commit(txn)
         } else {
             txn.abort().map_err(|e| self.fail(e))
         }
     }
+}
+
+/// What a stored record means for a claim with `fingerprint` at `now`: `Ok(None)` when it
+/// counts as absent, `Err(())` when it cannot be read.
+pub(super) fn judge_record(
+    bytes: &[u8],
+    fingerprint: &Fingerprint,
+    now: u64,
+) -> Result<Option<Claim>, ()> {
+    let head = Head::decode(bytes).ok_or(())?;
+    if !head.live(now) {
+        return Ok(None);
+    }
+    Ok(Some(if head.fingerprint != fingerprint.0 {
+        Claim::Mismatch
+    } else if head.in_flight {
+        Claim::InFlight
+    } else {
+        Claim::Replay(decode_response(bytes).ok_or(())?)
+    }))
 }
 
 /// Write a completed record for `key` unless another body holds it (a live record with another
@@ -290,13 +301,13 @@ fn check_key(key: &str) -> Result<(), StoreError> {
 }
 
 /// Now, in milliseconds since the UNIX epoch (0 for a clock set before 1970).
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, millis)
 }
 
-fn millis(d: Duration) -> u64 {
+pub(super) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 

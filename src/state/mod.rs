@@ -1,17 +1,19 @@
 //! The gateway's durable state: one embedded store file, `<data dir>/patina-state.redb`.
 //!
-//! It owns what must outlive a request and a restart: today the `Idempotency-Key` records
-//! (`idempotency.rs`: claim, complete, release, purge); the write queue and dead letters will
-//! live in the same file later. It knows nothing of routes, identities or HTTP: callers build
-//! the opaque keys, compute the body fingerprints, decide what to store and run these
-//! synchronous calls on a blocking thread (`tokio::task::spawn_blocking`).
+//! It owns what must outlive a request and a restart: the `Idempotency-Key` records
+//! (`idempotency.rs`: claim, complete, release, purge) and the write queue with its dead letters
+//! (`queue.rs`: accept, due, finish, replay, drop, stats). It knows nothing of routes,
+//! identities or HTTP: callers build the opaque keys and the stored request, compute the body
+//! fingerprints, decide what to store and when to retry, and run these synchronous calls on a
+//! blocking thread (`tokio::task::spawn_blocking`).
 //!
 //! Why redb: it is pure Rust (nothing to link, nothing to run beside the gateway: no server,
 //! one file in the data directory), its transactions are ACID, and it writes copy-on-write
 //! B-trees whose commits are checksummed, so a crash, a power cut or `kill -9` leaves the last
 //! committed state and never a half-written one. Completions are written by one committer
-//! thread, every completion waiting at that moment in one durable transaction (a group commit:
-//! one fsync for many writes). `complete` and `purge_expired` commit with
+//! thread, every completion, accepted write and delivery outcome waiting at that moment in one
+//! durable transaction (a group commit: one fsync for many writes). `complete`, `accept`,
+//! `finish` and `purge_expired` commit with
 //! `Durability::Immediate`, that is, fsynced before the call returns: that is what makes "a
 //! response the client saw survives `kill -9`" true. `claim` and `release` commit without an
 //! fsync of their own (they reach the disk with the next durable commit): a claim lost in a
@@ -27,6 +29,7 @@
 //! and expiries mean the same after a restart.
 
 mod idempotency;
+mod queue;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +40,10 @@ use std::sync::Arc;
 use redb::{Database, Durability, TableDefinition, WriteTransaction};
 
 pub use idempotency::{Claim, Fingerprint, MAX_KEY_LEN, StoredResponse};
+pub use queue::{
+    Accept, Accepted, Attempt, Delivery, DeliveryResult, IdempotentAccept, Outcome, QueueStats,
+    RouteStats, Status,
+};
 
 /// The store's file name inside the data directory.
 pub const FILE_NAME: &str = "patina-state.redb";
@@ -63,10 +70,12 @@ pub enum StoreError {
     },
     #[error("the state store {path} failed: {source}")]
     Storage { path: PathBuf, source: redb::Error },
-    #[error("the state store {path} could not commit a group of completions: {reason}")]
+    #[error("the state store {path} could not commit a group of changes: {reason}")]
     Committer { path: PathBuf, reason: String },
     #[error("the state store {path} holds an idempotency record it cannot read (key {key:?})")]
     BadRecord { path: PathBuf, key: String },
+    #[error("the state store {path} holds a delivery it cannot read (id {id:?})")]
+    BadDelivery { path: PathBuf, id: String },
     #[error(
         "an idempotency key of {len} bytes is longer than the {max} bytes the state store keeps"
     )]
@@ -78,7 +87,7 @@ pub enum StoreError {
 pub struct Store {
     db: Arc<Database>,
     path: PathBuf,
-    /// To the committer thread, which writes waiting completions together (group commit).
+    /// To the committer thread, which writes waiting changes together (group commit).
     completions: Option<crossbeam_channel::Sender<Pending>>,
     committer: Option<std::thread::JoinHandle<()>>,
 }
@@ -93,10 +102,25 @@ pub(crate) struct Completion {
     pub(crate) now: u64,
 }
 
-/// A completion and where its caller waits for the commit holding it.
+/// A change the committer writes in its next group.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Complete(Completion),
+    Accept(Box<Accept>),
+    Finish(queue::Finish),
+}
+
+/// What a change came to, once committed.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Done,
+    Accepted(Accepted),
+}
+
+/// A change and where its caller waits for the commit holding it.
 struct Pending {
-    completion: Completion,
-    done: crossbeam_channel::Sender<Result<(), String>>,
+    op: Op,
+    done: crossbeam_channel::Sender<Result<Reply, String>>,
 }
 
 /// Most completions written in one transaction.
@@ -113,7 +137,7 @@ impl Drop for Store {
     }
 }
 
-/// The committer: take every completion waiting, write them in one durable transaction, tell
+/// The committer: take every change waiting, write them in one durable transaction, tell
 /// each caller how it went.
 fn commit_groups(db: &Database, incoming: &crossbeam_channel::Receiver<Pending>) {
     while let Ok(first) = incoming.recv() {
@@ -124,29 +148,49 @@ fn commit_groups(db: &Database, incoming: &crossbeam_channel::Receiver<Pending>)
                 Err(_) => break,
             }
         }
-        let written = (|| -> Result<(), redb::Error> {
+        let written = (|| -> Result<Vec<Reply>, redb::Error> {
             let mut txn = db.begin_write()?;
             txn.set_durability(Durability::Immediate)?;
+            let mut replies = Vec::with_capacity(group.len());
             {
-                let mut table = txn.open_table(IDEMPOTENCY)?;
+                let mut idem = txn.open_table(IDEMPOTENCY)?;
+                let mut q = queue::Tables::open(&txn)?;
                 for p in &group {
-                    let c = &p.completion;
-                    idempotency::put_completed(
-                        &mut table,
-                        &c.key,
-                        &c.fingerprint,
-                        &c.response,
-                        c.ttl,
-                        c.now,
-                    )?;
+                    replies.push(match &p.op {
+                        Op::Complete(c) => {
+                            idempotency::put_completed(
+                                &mut idem,
+                                &c.key,
+                                &c.fingerprint,
+                                &c.response,
+                                c.ttl,
+                                c.now,
+                            )?;
+                            Reply::Done
+                        }
+                        Op::Accept(a) => Reply::Accepted(q.accept(&mut idem, a)?),
+                        Op::Finish(f) => {
+                            q.finish(f)?;
+                            Reply::Done
+                        }
+                    });
                 }
             }
             txn.commit()?;
-            Ok(())
+            Ok(replies)
         })();
-        let answer = written.map_err(|e| e.to_string());
-        for p in group {
-            let _ = p.done.send(answer.clone());
+        match written {
+            Ok(replies) => {
+                for (p, r) in group.into_iter().zip(replies) {
+                    let _ = p.done.send(Ok(r));
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                for p in group {
+                    let _ = p.done.send(Err(reason.clone()));
+                }
+            }
         }
     }
 }
@@ -196,12 +240,13 @@ impl Store {
         // Create the tables once, so readers never meet a missing one.
         let txn = store.begin_write()?;
         txn.open_table(IDEMPOTENCY).map_err(|e| store.fail(e))?;
+        queue::Tables::open(&txn).map_err(|e| store.fail(e))?;
         store.commit(txn)?;
         Ok(store)
     }
 
-    /// Hand a completion to the committer and wait until the transaction holding it is on disk.
-    fn complete_grouped(&self, completion: Completion) -> Result<(), StoreError> {
+    /// Hand a change to the committer and wait until the transaction holding it is on disk.
+    fn commit_grouped(&self, op: Op) -> Result<Reply, StoreError> {
         let (done, wait) = crossbeam_channel::bounded(1);
         let gone = || StoreError::Committer {
             path: self.path.clone(),
@@ -210,10 +255,10 @@ impl Store {
         self.completions
             .as_ref()
             .ok_or_else(gone)?
-            .send(Pending { completion, done })
+            .send(Pending { op, done })
             .map_err(|_| gone())?;
         match wait.recv() {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(reply)) => Ok(reply),
             Ok(Err(reason)) => Err(StoreError::Committer {
                 path: self.path.clone(),
                 reason,
