@@ -27,6 +27,17 @@
 #      `patina check` loads the ConfigMap's config and mappings laid out exactly as the kubelet
 #      mounts them (including the hidden ..data entries of a ConfigMap volume). This script
 #      never builds one; without a binary the step is skipped and says so.
+#   6. The write queue's files (deploy/check-state-and-alerts.py): the base rendered with the
+#      Redis component (deploy/kubernetes/redis) passes the same strict schemas, Redis keeps
+#      an fsynced append-only file on a PersistentVolumeClaim under the restricted standard,
+#      REDIS_URL reaches its Service with the Secret's password and the config reads it with
+#      [state] backend = "redis", and that config is the base's but for [state]. The alert
+#      rules: promtool (from Debian's prometheus package, unpacked under target/, never
+#      installed or started) runs `check rules` on deploy/prometheus/patina-alerts.yml and
+#      `test rules` on its unit tests; the PrometheusRule of deploy/kubernetes/monitoring
+#      holds the same groups; every rule has for, severity, summary, description and a
+#      runbook_url that is a heading of README.md; the metrics they read are exported by
+#      src/. The compose file's redis service persists and is reachable from the gateway.
 #
 # The tools are installed, pinned, into a virtualenv under target/deploy-check/ (from PyPI,
 # only when missing). Usage:  deploy/check-manifests.sh
@@ -780,6 +791,54 @@ if problems:
     sys.exit(1)
 PY
   failed+=("schemas/cross-references")
+fi
+
+# --- 6. the write queue: Redis component, alert rules --------------------------------------------
+echo "==> state on Redis, alert rules (promtool)"
+promtool="$work/promtool/usr/bin/promtool"
+if [ ! -x "$promtool" ]; then
+  echo "==> unpacking promtool from Debian's prometheus package into $work/promtool"
+  rm -rf "$work/promtool" && mkdir -p "$work/promtool"
+  # apt-get download fetches the .deb only: nothing is installed, no service starts.
+  if ! (cd "$work/promtool" && apt-get download prometheus >/dev/null 2>&1); then
+    as_root apt-get update -qq
+    (cd "$work/promtool" && apt-get download prometheus >/dev/null 2>&1) || true
+  fi
+  deb="$(ls "$work"/promtool/prometheus_*.deb 2>/dev/null | head -n1)"
+  if [ -n "$deb" ]; then
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work/promtool" ./usr/bin/promtool
+    rm -f "$deb"
+  fi
+fi
+if [ -x "$promtool" ]; then
+  if "$promtool" check rules deploy/prometheus/patina-alerts.yml \
+      && (cd deploy/prometheus && "../../$promtool" test rules patina-alerts.test.yml); then
+    echo "ok: promtool ($("$promtool" --version 2>&1 | head -n1 | cut -d' ' -f3)) checks the rules and passes their unit tests"
+  else
+    failed+=("promtool")
+  fi
+else
+  echo "FAIL: could not unpack promtool from Debian's prometheus package" >&2
+  failed+=("promtool")
+fi
+with_redis="$work/with-redis"
+mkdir -p "$with_redis"
+cat > "$with_redis/kustomization.yaml" <<'YAML'
+# Written by deploy/check-manifests.sh: the base with the Redis component.
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ../../../deploy/kubernetes
+components:
+  - ../../../deploy/kubernetes/redis
+YAML
+if "$venv/bin/kubectl" kustomize "$with_redis" > "$work/rendered-redis.yaml" \
+    && "$venv/bin/kubectl" kustomize deploy/kubernetes/monitoring > "$work/rendered-monitoring.yaml"; then
+  echo "ok: kustomize renders the base with deploy/kubernetes/redis ($(grep -c '^kind:' "$work/rendered-redis.yaml") objects) and deploy/kubernetes/monitoring"
+  KUBE_MIN="${KUBE_MIN:-1.30}" "$py" deploy/check-state-and-alerts.py "$work/rendered-redis.yaml" \
+    "$rendered" "$work/rendered-monitoring.yaml" || failed+=("redis/alerts")
+else
+  failed+=("kustomize redis/monitoring")
 fi
 
 # --- 4. hadolint -----------------------------------------------------------------------------
