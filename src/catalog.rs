@@ -3,6 +3,7 @@
 //! request. Built by `mapping::compile`; read by the HTTP layer. Holds no connections.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::header::HeaderValue;
 
@@ -109,9 +110,9 @@ pub struct RoutePlan {
     /// A limit for this route, per identity, on top of the default.
     pub rate_limit: Option<crate::config::RateSpec>,
     /// How long a response may be reused for identical requests.
-    pub cache: Option<std::time::Duration>,
+    pub cache: Option<Duration>,
     /// The route's own statement timeout.
-    pub statement_timeout: Option<std::time::Duration>,
+    pub statement_timeout: Option<Duration>,
     /// Set when the route is deprecated: its dates and their response headers.
     pub deprecation: Option<Deprecation>,
     /// One object (404 when no row) rather than a list.
@@ -271,6 +272,54 @@ pub struct WritePlan {
     /// A column of the last step's row whose values map to responses (return codes).
     pub outcome_column: Option<String>,
     pub outcomes: Vec<Outcome>,
+    /// `delivery = "queued"`: accepted into the write queue (202) and delivered in the
+    /// background; `None` for a direct write.
+    pub queue: Option<QueuePlan>,
+}
+
+/// How a queued write is delivered.
+#[derive(Debug, Clone)]
+pub struct QueuePlan {
+    /// The parameter or body field whose value orders deliveries: two writes with the same
+    /// value are delivered in the order they were accepted.
+    pub order_key: Option<(String, ValueRef)>,
+    pub retry: RetryPolicy,
+    pub dedup: Option<DedupPlan>,
+}
+
+/// When a delivery that failed for a passing reason is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The first wait; each later one doubles, up to `cap`, and a random part of it is
+    /// taken (full jitter).
+    pub base: Duration,
+    pub cap: Duration,
+    /// After this many attempts the delivery is a dead letter.
+    pub max_attempts: u32,
+    /// A delivery still failing this long after it was accepted is a dead letter.
+    pub max_age: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(1),
+            cap: Duration::from_mins(5),
+            max_attempts: 20,
+            max_age: Duration::from_hours(24),
+        }
+    }
+}
+
+/// The table on the target database that records delivered ids, written in the write's own
+/// transaction: a delivery whose id is there already is not run again.
+#[derive(Debug, Clone)]
+pub struct DedupPlan {
+    pub table: String,
+    /// Returns a row when the id (one bound value) was delivered.
+    pub check_sql: Arc<str>,
+    /// Records the id and the route (two bound values).
+    pub record_sql: Arc<str>,
 }
 
 /// The result of looking a request up.

@@ -44,7 +44,11 @@ pub fn today() -> String {
 
 /// The current instant (UTC, whole seconds) as `YYYY-MM-DDThh:mm:ssZ`.
 pub fn now_rfc3339() -> String {
-    let secs = now_secs();
+    rfc3339(now_secs())
+}
+
+/// Seconds since the UNIX epoch as `YYYY-MM-DDThh:mm:ssZ`.
+fn rfc3339(secs: u64) -> String {
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
@@ -56,9 +60,28 @@ pub fn now_rfc3339() -> String {
     )
 }
 
+/// Milliseconds since the UNIX epoch as `YYYY-MM-DDThh:mm:ss.mmmZ`.
+pub fn rfc3339_ms(ms: u64) -> String {
+    let text = rfc3339(ms / 1000);
+    format!("{}.{:03}Z", &text[..text.len() - 1], ms % 1000)
+}
+
+/// Now, in milliseconds since the UNIX epoch (0 for a clock set before 1970).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_with_milliseconds() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_764_700_000_123), "2025-12-02T18:26:40.123Z");
+    }
 
     #[test]
     fn civil_dates() {

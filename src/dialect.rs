@@ -396,6 +396,82 @@ impl Dialect {
         }
     }
 
+    /// The statement that creates the dedup table of queued writes: the delivery ids the
+    /// database has, written in each delivery's own transaction. `table` is a checked
+    /// identifier (`NAME` or `SCHEMA.NAME`), written as it is.
+    pub fn dedup_table_ddl(self, table: &str) -> String {
+        let columns = |id: &str, route: &str, at: &str| {
+            format!(
+                "(\n    delivery_id {id} NOT NULL PRIMARY KEY,\n    route {route} NOT NULL,\n    \
+                 delivered_at {at}\n)"
+            )
+        };
+        match self {
+            Dialect::Postgres => {
+                let schema = table
+                    .split_once('.')
+                    .map(|(s, _)| format!("CREATE SCHEMA IF NOT EXISTS {s};\n"))
+                    .unwrap_or_default();
+                format!(
+                    "{schema}CREATE TABLE IF NOT EXISTS {table} {};",
+                    columns(
+                        "VARCHAR(36)",
+                        "VARCHAR(200)",
+                        "TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP"
+                    )
+                )
+            }
+            Dialect::Sqlite => format!(
+                "CREATE TABLE IF NOT EXISTS {} {};",
+                // SQLite has no schemas: SCHEMA.NAME is an attached database; keep one name.
+                table.replace('.', "_"),
+                columns("TEXT", "TEXT", "TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP")
+            ),
+            Dialect::Mssql => format!(
+                "IF OBJECT_ID(N'{table}', N'U') IS NULL\nCREATE TABLE {table} {};",
+                columns(
+                    "VARCHAR(36)",
+                    "NVARCHAR(200)",
+                    "DATETIME2 NOT NULL DEFAULT SYSUTCDATETIME()"
+                )
+            ),
+            // A table in a library made by CREATE SCHEMA is journaled, as commitment control
+            // needs.
+            Dialect::Db2i => format!(
+                "CREATE TABLE {table} {};",
+                columns(
+                    "VARCHAR(36)",
+                    "VARCHAR(200)",
+                    "TIMESTAMP NOT NULL DEFAULT CURRENT TIMESTAMP"
+                )
+            ),
+        }
+    }
+
+    /// The name the dedup table has on this database (SQLite has no schemas).
+    pub fn dedup_table_name(self, table: &str) -> String {
+        match self {
+            Dialect::Sqlite => table.replace('.', "_"),
+            _ => table.to_string(),
+        }
+    }
+
+    /// A row when the delivery id `id` (a placeholder) is in the dedup table.
+    pub fn dedup_check_sql(self, table: &str, id: &str) -> String {
+        format!(
+            "SELECT 1 FROM {} WHERE delivery_id = {id}",
+            self.dedup_table_name(table)
+        )
+    }
+
+    /// Record the delivery id and its route (placeholders) in the dedup table.
+    pub fn dedup_record_sql(self, table: &str, id: &str, route: &str) -> String {
+        format!(
+            "INSERT INTO {} (delivery_id, route) VALUES ({id}, {route})",
+            self.dedup_table_name(table)
+        )
+    }
+
     /// Whether `$tag$ … $tag$` quotes a string (PostgreSQL).
     pub fn has_dollar_quotes(self) -> bool {
         matches!(self, Dialect::Postgres)
@@ -413,6 +489,46 @@ impl Dialect {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dedup_statements_per_dialect() {
+        let pg = Dialect::Postgres.dedup_table_ddl("PATINA.DELIVERED");
+        assert!(
+            pg.starts_with(
+                "CREATE SCHEMA IF NOT EXISTS PATINA;\nCREATE TABLE IF NOT EXISTS PATINA.DELIVERED ("
+            ),
+            "{pg}"
+        );
+        assert!(
+            pg.contains("delivery_id VARCHAR(36) NOT NULL PRIMARY KEY"),
+            "{pg}"
+        );
+        let lite = Dialect::Sqlite.dedup_table_ddl("PATINA.DELIVERED");
+        assert!(
+            lite.starts_with("CREATE TABLE IF NOT EXISTS PATINA_DELIVERED ("),
+            "{lite}"
+        );
+        let ms = Dialect::Mssql.dedup_table_ddl("dbo.Delivered");
+        assert!(
+            ms.starts_with(
+                "IF OBJECT_ID(N'dbo.Delivered', N'U') IS NULL\nCREATE TABLE dbo.Delivered ("
+            ),
+            "{ms}"
+        );
+        assert!(
+            Dialect::Db2i
+                .dedup_table_ddl("PATINA.DELIVERED")
+                .contains("DEFAULT CURRENT TIMESTAMP")
+        );
+        assert_eq!(
+            Dialect::Mssql.dedup_check_sql("dbo.D", "@P1"),
+            "SELECT 1 FROM dbo.D WHERE delivery_id = @P1"
+        );
+        assert_eq!(
+            Dialect::Sqlite.dedup_record_sql("P.D", "?", "?"),
+            "INSERT INTO P_D (delivery_id, route) VALUES (?, ?)"
+        );
+    }
 
     #[test]
     fn names_round_trip() {

@@ -1,6 +1,7 @@
 //! Prometheus metrics, kept in memory and rendered as text on `/metrics`: requests by route and
 //! status, latency histograms by route, statement latency by source, pool occupancy,
-//! rate-limit rejections, reload outcomes. Owns no HTTP; callers record, `/metrics` renders.
+//! rate-limit rejections, reload outcomes, the write queue (depth, oldest pending, deliveries
+//! by outcome, attempts, dead letters). Owns no HTTP; callers record, `/metrics` renders.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,6 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const BUCKETS: [f64; 12] = [
     0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
+
+/// Bucket bounds of attempts per finished delivery.
+const ATTEMPT_BUCKETS: [u32; 7] = [1, 2, 3, 5, 8, 13, 21];
 
 #[derive(Debug, Clone, Default)]
 struct Histogram {
@@ -49,6 +53,9 @@ impl Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     writes: Mutex<BTreeMap<(String, &'static str), u64>>,
+    deliveries: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Attempts per finished delivery: counts per bucket of [`ATTEMPT_BUCKETS`], sum, count.
+    attempts: Mutex<([u64; ATTEMPT_BUCKETS.len()], u64, u64)>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     queries: Mutex<BTreeMap<String, Histogram>>,
     pub rate_limited: AtomicU64,
@@ -88,6 +95,120 @@ impl Metrics {
     pub fn write(&self, route: &str, outcome: &'static str) {
         if let Ok(mut m) = self.writes.lock() {
             *m.entry((route.to_string(), outcome)).or_default() += 1;
+        }
+    }
+
+    /// A delivery attempt's outcome (`delivered`, `retried`, `dead`); `attempts` when it was
+    /// the last one.
+    pub fn delivery(&self, route: &str, outcome: &'static str, attempts: Option<u32>) {
+        if let Ok(mut m) = self.deliveries.lock() {
+            *m.entry((route.to_string(), outcome)).or_default() += 1;
+        }
+        if let Some(n) = attempts
+            && let Ok(mut h) = self.attempts.lock()
+        {
+            for (i, b) in ATTEMPT_BUCKETS.iter().enumerate() {
+                if n <= *b {
+                    h.0[i] += 1;
+                }
+            }
+            h.1 += u64::from(n);
+            h.2 += 1;
+        }
+    }
+
+    /// The write queue's figures, read from the store at render time (`None` when no store
+    /// is open: nothing was ever queued).
+    pub fn render_queue(
+        &self,
+        out: &mut String,
+        stats: Option<&crate::state::QueueStats>,
+        capacity: usize,
+        now_ms: u64,
+    ) {
+        let gauge = |out: &mut String, name: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        };
+        gauge(
+            out,
+            "patina_queue_capacity",
+            "Most deliveries the write queue holds.",
+        );
+        let _ = writeln!(out, "patina_queue_capacity {capacity}");
+        gauge(
+            out,
+            "patina_queue_pending_total",
+            "Deliveries waiting, all routes.",
+        );
+        let _ = writeln!(
+            out,
+            "patina_queue_pending_total {}",
+            stats.map_or(0, |s| s.pending)
+        );
+        gauge(out, "patina_queue_depth", "Deliveries waiting, by route.");
+        let routes = stats.map(|s| &s.routes);
+        for (route, r) in routes.into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "patina_queue_depth{{route=\"{}\"}} {}",
+                escape(route),
+                r.pending
+            );
+        }
+        gauge(
+            out,
+            "patina_queue_oldest_pending_seconds",
+            "Age of the oldest waiting delivery, by route.",
+        );
+        for (route, r) in routes.into_iter().flatten() {
+            let age = r
+                .oldest_accepted_at
+                .map_or(0, |at| now_ms.saturating_sub(at) / 1000);
+            let _ = writeln!(
+                out,
+                "patina_queue_oldest_pending_seconds{{route=\"{}\"}} {age}",
+                escape(route)
+            );
+        }
+        gauge(out, "patina_dead_letters", "Dead letters kept, by route.");
+        for (route, r) in routes.into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "patina_dead_letters{{route=\"{}\"}} {}",
+                escape(route),
+                r.dead
+            );
+        }
+        out.push_str(
+            "# HELP patina_deliveries_total Delivery attempts, by route and outcome (delivered, retried, dead).\n\
+             # TYPE patina_deliveries_total counter\n",
+        );
+        if let Ok(m) = self.deliveries.lock() {
+            for ((route, outcome), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "patina_deliveries_total{{route=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    escape(route)
+                );
+            }
+        }
+        out.push_str(
+            "# HELP patina_delivery_attempts Attempts a finished delivery took.\n\
+             # TYPE patina_delivery_attempts histogram\n",
+        );
+        if let Ok(h) = self.attempts.lock() {
+            for (i, b) in ATTEMPT_BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "patina_delivery_attempts_bucket{{le=\"{b}\"}} {}",
+                    h.0[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "patina_delivery_attempts_bucket{{le=\"+Inf\"}} {}\npatina_delivery_attempts_sum {}\npatina_delivery_attempts_count {}",
+                h.2, h.1, h.2
+            );
         }
     }
 
@@ -258,5 +379,39 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("patina_routes 7"), "{text}");
+    }
+
+    #[test]
+    fn renders_the_write_queue() {
+        let m = Metrics::default();
+        m.delivery("note", "retried", None);
+        m.delivery("note", "delivered", Some(2));
+        let mut stats = crate::state::QueueStats {
+            pending: 3,
+            ..Default::default()
+        };
+        stats.routes.insert(
+            "note".into(),
+            crate::state::RouteStats {
+                pending: 3,
+                oldest_accepted_at: Some(1_000),
+                dead: 1,
+            },
+        );
+        let mut text = String::new();
+        m.render_queue(&mut text, Some(&stats), 100, 61_000);
+        for line in [
+            "patina_queue_capacity 100",
+            "patina_queue_pending_total 3",
+            "patina_queue_depth{route=\"note\"} 3",
+            "patina_queue_oldest_pending_seconds{route=\"note\"} 60",
+            "patina_dead_letters{route=\"note\"} 1",
+            "patina_deliveries_total{route=\"note\",outcome=\"retried\"} 1",
+            "patina_delivery_attempts_bucket{le=\"1\"} 0",
+            "patina_delivery_attempts_bucket{le=\"2\"} 1",
+            "patina_delivery_attempts_count 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

@@ -128,6 +128,7 @@ impl App {
         // Describing runs once at start and again after every reload that swaps a catalog in.
         let (describe, mut to_describe) = tokio::sync::mpsc::unbounded_channel::<()>();
         let check_config = config.clone();
+        let state_dir = config.state.dir.clone();
         let reloader = Reloader::new(config, gateway.state.clone(), describe.clone());
         let watching = match reloader.watch() {
             Ok(guard) => Some(guard),
@@ -174,6 +175,21 @@ impl App {
                 }
             }
         });
+        // Queued writes are delivered in the background for as long as the server runs.
+        actix_web::rt::spawn(http::deliver::run(gateway.state.clone()));
+        // `patina dlq` reaches the running gateway through a socket beside its store.
+        #[cfg(unix)]
+        {
+            let socket = state_dir.join(http::admin::SOCKET);
+            match http::admin::bind_local(gateway.state.clone(), &socket) {
+                Ok(server) => {
+                    actix_web::rt::spawn(server);
+                }
+                Err(e) => {
+                    warn!(path = %socket.display(), error = %e, "the local admin socket is not served; `patina dlq` works only while the gateway is stopped");
+                }
+            }
+        }
         Ok(RunningApp {
             addr: gateway.addr,
             state: gateway.state,
@@ -228,7 +244,8 @@ fn build(
     };
     http::bind(
         AppState::new(Arc::clone(catalog), config.docs.clone(), sources, security)
-            .with_writes(config.max_body_bytes, config.state.clone()),
+            .with_writes(config.max_body_bytes, config.state.clone())
+            .with_queue(config.queue),
         listen.unwrap_or(&config.listen),
         workers,
         tls,

@@ -65,8 +65,30 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     pub state: StateSettings,
+    pub queue: QueueSettings,
     /// What is allowed but unwise (a password written in the file).
     pub warnings: Vec<Diagnostic>,
+}
+
+/// The write queue (`[queue]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// Most deliveries waiting at once; beyond it queued writes answer 503.
+    pub max_pending: usize,
+    /// Deliveries running at once.
+    pub concurrency: usize,
+    /// How long a delivered write's status stays readable.
+    pub keep_delivered: Duration,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            max_pending: 100_000,
+            concurrency: 8,
+            keep_delivered: Duration::from_hours(24 * 7),
+        }
+    }
 }
 
 /// Where the gateway keeps what must outlive a request (`[state]`).
@@ -175,6 +197,11 @@ impl Config {
                         })
                 }),
         };
+        let queue = raw
+            .queue
+            .as_ref()
+            .map(|q| compile_queue(&file, q, &mut diags))
+            .unwrap_or_default();
         let mut sources = IndexMap::new();
         for (name, src) in raw.sources {
             if let Some(s) = compile_source(&file, &name, src, base, env, &mut diags) {
@@ -209,6 +236,7 @@ impl Config {
             audit_file,
             max_body_bytes,
             state,
+            queue,
             warnings: in_file_order(diags),
         })
     }
@@ -230,6 +258,49 @@ const DURATION_HINT: &str =
     "write it like \"500ms\", \"5s\", \"1m\" or \"2h\" (units: ms, s, m, h)";
 
 /// `500ms`, `5s`, `2m`, `8h`.
+/// `[queue]`, checked.
+fn compile_queue(file: &SourceFile, q: &raw::RawQueue, diags: &mut Diagnostics) -> QueueSettings {
+    let d = QueueSettings::default();
+    let mut count =
+        |v: Option<&toml::Spanned<usize>>, key: &str, max: usize, default: usize| match v {
+            Some(n) if (1..=max).contains(n.get_ref()) => *n.get_ref(),
+            Some(n) => {
+                diags.error(
+                    file,
+                    n.span(),
+                    format!("`{key}` must be between 1 and {max}"),
+                );
+                default
+            }
+            None => default,
+        };
+    let max_pending = count(
+        q.max_pending.as_ref(),
+        "max_pending",
+        100_000_000,
+        d.max_pending,
+    );
+    let concurrency = count(q.concurrency.as_ref(), "concurrency", 1024, d.concurrency);
+    let keep_delivered = q.keep_delivered.as_ref().map_or(d.keep_delivered, |t| {
+        parse_duration(t.get_ref())
+            .filter(|d| !d.is_zero())
+            .unwrap_or_else(|| {
+                diags.error_hint(
+                    file,
+                    t.span(),
+                    "`keep_delivered` is not a duration",
+                    format!("write it like \"168h\" ({DURATION_UNITS})"),
+                );
+                d.keep_delivered
+            })
+    });
+    QueueSettings {
+        max_pending,
+        concurrency,
+        keep_delivered,
+    }
+}
+
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit())?;

@@ -231,6 +231,18 @@ pub(super) struct RawState {
     pub idempotency_ttl: Option<Spanned<String>>,
 }
 
+/// `[queue]`: the write queue of `delivery = "queued"` routes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawQueue {
+    /// Most deliveries waiting at once; beyond it writes are refused with 503. Default 100000.
+    pub max_pending: Option<Spanned<usize>>,
+    /// Deliveries running at once. Default 8.
+    pub concurrency: Option<Spanned<usize>>,
+    /// How long a delivered write's status stays readable. Default `168h` (a week).
+    pub keep_delivered: Option<Spanned<String>>,
+}
+
 /// The whole file. A section that did not deserialize is `None` (its mistakes are reported).
 #[derive(Debug, Default)]
 pub(super) struct RawConfig {
@@ -240,10 +252,11 @@ pub(super) struct RawConfig {
     pub rate_limit: Option<RawRateLimit>,
     pub audit: Option<RawAudit>,
     pub state: Option<RawState>,
+    pub queue: Option<RawQueue>,
     pub sources: IndexMap<String, RawSource>,
 }
 
-const SECTIONS: &str = "server, docs, auth, rate_limit, audit, state, sources";
+const SECTIONS: &str = "server, docs, auth, rate_limit, audit, state, queue, sources";
 
 impl RawConfig {
     /// Read the document, reporting every mistake found in it. `None` when the text is not
@@ -266,6 +279,7 @@ impl RawConfig {
                 "rate_limit" => raw.rate_limit = section(file, value, diags),
                 "audit" => raw.audit = section(file, value, diags),
                 "state" => raw.state = section(file, value, diags),
+                "queue" => raw.queue = section(file, value, diags),
                 "sources" => raw.sources = sources(file, value, diags),
                 other => diags.error_hint(
                     file,

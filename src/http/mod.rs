@@ -3,9 +3,12 @@
 //! and writes the JSON envelope. Errors leave through [`problem::Problem`] only. (Over 600
 //! lines: the state every handler shares and the small handlers around it read best together.)
 
+pub mod admin;
 mod body;
+pub mod deliver;
 pub mod params;
 pub mod problem;
+mod queue;
 mod route;
 mod script;
 mod write;
@@ -53,8 +56,11 @@ pub struct AppState {
     max_body_bytes: usize,
     idempotency_ttl: std::time::Duration,
     state_dir: std::path::PathBuf,
-    /// The embedded store, opened on first use (only idempotent writes need it).
+    /// The embedded store, opened on first use (idempotent and queued writes need it).
     store: std::sync::Mutex<Option<Arc<crate::state::Store>>>,
+    queue: crate::config::QueueSettings,
+    /// Wakes the delivery loop when a write was queued or a dead letter replayed.
+    delivery_wake: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -68,6 +74,13 @@ impl AppState {
         self.max_body_bytes = max_body_bytes;
         self.idempotency_ttl = state.idempotency_ttl;
         self.state_dir = state.dir;
+        self
+    }
+
+    /// Run queued writes with these settings.
+    #[must_use]
+    pub fn with_queue(mut self, queue: crate::config::QueueSettings) -> Self {
+        self.queue = queue;
         self
     }
 
@@ -120,6 +133,8 @@ impl AppState {
             idempotency_ttl: std::time::Duration::from_hours(24),
             state_dir: std::path::PathBuf::from("data"),
             store: std::sync::Mutex::new(None),
+            queue: crate::config::QueueSettings::default(),
+            delivery_wake: tokio::sync::Notify::new(),
         }
     }
 
@@ -317,7 +332,8 @@ pub fn bind(
                             .is_some_and(|s| s.cors_origins.iter().any(|a| a == o))
                     })
                     .map(str::to_string);
-                let is_docs = path.starts_with("/docs");
+                let is_docs = path.starts_with("/docs")
+                    || (path.starts_with("/_patina") && !path.starts_with("/_patina/api/"));
                 let fut = srv.call(req);
                 async move {
                     let mut res: ServiceResponse<_> = fut.await?;
@@ -355,6 +371,7 @@ pub fn bind(
             .route("/docs", web::get().to(docs_redirect))
             .route("/docs/{tail:.*}", web::get().to(docs_file))
             .route("/", web::get().to(docs_redirect))
+            .configure(admin::routes)
             .default_service(web::to(dispatch))
     })
     .workers(workers.max(1));
@@ -504,7 +521,20 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .iter()
         .map(|(n, s)| (n.clone(), s.stats()))
         .collect();
-    let text = state.metrics.render(&pools, state.catalog().routes.len());
+    let mut text = state.metrics.render(&pools, state.catalog().routes.len());
+    let stats = match state.open_store() {
+        Some(store) => web::block(move || store.queue_stats())
+            .await
+            .ok()
+            .and_then(Result::ok),
+        None => None,
+    };
+    state.metrics.render_queue(
+        &mut text,
+        stats.as_ref(),
+        state.queue.max_pending,
+        crate::clock::now_ms(),
+    );
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -525,6 +555,13 @@ async fn openapi_document(
             .body(text.clone()),
         None => not_found(&req),
     }
+}
+
+/// The id of `/{version}/_deliveries/{id}`.
+fn delivery_id(path: &str) -> Option<&str> {
+    let mut parts = path.strip_prefix('/')?.split('/');
+    let (_, kind, id) = (parts.next()?, parts.next()?, parts.next()?);
+    (kind == "_deliveries" && !id.is_empty() && parts.next().is_none()).then_some(id)
 }
 
 /// The id the request was given on arrival (echoed or generated).
@@ -606,6 +643,11 @@ async fn dispatch(
     }
     let live = state.live.load_full();
     let path = req.path().to_string();
+    if let Some(id) = delivery_id(&path)
+        && req.method() == actix_web::http::Method::GET
+    {
+        return queue::show(&req, &state, id).await;
+    }
     let outcome = match live.catalog.lookup(req.method().as_str(), &path) {
         Lookup::NotFound => Err(Problem::not_found("No route matches this path.")),
         Lookup::MethodNotAllowed(allowed) => Err(Problem::method_not_allowed(&allowed)),

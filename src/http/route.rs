@@ -77,6 +77,14 @@ pub(super) async fn serve(
                         _ => identity_label.clone(),
                     },
                     params,
+                    path_params,
+                    claims: route
+                        .params
+                        .iter()
+                        .filter_map(|p| p.claim.as_deref())
+                        .filter_map(|c| Some((c.to_string(), identity.claim(c)?)))
+                        .collect(),
+                    generation: at.generation,
                 },
             )
             .await;
@@ -147,7 +155,7 @@ pub(super) async fn serve(
     res
 }
 
-fn challenges(state: &AppState, error: Option<&str>) -> Vec<String> {
+pub(super) fn challenges(state: &AppState, error: Option<&str>) -> Vec<String> {
     let mut out = Vec::new();
     if state.auth.jwt_enabled() {
         out.push(match error {
@@ -164,7 +172,7 @@ fn challenges(state: &AppState, error: Option<&str>) -> Vec<String> {
     out
 }
 
-async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Identity, Problem> {
+pub(super) async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Identity, Problem> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     state
         .auth
@@ -374,7 +382,7 @@ async fn run(
 }
 
 /// The problem for parameters that could not be bound.
-fn bind_problem(route: &RoutePlan, e: BindError) -> Problem {
+pub(super) fn bind_problem(route: &RoutePlan, e: BindError) -> Problem {
     match e {
         BindError::Invalid(errors) => Problem::bad_parameters(errors),
         BindError::Claim(claim) => {

@@ -20,6 +20,8 @@ const STEP_ROWS: usize = 1000;
 /// Why a script stopped its transaction.
 #[derive(Debug)]
 pub(super) enum Stop {
+    /// The dedup table has this delivery's id: the database has the write already.
+    Delivered,
     NotFound,
     Stale,
     Outcome(Outcome),
@@ -34,9 +36,35 @@ pub(super) struct Guard {
     pub(super) rows: Option<Box<JsonRows>>,
 }
 
+/// A queued write's delivery id and the dedup table that records it in the same
+/// transaction.
+#[derive(Debug)]
+pub(super) struct Dedup {
+    pub(super) check_sql: Arc<str>,
+    pub(super) record_sql: Arc<str>,
+    pub(super) id: String,
+    pub(super) route: String,
+    /// The check found the id.
+    found: bool,
+}
+
+impl Dedup {
+    pub(super) fn new(plan: &crate::catalog::DedupPlan, id: &str, route: &str) -> Self {
+        Self {
+            check_sql: Arc::clone(&plan.check_sql),
+            record_sql: Arc::clone(&plan.record_sql),
+            id: id.to_string(),
+            route: route.to_string(),
+            found: false,
+        }
+    }
+}
+
 /// Which statement is running.
 #[derive(Clone, Copy, Debug)]
 enum Current {
+    DedupCheck,
+    DedupRecord,
     Guard,
     Step {
         obj: usize,
@@ -53,6 +81,7 @@ pub(super) struct WriteScript {
     params: Vec<BindValue>,
     pub(super) objects: Vec<Object>,
     guard: Option<Guard>,
+    dedup: Option<Dedup>,
     pending: VecDeque<Current>,
     current: Option<Current>,
     /// Per object, the values its steps returned.
@@ -80,12 +109,14 @@ impl WriteScript {
         params: Vec<BindValue>,
         objects: Vec<Object>,
         guard: Option<Guard>,
+        dedup: Option<Dedup>,
     ) -> Self {
         let mut s = Self {
             route,
             params,
             objects,
             guard,
+            dedup,
             pending: VecDeque::new(),
             current: None,
             outputs: Vec::new(),
@@ -255,6 +286,12 @@ impl RowSink for WriteScript {
             return Ok(());
         };
         match current {
+            Current::DedupCheck => {
+                if let Some(d) = &mut self.dedup {
+                    d.found = true;
+                }
+            }
+            Current::DedupRecord => {}
             Current::Guard => {
                 if let Some(rows) = self.guard.as_mut().and_then(|g| g.rows.as_mut()) {
                     rows.row(cells)?;
@@ -304,6 +341,26 @@ impl Script for WriteScript {
             self.current = Some(current);
             self.columns.clear();
             let (sql, refs, obj, item, count_rows) = match current {
+                Current::DedupCheck | Current::DedupRecord => {
+                    let Some(d) = self.dedup.as_ref() else {
+                        return Next::Stop;
+                    };
+                    let id = BindValue::Text(d.id.clone());
+                    let (sql, binds) = if matches!(current, Current::DedupCheck) {
+                        (Arc::clone(&d.check_sql), vec![id])
+                    } else {
+                        (
+                            Arc::clone(&d.record_sql),
+                            vec![id, BindValue::Text(d.route.clone())],
+                        )
+                    };
+                    return Next::Run(TxStatement {
+                        sql,
+                        binds,
+                        max_rows: 1,
+                        count_rows: false,
+                    });
+                }
                 Current::Guard => {
                     let Some(g) = self.guard.as_ref() else {
                         return Next::Stop;
@@ -334,7 +391,7 @@ impl Script for WriteScript {
             let max_rows = match current {
                 // As many rows as the read serves, so its ETag is computed from the same bytes.
                 Current::Guard => self.guard.as_ref().map_or(1, |g| g.read.max_rows),
-                Current::Step { .. } => STEP_ROWS,
+                Current::Step { .. } | Current::DedupCheck | Current::DedupRecord => STEP_ROWS,
             };
             Next::Run(TxStatement {
                 sql,
@@ -350,7 +407,14 @@ impl Script for WriteScript {
             return false;
         }
         match self.current {
-            None => true,
+            None | Some(Current::DedupRecord) => true,
+            Some(Current::DedupCheck) => {
+                if self.dedup.as_ref().is_some_and(|d| d.found) {
+                    self.stop = Some(Stop::Delivered);
+                    return false;
+                }
+                true
+            }
             Some(Current::Guard) => {
                 let Some(g) = &mut self.guard else {
                     return true;
@@ -403,6 +467,10 @@ impl Script for WriteScript {
     fn reset(&mut self) {
         let plan = self.route.write.as_ref().expect("a write route");
         self.pending.clear();
+        if let Some(d) = &mut self.dedup {
+            d.found = false;
+            self.pending.push_back(Current::DedupCheck);
+        }
         if self.guard.is_some() {
             self.pending.push_back(Current::Guard);
         }
@@ -421,6 +489,9 @@ impl Script for WriteScript {
                     None => self.pending.push_back(Current::Step { obj, step, item: 0 }),
                 }
             }
+        }
+        if self.dedup.is_some() {
+            self.pending.push_back(Current::DedupRecord);
         }
         self.current = None;
         self.outputs = vec![vec![None; plan.outputs.len()]; self.objects.len()];

@@ -16,7 +16,7 @@ use tracing::{error, warn};
 use super::AppState;
 use super::body::{self, FieldValue, Object};
 use super::problem::Problem;
-use super::script::{Guard, Stop, WriteScript};
+use super::script::{Dedup, Guard, Stop, WriteScript};
 use crate::catalog::{FieldType, Idempotency, RoutePlan, WritePlan};
 use crate::codec::BindValue;
 use crate::source::{Script, SourceError, TxOptions};
@@ -40,34 +40,50 @@ pub(super) struct Request<'a> {
     pub identity: &'a str,
     /// The route's parameters, in `RoutePlan::params` order.
     pub params: Vec<BindValue>,
+    /// The raw path parameters and the claims the route's parameters read: what a queued
+    /// write keeps to decode its request again when it is delivered.
+    pub path_params: &'a [(String, String)],
+    pub claims: std::collections::BTreeMap<String, String>,
+    pub generation: u64,
+}
+
+/// How a transaction ended well.
+pub(super) enum Executed {
+    Response(HttpResponse),
+    /// The dedup table had the delivery's id: the database has this write already.
+    Delivered,
 }
 
 /// Run a write route; the answer, or the problem that ends it.
-pub(super) async fn serve(state: &AppState, r: Request<'_>) -> Result<HttpResponse, Problem> {
+pub(super) async fn serve(state: &AppState, mut r: Request<'_>) -> Result<HttpResponse, Problem> {
     let Some(plan) = &r.route.write else {
         return Err(Problem::not_found("No route matches this path."));
     };
-    let bytes = read_body(r.req, r.payload, plan, state.max_body_bytes).await?;
+    let bytes = read_body(r.req, r.payload.take(), plan, state.max_body_bytes).await?;
     let objects = match &plan.body {
         Some(b) => body::parse(b, &bytes).map_err(Problem::invalid_body)?,
         None => vec![Vec::new()],
     };
     let if_match = if_match(r.req, plan)?;
     let key = idempotency_key(r.req, plan)?;
-    let Some(key) = key else {
-        return execute(state, r.route, plan, r.params, objects, if_match).await;
-    };
-    let store = state.store().map_err(|e| {
-        error!(error = %e, "the state store cannot be opened");
-        state_unavailable()
-    })?;
-    let record_key = format!("{}\n{}\n{key}", r.identity, r.route.id);
     let fingerprint = Fingerprint::of(&[
         r.req.method().as_str().as_bytes(),
         r.req.path().as_bytes(),
         r.req.query_string().as_bytes(),
         &bytes,
     ]);
+    if let Some(queue) = &plan.queue {
+        let key = key.map(|k| (format!("{}\n{}\n{k}", r.identity, r.route.id), fingerprint));
+        return super::queue::accept(state, &r, queue, &objects, bytes, key).await;
+    }
+    let Some(key) = key else {
+        return direct(state, r.route, plan, r.params, objects, if_match).await;
+    };
+    let store = state.store().map_err(|e| {
+        error!(error = %e, "the state store cannot be opened");
+        state_unavailable()
+    })?;
+    let record_key = format!("{}\n{}\n{key}", r.identity, r.route.id);
     let ttl = state.idempotency_ttl;
     let claimed = {
         let (store, k) = (Arc::clone(&store), record_key.clone());
@@ -105,7 +121,7 @@ pub(super) async fn serve(state: &AppState, r: Request<'_>) -> Result<HttpRespon
             return Err(state_unavailable());
         }
     }
-    let answer = execute(state, r.route, plan, r.params, objects, if_match).await;
+    let answer = direct(state, r.route, plan, r.params, objects, if_match).await;
     let rid = super::request_id_of(r.req);
     let response = match answer {
         Ok(res) => res,
@@ -149,7 +165,7 @@ pub(super) async fn serve(state: &AppState, r: Request<'_>) -> Result<HttpRespon
 }
 
 /// 503: the store of idempotency records cannot be used; nothing was run.
-fn state_unavailable() -> Problem {
+pub(super) fn state_unavailable() -> Problem {
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "state-unavailable",
@@ -285,7 +301,7 @@ fn idempotency_key(req: &HttpRequest, plan: &WritePlan) -> Result<Option<String>
     }
 }
 
-fn rebuild(stored: &StoredResponse, replayed: bool) -> HttpResponse {
+pub(super) fn rebuild(stored: &StoredResponse, replayed: bool) -> HttpResponse {
     let mut b = HttpResponse::build(
         StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
     );
@@ -299,8 +315,8 @@ fn rebuild(stored: &StoredResponse, replayed: bool) -> HttpResponse {
     b.body(stored.body.clone())
 }
 
-/// Run the transaction (again after a deadlock, a bounded number of times) and answer.
-async fn execute(
+/// A direct write: run it now and answer with what it wrote.
+async fn direct(
     state: &AppState,
     route: &Arc<RoutePlan>,
     plan: &WritePlan,
@@ -308,6 +324,23 @@ async fn execute(
     objects: Vec<Object>,
     if_match: Option<Vec<String>>,
 ) -> Result<HttpResponse, Problem> {
+    match execute(state, route, plan, params, objects, if_match, None).await? {
+        Executed::Response(res) => Ok(res),
+        // Only a delivery has a dedup check.
+        Executed::Delivered => Ok(HttpResponse::NoContent().finish()),
+    }
+}
+
+/// Run the transaction (again after a deadlock, a bounded number of times) and answer.
+pub(super) async fn execute(
+    state: &AppState,
+    route: &Arc<RoutePlan>,
+    plan: &WritePlan,
+    params: Vec<BindValue>,
+    objects: Vec<Object>,
+    if_match: Option<Vec<String>>,
+    dedup: Option<Dedup>,
+) -> Result<Executed, Problem> {
     let Some(source) = state.sources.get(&route.source) else {
         error!(route = %route.id, source = %route.source, "route refers to a source that is not running");
         return Err(Problem::from_source(&SourceError::Closed));
@@ -330,8 +363,13 @@ async fn execute(
     };
     let serializable = guard.is_some();
     let secrets = sensitive_values(plan, &objects);
-    let mut script: Box<dyn Script> =
-        Box::new(WriteScript::new(Arc::clone(route), params, objects, guard));
+    let mut script: Box<dyn Script> = Box::new(WriteScript::new(
+        Arc::clone(route),
+        params,
+        objects,
+        guard,
+        dedup,
+    ));
     let hide = |text: String| redact(text, &secrets);
     let options = TxOptions {
         serializable,
@@ -361,6 +399,7 @@ async fn execute(
         Ok(()) => {}
         Err(SourceError::Stopped) => {
             return Err(match script.and_then(|s| s.stop) {
+                Some(Stop::Delivered) => return Ok(Executed::Delivered),
                 Some(Stop::NotFound) => {
                     Problem::not_found("No row matches these parameters; nothing was written.")
                 }
@@ -411,11 +450,11 @@ async fn execute(
     let Some(script) = script else {
         return Err(Problem::from_source(&SourceError::Closed));
     };
-    Ok(answer(route, plan, &script))
+    Ok(Executed::Response(answer(route, plan, &script)))
 }
 
 /// The text of every value of a field marked `sensitive`, longest first.
-fn sensitive_values(plan: &WritePlan, objects: &[Object]) -> Vec<String> {
+pub(super) fn sensitive_values(plan: &WritePlan, objects: &[Object]) -> Vec<String> {
     let Some(body) = &plan.body else {
         return Vec::new();
     };
@@ -444,7 +483,7 @@ fn sensitive_values(plan: &WritePlan, objects: &[Object]) -> Vec<String> {
 }
 
 /// `text` with every sensitive value blanked (driver messages may quote what was written).
-fn redact(mut text: String, secrets: &[String]) -> String {
+pub(super) fn redact(mut text: String, secrets: &[String]) -> String {
     for s in secrets {
         if text.contains(s.as_str()) {
             text = text.replace(s.as_str(), "[redacted]");

@@ -36,6 +36,10 @@ pub(super) fn reject_write_fields(
         raw.outcome_column.as_ref().map(Spanned::span),
     );
     add("outcomes", raw.outcomes.as_ref().map(Spanned::span));
+    add("delivery", raw.delivery.as_ref().map(Spanned::span));
+    add("order_key", raw.order_key.as_ref().map(Spanned::span));
+    add("dedup_table", raw.dedup_table.as_ref().map(Spanned::span));
+    add("retry", raw.retry.as_ref().map(Spanned::span));
     add("body", body.first().map(|(n, _)| n.span()));
     for (name, span) in given {
         diags.error_hint(

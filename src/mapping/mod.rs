@@ -12,6 +12,7 @@
 
 mod body;
 mod columns;
+mod delivery;
 mod fields;
 mod file;
 mod head;

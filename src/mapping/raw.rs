@@ -76,6 +76,26 @@ pub(super) struct RawRoute {
     /// Writes: value of `outcome_column` → response, e.g. `outcomes.1 = { status = 409,
     /// detail = "The job is already released." }`.
     pub(super) outcomes: Option<Spanned<IndexMap<String, RawOutcome>>>,
+    /// Writes: `direct` (default: run now, answer with the result) or `queued` (202, delivered
+    /// in the background with retries; failures end in the dead-letter queue).
+    pub(super) delivery: Option<Spanned<String>>,
+    /// Queued writes: the parameter or body field whose value keeps deliveries in order.
+    pub(super) order_key: Option<Spanned<String>>,
+    /// Queued writes: the table on the target database that records delivered ids in each
+    /// delivery's transaction (effect exactly once).
+    pub(super) dedup_table: Option<Spanned<String>>,
+    /// Queued writes: `retry = { base = "1s", cap = "5m", max_attempts = 20, max_age = "24h" }`.
+    pub(super) retry: Option<Spanned<RawRetry>>,
+}
+
+/// `retry = { ... }` of a queued write.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetry {
+    pub(super) base: Option<Spanned<String>>,
+    pub(super) cap: Option<Spanned<String>>,
+    pub(super) max_attempts: Option<Spanned<u32>>,
+    pub(super) max_age: Option<Spanned<String>>,
 }
 
 /// One `[[route.step]]`.

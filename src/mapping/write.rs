@@ -81,6 +81,7 @@ pub(super) fn compile_write(
         .location
         .as_ref()
         .and_then(|l| head::location(cx, l, &mut names, columns, diags));
+    let queue = super::delivery::compile(cx, raw, &names, raw.bulk.is_some(), source, diags);
     check_all_used(cx, &names, &fields, &steps, body_entries, params, diags);
     let status = match &raw.status {
         None if method == "POST" => 201,
@@ -112,6 +113,7 @@ pub(super) fn compile_write(
         if_match,
         outcome_column: raw.outcome_column.as_ref().map(|c| c.get_ref().clone()),
         outcomes,
+        queue,
     })
 }
 
