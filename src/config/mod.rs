@@ -28,7 +28,7 @@ pub use auth::{AuthSettings, JwtSettings, RateSettings, RateSpec};
 pub use env::{expand_env, redact_connection_string};
 pub use mssql::{Encrypt, MssqlTarget, Trust};
 pub use source::{SourceConfig, SourceKind, SourceTarget};
-pub use state::{RedisSettings, StateBackend, Unreachable, redact_redis_url};
+pub use state::{RedisSettings, StateBackend, Unreachable};
 
 use auth::{compile_auth, compile_rate};
 use raw::RawConfig;

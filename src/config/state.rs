@@ -24,7 +24,7 @@ pub enum StateBackend {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisSettings {
     /// `redis://[user:password@]host[:port][/db]` or `rediss://…` for TLS. Never print it:
-    /// [`redact_redis_url`] gives a loggable form.
+    /// `state::redis::redact_redis_url` gives a loggable form.
     pub url: Secret,
     pub unreachable: Unreachable,
 }
@@ -161,24 +161,4 @@ fn check_url(
             None
         }
     }
-}
-
-/// A Redis URL fit for logs: credentials (`user:password@`) and any query (where a Unix
-/// socket URL carries its password) replaced by `***`.
-pub fn redact_redis_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "***".to_string();
-    };
-    // The authority ends at the first `/`, `?` or `#`; credentials end at its last `@`.
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let host = authority.rfind('@').map_or_else(
-        || authority.to_string(),
-        |at| format!("***@{}", &authority[at + 1..]),
-    );
-    let tail = match tail.find(['?', '#']) {
-        Some(cut) => format!("{}?***", &tail[..cut]),
-        None => tail.to_string(),
-    };
-    format!("{scheme}://{host}{tail}")
 }

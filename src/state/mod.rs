@@ -27,6 +27,7 @@
 //! and expiries mean the same after a restart.
 
 mod idempotency;
+pub mod redis;
 #[cfg(test)]
 mod tests;
 
