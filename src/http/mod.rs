@@ -55,6 +55,8 @@ pub struct AppState {
     state_dir: std::path::PathBuf,
     /// The embedded store, opened on first use (only idempotent writes need it).
     store: std::sync::Mutex<Option<Arc<crate::state::Store>>>,
+    /// The shared Redis, with `[state] backend = "redis"`.
+    redis: Option<Arc<crate::state::redis::Redis>>,
 }
 
 impl AppState {
@@ -69,6 +71,24 @@ impl AppState {
         self.idempotency_ttl = state.idempotency_ttl;
         self.state_dir = state.dir;
         self
+    }
+
+    /// Keep shared state on `redis`: from now on the rate limits count there (what they do
+    /// while it is away is `unreachable`).
+    #[must_use]
+    pub fn with_redis(
+        mut self,
+        redis: Arc<crate::state::redis::Redis>,
+        unreachable: crate::config::Unreachable,
+    ) -> Self {
+        self.limits = RateLimits::shared(Arc::clone(&redis), unreachable);
+        self.redis = Some(redis);
+        self
+    }
+
+    /// The shared Redis, when state is kept there.
+    pub fn redis(&self) -> Option<&Arc<crate::state::redis::Redis>> {
+        self.redis.as_ref()
     }
 
     /// The embedded store if a request opened it already.
@@ -120,6 +140,7 @@ impl AppState {
             idempotency_ttl: std::time::Duration::from_hours(24),
             state_dir: std::path::PathBuf::from("data"),
             store: std::sync::Mutex::new(None),
+            redis: None,
         }
     }
 
