@@ -274,7 +274,7 @@ mod tests {
             GcraOutcome {
                 allowed: false,
                 remaining: 0,
-                reset: Duration::from_secs(60),
+                reset: Duration::from_mins(1),
                 retry_after: Some(Duration::from_millis(10)),
             },
         );
