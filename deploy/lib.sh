@@ -1,5 +1,5 @@
-# Shared helpers for deploy/*.sh: package installation, a private ODBC driver registry, and a
-# private PostgreSQL cluster on a loopback port. Sourced, not run.
+# Shared helpers for deploy/*.sh: package installation, a private ODBC driver registry, a
+# private PostgreSQL cluster and a private Redis on loopback ports. Sourced, not run.
 
 PATINA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -91,4 +91,35 @@ pg_stop() {
 # pg_psql ARGS... : psql against the private cluster as the superuser.
 pg_psql() {
   psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"
+}
+
+# redis_start DIR : start a private Redis in DIR on a free loopback port, persisting only into
+# DIR (append-only file, fsync every second, no snapshots); sets REDIS_PORT, REDIS_DIR.
+redis_start() {
+  REDIS_DIR="$1"
+  REDIS_PORT="$(free_port)"
+  mkdir -p "$REDIS_DIR"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$REDIS_DIR" \
+    --appendonly yes --appendfsync everysec --save "" \
+    --daemonize yes --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" >/dev/null
+  local i
+  for i in $(seq 1 50); do
+    if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+      echo "==> Redis running on 127.0.0.1:$REDIS_PORT (data in $REDIS_DIR)"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "Redis did not start; its log:" >&2
+  cat "$REDIS_DIR/redis.log" >&2 || true
+  return 1
+}
+
+redis_stop() {
+  if [ -n "${REDIS_DIR:-}" ] && [ -f "$REDIS_DIR/redis.pid" ]; then
+    local pid; pid="$(cat "$REDIS_DIR/redis.pid")"
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    echo "==> Redis stopped"
+  fi
 }

@@ -11,18 +11,19 @@ use std::path::Path;
 use std::sync::Arc;
 
 use indexmap::IndexMap;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::audit::Audit;
 use crate::auth::Authenticator;
 use crate::catalog::Catalog;
-use crate::config::{Config, SourceKind};
+use crate::config::{Config, SourceKind, StateBackend, Unreachable};
 use crate::diag::{Diagnostic, LoadError, Severity};
 use crate::dialect::{Client, Placeholders};
 use crate::http::{self, AppState, Gateway, Security};
 use crate::mapping::{self, Compiled, SourceInfo};
 use crate::shape::{Learned, SqlType};
 use crate::source::{Pool, Source, SourceError};
+use crate::state::redis::Redis;
 use reload::{Reloader, WatchGuard};
 
 /// Compile the mappings a config points at.
@@ -124,7 +125,8 @@ impl App {
         }
         let catalog = Arc::new(compiled.catalog);
         let sources = start_sources(&config).map_err(StartError::Sources)?;
-        let gateway = build(&config, &catalog, sources, listen).map_err(StartError::Bind)?;
+        let redis = start_redis(&config)?;
+        let gateway = build(&config, &catalog, sources, redis, listen).map_err(StartError::Bind)?;
         // Describing runs once at start and again after every reload that swaps a catalog in.
         let (describe, mut to_describe) = tokio::sync::mpsc::unbounded_channel::<()>();
         let check_config = config.clone();
@@ -213,11 +215,40 @@ impl RunningApp {
     }
 }
 
+/// Longest the start-up check of Redis (connection and durability settings) may take.
+const REDIS_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// With `[state] backend = "redis"`: the shared connection, and in the background its
+/// start-up check (reachable within [`REDIS_CHECK_TIMEOUT`]? durable?), logged. A Redis that is
+/// away at start does not stop the gateway: calls reconnect by themselves, rate limits follow
+/// `redis_unreachable` meanwhile.
+fn start_redis(config: &Config) -> Result<Option<(Arc<Redis>, Unreachable)>, StartError> {
+    let StateBackend::Redis(settings) = &config.state.backend else {
+        return Ok(None);
+    };
+    let redis = Arc::new(Redis::lazy(&settings.url).map_err(|e| StartError::State(e.to_string()))?);
+    let check = Arc::clone(&redis);
+    actix_web::rt::spawn(async move {
+        match tokio::time::timeout(REDIS_CHECK_TIMEOUT, check.check_durability()).await {
+            Ok(Ok(_)) => info!(redis = check.url(), "shared state on Redis"),
+            Ok(Err(e)) => error!(error = %e, "Redis cannot be reached at start; calls retry it"),
+            Err(_) => error!(
+                redis = check.url(),
+                "Redis did not answer within {}s at start; calls retry it",
+                REDIS_CHECK_TIMEOUT.as_secs()
+            ),
+        }
+    });
+    Ok(Some((redis, settings.unreachable)))
+}
+
 /// Why a loaded gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot start: {0}")]
     Sources(String),
+    #[error("cannot start: [state]: {0}")]
+    State(String),
     #[error("cannot serve: {0}")]
     Bind(std::io::Error),
 }
@@ -227,6 +258,7 @@ fn build(
     config: &Config,
     catalog: &Arc<Catalog>,
     sources: HashMap<String, Arc<Source>>,
+    redis: Option<(Arc<Redis>, Unreachable)>,
     listen: Option<&str>,
 ) -> std::io::Result<Gateway> {
     let workers = std::thread::available_parallelism().map_or(2, usize::from);
@@ -242,14 +274,13 @@ fn build(
         Some((cert, key)) => Some(http::tls_config(cert, key)?),
         None => None,
     };
-    http::bind(
-        AppState::new(Arc::clone(catalog), config.docs.clone(), sources, security)
-            .with_writes(config.max_body_bytes, config.state.clone())
-            .with_queue(config.queue),
-        listen.unwrap_or(&config.listen),
-        workers,
-        tls,
-    )
+    let mut state = AppState::new(Arc::clone(catalog), config.docs.clone(), sources, security)
+        .with_writes(config.max_body_bytes, config.state.clone())
+        .with_queue(config.queue);
+    if let Some((redis, unreachable)) = redis {
+        state = state.with_redis(redis, unreachable);
+    }
+    http::bind(state, listen.unwrap_or(&config.listen), workers, tls)
 }
 
 /// How long one statement's description may take.

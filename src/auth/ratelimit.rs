@@ -1,19 +1,26 @@
-//! Rate limits per identity: GCRA buckets (governor) keyed by token subject, API key id or
-//! client address, one limiter per distinct quota. Memory stays bounded: idle buckets are
-//! dropped as the key count grows. Produces the numbers for `RateLimit-*` and `Retry-After`.
+//! Rate limits per identity: GCRA buckets keyed by token subject, API key id or client
+//! address, one limiter per distinct quota. Produces the numbers for `RateLimit-*` and
+//! `Retry-After`.
+//!
+//! Two backends behind one [`RateLimits::decide`]: in process (governor; each replica counts
+//! alone; memory stays bounded: idle buckets are dropped as the key count grows), or on the
+//! shared Redis (`[state] backend = "redis"`: every replica takes from the same buckets, through
+//! `state::redis::Gcra`). When Redis cannot be reached, `[state] redis_unreachable` decides:
+//! `open` lets the request through unlimited (with a warning now and then), `closed` refuses it.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use crate::config::RateSpec;
+use crate::config::{RateSpec, Unreachable};
+use crate::state::redis::{Gcra, GcraOutcome, Redis};
 
 /// The governor quota of a rate: `limit` requests per `window`, all of them in one burst.
 fn quota(spec: RateSpec) -> Quota {
@@ -46,6 +53,28 @@ const SWEEP_ABOVE: usize = 50_000;
 pub struct RateLimits {
     limiters: Mutex<HashMap<RateSpec, Arc<Limiter>>>,
     checks: AtomicU64,
+    /// The buckets on Redis, when replicas share them.
+    shared: Option<Shared>,
+}
+
+/// Rate limits on the shared Redis.
+#[derive(Debug)]
+struct Shared {
+    gcra: Gcra,
+    unreachable: Unreachable,
+    /// When the last "Redis unreachable" warning went out, in ms after `epoch` (0: never).
+    warned: AtomicU64,
+    epoch: Instant,
+}
+
+/// Fail open warns at most this often while Redis stays away.
+pub const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// A limit could not be decided: Redis cannot be reached and the config says to fail closed.
+#[derive(Debug, thiserror::Error)]
+#[error("rate limits cannot be checked: {reason}")]
+pub struct Undecided {
+    pub reason: String,
 }
 
 fn ceil_secs(d: Duration) -> u64 {
@@ -53,8 +82,52 @@ fn ceil_secs(d: Duration) -> u64 {
 }
 
 impl RateLimits {
+    /// Limits counted in this process.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Limits counted on the shared Redis; `unreachable` says what to do when it is away.
+    pub fn shared(redis: Arc<Redis>, unreachable: Unreachable) -> Self {
+        Self {
+            shared: Some(Shared {
+                gcra: Gcra::new(redis),
+                unreachable,
+                warned: AtomicU64::new(0),
+                epoch: Instant::now(),
+            }),
+            ..Self::default()
+        }
+    }
+
+    /// Whether the buckets are on Redis.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Take one request from `bucket` under `spec`, on whichever backend holds the buckets.
+    /// `Ok(None)`: Redis could not be reached and the limits fail open (no decision, no
+    /// headers). In process this never waits.
+    pub async fn decide(
+        &self,
+        spec: RateSpec,
+        bucket: &str,
+    ) -> Result<Option<Decision>, Undecided> {
+        let Some(shared) = &self.shared else {
+            return Ok(Some(self.check(spec, bucket)));
+        };
+        match shared.gcra.take(spec.limit, spec.window, bucket).await {
+            Ok(o) => Ok(Some(decision(spec, o))),
+            Err(e) => {
+                shared.warn_unreachable(&e);
+                match shared.unreachable {
+                    Unreachable::Closed => Err(Undecided {
+                        reason: e.to_string(),
+                    }),
+                    Unreachable::Open => Ok(None),
+                }
+            }
+        }
     }
 
     fn limiter(&self, spec: RateSpec) -> Arc<Limiter> {
@@ -102,11 +175,52 @@ impl RateLimits {
         }
     }
 
-    /// Keys currently held, across limiters (for tests and metrics).
+    /// Keys currently held in process, across limiters (for tests and metrics).
     pub fn buckets(&self) -> usize {
         self.limiters
             .lock()
             .map_or(0, |m| m.values().map(|l| l.len()).sum())
+    }
+}
+
+impl Shared {
+    /// Say that Redis is away and what the limits do meanwhile, unless that was said less
+    /// than [`WARN_EVERY`] ago.
+    fn warn_unreachable(&self, e: &crate::state::redis::RedisStateError) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
+        let last = self.warned.load(Ordering::Relaxed);
+        let every = u64::try_from(WARN_EVERY.as_millis()).unwrap_or(u64::MAX);
+        if (last == 0 || now.saturating_sub(last) >= every)
+            && self
+                .warned
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let meanwhile = match self.unreachable {
+                Unreachable::Open => {
+                    "requests pass unlimited ([state] redis_unreachable = \"open\")"
+                }
+                Unreachable::Closed => {
+                    "limited requests are refused with 503 ([state] redis_unreachable = \"closed\")"
+                }
+            };
+            tracing::warn!(
+                error = %e,
+                "rate limits cannot be checked on Redis: {meanwhile}; said at most every {}s",
+                WARN_EVERY.as_secs()
+            );
+        }
+    }
+}
+
+/// The headers' numbers for a take from a Redis bucket.
+fn decision(spec: RateSpec, o: GcraOutcome) -> Decision {
+    Decision {
+        allowed: o.allowed,
+        limit: spec.limit,
+        remaining: o.remaining,
+        reset: ceil_secs(o.reset),
+        retry_after: o.retry_after.map(|w| ceil_secs(w).max(1)),
     }
 }
 
@@ -131,5 +245,54 @@ mod tests {
             "another identity has its own bucket"
         );
         assert_eq!(limits.buckets(), 2);
+    }
+
+    #[test]
+    fn redis_outcomes_become_the_same_headers() {
+        let spec = RateSpec::parse("100/minute").expect("spec");
+        let ok = decision(
+            spec,
+            GcraOutcome {
+                allowed: true,
+                remaining: 99,
+                reset: Duration::from_millis(600),
+                retry_after: None,
+            },
+        );
+        assert_eq!(
+            ok,
+            Decision {
+                allowed: true,
+                limit: 100,
+                remaining: 99,
+                reset: 1,
+                retry_after: None
+            }
+        );
+        let refused = decision(
+            spec,
+            GcraOutcome {
+                allowed: false,
+                remaining: 0,
+                reset: Duration::from_mins(1),
+                retry_after: Some(Duration::from_millis(10)),
+            },
+        );
+        assert_eq!(refused.retry_after, Some(1), "never less than a second");
+        assert_eq!(refused.reset, 60);
+    }
+
+    #[test]
+    fn in_process_limits_decide_without_redis() {
+        let limits = RateLimits::new();
+        assert!(!limits.is_shared());
+        let spec = RateSpec::parse("1/minute").expect("spec");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let first = rt.block_on(limits.decide(spec, "a")).expect("decided");
+        assert!(first.is_some_and(|d| d.allowed));
+        let second = rt.block_on(limits.decide(spec, "a")).expect("decided");
+        assert!(second.is_some_and(|d| !d.allowed));
     }
 }

@@ -4,8 +4,8 @@
 //! rate limits, documents, sources). Secrets stay wrapped in [`Secret`](crate::secret::Secret) so they never reach logs.
 //! Mapping files are compiled elsewhere.
 //!
-//! `raw` is the file as written; `source`, `mssql` and `auth` check their sections into typed
-//! settings; `env` expands variables and redacts connection strings. This module imports only
+//! `raw` is the file as written; `source`, `mssql`, `auth` and `state` (the shared-state
+//! backend) check their sections into typed settings; `env` expands variables and redacts connection strings. This module imports only
 //! the leaves below it (`secret`, `diag`, the dialect), never a module that acts on a config.
 
 mod auth;
@@ -13,6 +13,7 @@ mod env;
 mod mssql;
 mod raw;
 mod source;
+mod state;
 #[cfg(test)]
 mod tests;
 
@@ -27,6 +28,7 @@ pub use auth::{AuthSettings, JwtSettings, RateSettings, RateSpec};
 pub use env::{expand_env, redact_connection_string};
 pub use mssql::{Encrypt, MssqlTarget, Trust};
 pub use source::{SourceConfig, SourceKind, SourceTarget};
+pub use state::{RedisSettings, StateBackend, Unreachable};
 
 use auth::{compile_auth, compile_rate};
 use raw::RawConfig;
@@ -98,6 +100,8 @@ pub struct StateSettings {
     pub dir: PathBuf,
     /// How long the first answer to an `Idempotency-Key` is replayed.
     pub idempotency_ttl: Duration,
+    /// Where shared state lives: the embedded store, or Redis for replicas.
+    pub backend: StateBackend,
 }
 
 pub const DEFAULT_MAX_ROWS: usize = 1000;
@@ -196,6 +200,7 @@ impl Config {
                             Duration::from_hours(24)
                         })
                 }),
+            backend: state::compile_backend(&file, raw.state.as_ref(), env, &mut diags),
         };
         let queue = raw
             .queue

@@ -229,6 +229,13 @@ pub(super) struct RawState {
     pub dir: Option<String>,
     /// How long the first answer to an `Idempotency-Key` is kept for replays. Default `24h`.
     pub idempotency_ttl: Option<Spanned<String>>,
+    /// `embedded` (default: the store file in `dir`) or `redis` (shared by every replica).
+    pub backend: Option<Spanned<String>>,
+    /// `redis://` or `rediss://` (TLS) URL, password included; use `${VAR}`.
+    pub redis_url: Option<Spanned<String>>,
+    /// What rate limits do while Redis cannot be reached: `open` (let requests through) or
+    /// `closed` (answer 503). Default `open`.
+    pub redis_unreachable: Option<Spanned<String>>,
 }
 
 /// `[queue]`: the write queue of `delivery = "queued"` routes.

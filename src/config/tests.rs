@@ -294,3 +294,82 @@ fn the_option_lists_match_the_raw_structs() {
     }
     assert!(!known::<RawMssql>("dialect"), "the check can fail");
 }
+
+fn state_env(v: &str) -> Option<String> {
+    match v {
+        "REDIS_URL" => Some("rediss://:s3cret@cache.internal:6380/2".into()),
+        _ => None,
+    }
+}
+
+#[test]
+fn the_state_backend_is_embedded_by_default() {
+    let c = Config::parse(Path::new("p.toml"), "[state]\ndir = \"d\"\n", &state_env).expect("ok");
+    assert_eq!(c.state.backend, StateBackend::Embedded);
+    let c = Config::parse(Path::new("p.toml"), "", &state_env).expect("ok");
+    assert_eq!(c.state.backend, StateBackend::Embedded);
+}
+
+#[test]
+fn redis_backend_reads_the_url_from_the_environment() {
+    let text = "[state]\nbackend = \"redis\"\nredis_url = \"${REDIS_URL}\"\nredis_unreachable = \"closed\"\n";
+    let c = Config::parse(Path::new("p.toml"), text, &state_env).expect("valid");
+    let StateBackend::Redis(r) = &c.state.backend else {
+        panic!("{:?}", c.state.backend)
+    };
+    assert_eq!(r.url.expose(), "rediss://:s3cret@cache.internal:6380/2");
+    assert_eq!(r.unreachable, Unreachable::Closed);
+    assert!(
+        !format!("{c:?}").contains("s3cret"),
+        "the password stays hidden"
+    );
+    let text = "[state]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1/\"\n";
+    let c = Config::parse(Path::new("p.toml"), text, &state_env).expect("valid");
+    assert!(
+        matches!(&c.state.backend, StateBackend::Redis(r) if r.unreachable == Unreachable::Open),
+        "fail open is the default"
+    );
+}
+
+#[test]
+fn redis_mistakes_are_reported_without_the_password() {
+    let text = "[state]\nbackend = \"redis\"\nredis_url = \"http://:pw@h/\"\nredis_unreachable = \"maybe\"\n";
+    let msg = Config::parse(Path::new("p.toml"), text, &state_env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("p.toml:3:13: error: `redis_url` is not a Redis URL (scheme `http`)"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("unknown `redis_unreachable` value `maybe`"),
+        "{msg}"
+    );
+    assert!(!msg.contains("pw@"), "{msg}");
+    for (text, want) in [
+        ("[state]\nbackend = \"redis\"\n", "needs a `redis_url`"),
+        (
+            "[state]\nbackend = \"redis\"\nredis_url = \"${NOPE}\"\n",
+            "`redis_url`: environment variable `NOPE` not set",
+        ),
+        (
+            "[state]\nbackend = \"memcached\"\n",
+            "unknown state backend `memcached`",
+        ),
+        ("[state]\nredis_port = 6379\n", "unknown field `redis_port`"),
+    ] {
+        let msg = Config::parse(Path::new("p.toml"), text, &state_env)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains(want), "missing `{want}` in:\n{msg}");
+    }
+}
+
+#[test]
+fn redis_keys_without_the_redis_backend_are_warned_about_not_expanded() {
+    let text = "[state]\nredis_url = \"${NOPE}\"\n";
+    let c = Config::parse(Path::new("p.toml"), text, &state_env).expect("valid");
+    assert_eq!(c.state.backend, StateBackend::Embedded);
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(c.warnings[0].message.contains("unused"), "{:?}", c.warnings);
+}

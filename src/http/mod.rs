@@ -61,6 +61,8 @@ pub struct AppState {
     queue: crate::config::QueueSettings,
     /// Wakes the delivery loop when a write was queued or a dead letter replayed.
     delivery_wake: tokio::sync::Notify,
+    /// The shared Redis, with `[state] backend = "redis"`.
+    redis: Option<Arc<crate::state::redis::Redis>>,
 }
 
 impl AppState {
@@ -82,6 +84,24 @@ impl AppState {
     pub fn with_queue(mut self, queue: crate::config::QueueSettings) -> Self {
         self.queue = queue;
         self
+    }
+
+    /// Keep shared state on `redis`: from now on the rate limits count there (what they do
+    /// while it is away is `unreachable`).
+    #[must_use]
+    pub fn with_redis(
+        mut self,
+        redis: Arc<crate::state::redis::Redis>,
+        unreachable: crate::config::Unreachable,
+    ) -> Self {
+        self.limits = RateLimits::shared(Arc::clone(&redis), unreachable);
+        self.redis = Some(redis);
+        self
+    }
+
+    /// The shared Redis, when state is kept there.
+    pub fn redis(&self) -> Option<&Arc<crate::state::redis::Redis>> {
+        self.redis.as_ref()
     }
 
     /// The embedded store if a request opened it already.
@@ -135,6 +155,7 @@ impl AppState {
             store: std::sync::Mutex::new(None),
             queue: crate::config::QueueSettings::default(),
             delivery_wake: tokio::sync::Notify::new(),
+            redis: None,
         }
     }
 

@@ -51,7 +51,7 @@ pub(super) async fn serve(
         timing.auth = Some(auth_started.elapsed());
         identity_label = identity.label();
         authorize(state, route, &identity)?;
-        let decision = rate_limit(req, state, route, &identity);
+        let decision = rate_limit(req, state, route, &identity).await?;
         rate = decision;
         if let Some(d) = decision
             && !d.allowed
@@ -232,31 +232,66 @@ fn client_ip(req: &HttpRequest, state: &AppState) -> String {
     peer.map_or_else(|| "unknown".to_string(), |p| p.to_string())
 }
 
-/// Check the route's own limit and the caller's default; report the tighter one.
-fn rate_limit(
+/// Check the route's own limit and the caller's default; report the tighter one. With the
+/// limits on Redis and Redis away, a check fails open (no decision) or closed (503), as
+/// configured.
+async fn rate_limit(
     req: &HttpRequest,
     state: &AppState,
     route: &RoutePlan,
     identity: &Identity,
-) -> Option<Decision> {
-    let bucket = match identity {
-        Identity::Anonymous => format!("ip:{}", client_ip(req, state)),
-        other => other.label(),
-    };
-    let mut decisions = Vec::new();
-    if let Some(spec) = route.rate_limit {
-        decisions.push(state.limits.check(spec, &format!("{}|{bucket}", route.id)));
-    }
+) -> Result<Option<Decision>, Problem> {
+    let route_spec = route.rate_limit;
     let default = match identity {
         Identity::Key { rate: Some(r), .. } => Some(*r),
         _ => state.rate_settings.default,
     };
-    if let Some(spec) = default {
-        decisions.push(state.limits.check(spec, &bucket));
+    if route_spec.is_none() && default.is_none() {
+        return Ok(None);
     }
-    decisions
-        .into_iter()
-        .min_by_key(|d| (d.allowed, d.remaining))
+    let bucket = match identity {
+        Identity::Anonymous => format!("ip:{}", client_ip(req, state)),
+        other => other.label(),
+    };
+    let mut tightest: Option<Decision> = None;
+    let mut keep = |d: Option<Decision>| {
+        if let Some(d) = d
+            && tightest.is_none_or(|t| (d.allowed, d.remaining) < (t.allowed, t.remaining))
+        {
+            tightest = Some(d);
+        }
+    };
+    if let Some(spec) = route_spec {
+        let d = state
+            .limits
+            .decide(spec, &format!("{}|{bucket}", route.id))
+            .await
+            .map_err(|e| rate_limits_unavailable(&e))?;
+        keep(d);
+    }
+    if let Some(spec) = default {
+        let d = state
+            .limits
+            .decide(spec, &bucket)
+            .await
+            .map_err(|e| rate_limits_unavailable(&e))?;
+        keep(d);
+    }
+    Ok(tightest)
+}
+
+/// 503: the limits live on Redis, Redis cannot be reached, and they fail closed.
+/// (Redis's absence is logged where it is found, at most every few seconds.)
+fn rate_limits_unavailable(_: &crate::auth::ratelimit::Undecided) -> Problem {
+    Problem {
+        retry_after: Some(1),
+        ..Problem::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "rate-limit-unavailable",
+            "Rate Limit Unavailable",
+            "The gateway cannot check its rate limits right now; retry shortly.",
+        )
+    }
 }
 
 fn rate_headers(res: &mut HttpResponse, d: Decision) {

@@ -30,6 +30,7 @@
 
 mod idempotency;
 mod queue;
+pub mod redis;
 #[cfg(test)]
 mod tests;
 
