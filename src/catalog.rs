@@ -344,6 +344,10 @@ pub struct Catalog {
     /// Unique to this catalog within the process: what was learned or cached under one
     /// catalog (responses, for one) is never served under another.
     pub generation: u64,
+    /// The first 8 bytes of a SHA-256 of the mapping files (names and text): the same
+    /// mappings give the same number in every process and after every restart. A queued
+    /// write records the one it was accepted under.
+    pub mappings_digest: u64,
     router: matchit::Router<Vec<usize>>,
     by_id: std::collections::HashMap<String, usize>,
 }
@@ -374,6 +378,7 @@ impl Catalog {
             by_id,
             routes,
             generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            mappings_digest: 0,
             router,
         })
     }

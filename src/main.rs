@@ -1,4 +1,5 @@
-//! The `patina` command line: `serve`, `check`, `openapi`, `keys` and `token`. Parses arguments
+//! The `patina` command line: `serve`, `check`, `openapi`, `keys`, `token`, `dlq` and
+//! `dedup-table`. Parses arguments
 //! and prints; what each command does lives in the library (`serve` is [`patina::app::App`]).
 
 use std::path::PathBuf;
@@ -40,6 +41,31 @@ enum KeysAction {
     List,
     /// Revoke a key by id; takes effect without a restart.
     Revoke { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum DlqCmd {
+    /// List the dead letters (of one route).
+    List {
+        #[arg(long)]
+        route: Option<String>,
+    },
+    /// Show one delivery: its request, every attempt and its error.
+    Show { id: String },
+    /// Put dead letters back in the queue, decoded again under the current mappings.
+    Replay {
+        ids: Vec<String>,
+        /// Every dead letter of `--route`.
+        #[arg(long, requires = "route")]
+        all: bool,
+        #[arg(long)]
+        route: Option<String>,
+    },
+    /// Forget dead letters for good.
+    Drop {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -96,6 +122,29 @@ enum Command {
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
+    /// The dead-letter queue of queued writes (safe while the gateway runs).
+    Dlq {
+        #[arg(
+            long,
+            default_value = "patina.toml",
+            env = "PATINA_CONFIG",
+            global = true
+        )]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: DlqCmd,
+    },
+    /// Print the statement that creates the dedup table of every queued route (or of one
+    /// table in one dialect), to run on the target database before the route goes live.
+    DedupTable {
+        #[arg(long, default_value = "patina.toml", env = "PATINA_CONFIG")]
+        config: PathBuf,
+        /// With `--table`: db2i, mssql, postgres or sqlite, without reading the config.
+        #[arg(long, requires = "table")]
+        dialect: Option<String>,
+        #[arg(long, requires = "dialect")]
+        table: Option<String>,
+    },
     /// Check the config and every mapping file; exit 1 on any error.
     Check {
         #[arg(long, default_value = "patina.toml", env = "PATINA_CONFIG")]
@@ -132,6 +181,12 @@ fn main() -> ExitCode {
         }
         Command::Openapi { config, out, db } => write_openapi(&config, &out, db),
         Command::Keys { config, action } => keys(&config, action),
+        Command::Dlq { config, action } => dlq(&config, action),
+        Command::DedupTable {
+            config,
+            dialect,
+            table,
+        } => dedup_table(&config, dialect.as_deref(), table.as_deref()),
         Command::Token {
             config,
             sub,
@@ -418,6 +473,123 @@ fn check(config_path: &std::path::Path, db: bool) -> ExitCode {
         println!("ok: {routes} route(s) in {versions}, checked against their databases");
     } else {
         println!("ok: {routes} route(s) in {versions}");
+    }
+    ExitCode::SUCCESS
+}
+
+fn dlq(config_path: &std::path::Path, action: DlqCmd) -> ExitCode {
+    use patina::app::dlq::DlqAction;
+    let config = match patina::config::Config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (action, list) = match action {
+        DlqCmd::List { route } => (DlqAction::List { route }, true),
+        DlqCmd::Show { id } => (DlqAction::Show { id }, false),
+        DlqCmd::Replay {
+            all: true,
+            route: Some(route),
+            ..
+        } => (DlqAction::ReplayRoute { route }, false),
+        DlqCmd::Replay { ids, .. } if !ids.is_empty() => (DlqAction::Replay { ids }, false),
+        DlqCmd::Replay { .. } => {
+            eprintln!("patina: name the dead letters to replay, or --all --route ROUTE");
+            return ExitCode::from(2);
+        }
+        DlqCmd::Drop { ids } => (DlqAction::Drop { ids }, false),
+    };
+    match app::dlq::run(&config, &action) {
+        Ok(v) if list => {
+            let letters = v["data"].as_array().cloned().unwrap_or_default();
+            if letters.is_empty() {
+                println!("no dead letters");
+            }
+            for d in &letters {
+                let s = |k: &str| d[k].as_str().unwrap_or("").to_string();
+                println!(
+                    "{}  {}  accepted {}  attempts {}  {}{}",
+                    s("id"),
+                    s("route"),
+                    s("accepted_at"),
+                    d["attempts"],
+                    s("last_error"),
+                    d["last_error_detail"]
+                        .as_str()
+                        .map(|t| format!(": {t}"))
+                        .unwrap_or_default()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(v) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
+            );
+            let none = ["replayed", "dropped"]
+                .iter()
+                .any(|k| v[*k].as_array().is_some_and(Vec::is_empty));
+            if none {
+                eprintln!("patina: no dead letter matched");
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("patina: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dedup_table(
+    config_path: &std::path::Path,
+    dialect: Option<&str>,
+    table: Option<&str>,
+) -> ExitCode {
+    if let (Some(d), Some(t)) = (dialect, table) {
+        let Some(d) = patina::dialect::Dialect::parse(d) else {
+            eprintln!(
+                "patina: unknown dialect `{d}` (one of {})",
+                patina::dialect::Dialect::NAMES.join(", ")
+            );
+            return ExitCode::from(2);
+        };
+        println!("{}", d.dedup_table_ddl(t));
+        return ExitCode::SUCCESS;
+    }
+    let Some(app::App { config, compiled }) = load(config_path) else {
+        return ExitCode::FAILURE;
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &compiled.catalog.routes {
+        let Some(dedup) = r
+            .write
+            .as_ref()
+            .and_then(|w| w.queue.as_ref())
+            .and_then(|q| q.dedup.as_ref())
+        else {
+            continue;
+        };
+        let Some(src) = config.sources.get(&r.source) else {
+            continue;
+        };
+        if seen.insert((r.source.clone(), dedup.table.clone())) {
+            println!(
+                "-- source `{}` ({}), routes writing to {}\n{}\n",
+                r.source,
+                src.dialect.name(),
+                dedup.table,
+                src.dialect.dedup_table_ddl(&dedup.table)
+            );
+        }
+    }
+    if seen.is_empty() {
+        eprintln!("patina: no queued route names a dedup_table");
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }

@@ -695,46 +695,6 @@ fn writes_are_audited_without_their_bodies_and_counted() {
     );
 }
 
-/// A `patina serve` process of its own, killed with SIGKILL when dropped.
-struct Served {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(config: &std::path::Path) -> Served {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let served = Served {
-        child: std::process::Command::new(env!("CARGO_BIN_EXE_patina"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("patina serve starts"),
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..200 {
-        if reqwest::blocking::get(format!("{}/healthz", served.base))
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return served;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("patina serve did not answer on {}", served.base);
-}
-
 #[test]
 fn a_replay_survives_kill_9_and_a_restart() {
     let (dir, db) = common::sqlite_fresh();
@@ -769,13 +729,13 @@ fn a_replay_survives_kill_9_and_a_restart() {
             .send()
             .expect("request")
     };
-    let first = serve(&config);
+    let first = common::serve(&config);
     let res = post(&first.base);
     assert_eq!(res.status(), 201);
     let location = res.headers().get("location").cloned();
     let body = res.text().expect("body");
     drop(first); // SIGKILL: no shutdown, no flush but the store's own commits.
-    let second = serve(&config);
+    let second = common::serve(&config);
     let res = post(&second.base);
     assert_eq!(res.status(), 201);
     assert_eq!(

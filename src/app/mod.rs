@@ -4,6 +4,7 @@
 //! integration test go through [`App::start`]. Owns the order in which things are built; each
 //! step's logic lives in its own module.
 
+pub mod dlq;
 pub mod reload;
 
 use std::collections::HashMap;
@@ -159,7 +160,8 @@ impl App {
             }
         });
         let _ = describe.send(());
-        // Expired idempotency records are dropped now and then (a claim ignores them anyway).
+        // Expired idempotency records and delivered writes past their retention are dropped
+        // now and then (a claim ignores expired records anyway; Redis expires its own).
         let state = gateway.state.clone();
         actix_web::rt::spawn(async move {
             let mut every = tokio::time::interval(PURGE_EVERY);
@@ -173,6 +175,18 @@ impl App {
                         }
                         Ok(Err(e)) => warn!(error = %e, "expired idempotency records not purged"),
                         _ => {}
+                    }
+                }
+                if let Some(queue) = state.open_queue_store() {
+                    match queue
+                        .purge_delivered(state.queue_settings().keep_delivered)
+                        .await
+                    {
+                        Ok(n) if n > 0 => {
+                            info!(records = n, "delivered writes past their retention purged")
+                        }
+                        Ok(_) => {}
+                        Err(e) => warn!(error = %e, "delivered writes not purged"),
                     }
                 }
             }

@@ -13,7 +13,7 @@ use tracing::{error, info};
 
 use super::AppState;
 use super::problem::Problem;
-use crate::state::{Store, StoreError};
+use crate::state::{QueueError, QueueStore};
 
 /// The scope that opens the admin API and every delivery's details.
 pub const SCOPE: &str = "patina:admin";
@@ -125,14 +125,11 @@ async fn api(
     use actix_web::http::Method;
     let parts: Vec<&str> = tail.split('/').filter(|p| !p.is_empty()).collect();
     let method = req.method().clone();
-    let generation = state.catalog().generation;
+    let generation = state.catalog().mappings_digest;
     let route = query.get("route").cloned();
     match (method, parts.as_slice()) {
         (Method::GET, ["queue"]) => {
-            let stats = match state.open_store() {
-                Some(store) => Some(blocking(move || store.queue_stats()).await?),
-                None => None,
-            };
+            let stats = Some(done(store(state)?.queue_stats().await)?);
             let now = crate::clock::now_ms();
             let routes: serde_json::Map<String, serde_json::Value> = stats
                 .as_ref()
@@ -165,12 +162,7 @@ async fn api(
                 .and_then(|l| l.parse().ok())
                 .unwrap_or(LIST_MAX)
                 .min(LIST_MAX);
-            let letters = match state.open_store() {
-                Some(store) => {
-                    blocking(move || store.dead_letters(route.as_deref(), limit)).await?
-                }
-                None => Vec::new(),
-            };
+            let letters = done(store(state)?.dead_letters(route.as_deref(), limit).await)?;
             let data: Vec<serde_json::Value> = letters
                 .iter()
                 .map(|d| super::queue::view(d, true))
@@ -186,23 +178,17 @@ async fn api(
                     "Name the route whose dead letters to replay: ?route=ID.",
                 ));
             };
-            let store = store(state)?;
-            let replayed = blocking(move || store.replay_route(&route, generation)).await?;
+            let replayed = done(store(state)?.replay_route(&route, generation).await)?;
             state.delivery_wake.notify_one();
             Ok(json(&serde_json::json!({ "replayed": replayed })))
         }
-        (Method::GET, ["deliveries", id]) => {
-            let store = store(state)?;
-            let id = (*id).to_string();
-            match blocking(move || store.delivery(&id)).await? {
-                Some(d) => Ok(json(&super::queue::view(&d, true))),
-                None => Err(Problem::not_found("No delivery has this id.")),
-            }
-        }
+        (Method::GET, ["deliveries", id]) => match done(store(state)?.delivery(id).await)? {
+            Some(d) => Ok(json(&super::queue::view(&d, true))),
+            None => Err(Problem::not_found("No delivery has this id.")),
+        },
         (Method::POST, ["deliveries", id, "replay"]) => {
-            let store = store(state)?;
             let ids = vec![(*id).to_string()];
-            let replayed = blocking(move || store.replay(&ids, generation)).await?;
+            let replayed = done(store(state)?.replay(&ids, generation).await)?;
             if replayed.is_empty() {
                 return Err(not_dead());
             }
@@ -211,15 +197,13 @@ async fn api(
         }
         (Method::POST, ["replay"]) => {
             let ids = ids_of(query)?;
-            let store = store(state)?;
-            let replayed = blocking(move || store.replay(&ids, generation)).await?;
+            let replayed = done(store(state)?.replay(&ids, generation).await)?;
             state.delivery_wake.notify_one();
             Ok(json(&serde_json::json!({ "replayed": replayed })))
         }
         (Method::DELETE, ["deliveries", id]) => {
-            let store = store(state)?;
             let ids = vec![(*id).to_string()];
-            let dropped = blocking(move || store.drop_dead(&ids)).await?;
+            let dropped = done(store(state)?.drop_dead(&ids).await)?;
             if dropped.is_empty() {
                 return Err(not_dead());
             }
@@ -227,8 +211,7 @@ async fn api(
         }
         (Method::POST, ["drop"]) => {
             let ids = ids_of(query)?;
-            let store = store(state)?;
-            let dropped = blocking(move || store.drop_dead(&ids)).await?;
+            let dropped = done(store(state)?.drop_dead(&ids).await)?;
             Ok(json(&serde_json::json!({ "dropped": dropped })))
         }
         _ => Err(Problem::not_found("No admin endpoint matches this path.")),
@@ -270,30 +253,20 @@ fn json(v: &serde_json::Value) -> HttpResponse {
         .json(v)
 }
 
-fn store(state: &AppState) -> Result<Arc<Store>, Problem> {
-    state.store().map_err(|e| {
-        error!(error = %e, "the state store cannot be opened");
+fn store(state: &AppState) -> Result<Arc<QueueStore>, Problem> {
+    state.queue_store().map_err(|e| {
+        error!(error = %e, "the write queue cannot be reached");
         super::write::state_unavailable()
     })
 }
 
-/// Run a store call on a blocking thread; its failure as a 503.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, Problem> {
-    match web::block(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => {
-            error!(error = %e, "the state store failed");
-            Err(super::write::state_unavailable())
-        }
-        Err(e) => {
-            error!(error = %e, "the state store failed");
-            Err(super::write::state_unavailable())
-        }
-    }
+/// A queue call's answer; its failure as a 503.
+fn done<T>(r: Result<T, QueueError>) -> Result<T, Problem> {
+    r.map_err(|e| {
+        error!(error = %e, "the write queue failed");
+        super::write::state_unavailable()
+    })
 }
-
 /// Serve the admin API on a Unix socket at `path` (mode 0600), for `patina dlq` on this
 /// machine; await the returned server to run it.
 #[cfg(unix)]

@@ -6,8 +6,8 @@
 //! restart go on where they stopped: a delivery that was running when the process died is
 //! simply due again).
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::web;
@@ -15,17 +15,21 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use super::AppState;
-use crate::state::{Outcome, Store};
+use crate::state::{Outcome, QueueStore};
 
 /// Longest sleep between looks at the store (a retry's time may come meanwhile).
 const IDLE: Duration = Duration::from_secs(1);
 
+/// How long a taken delivery is held for this process (on Redis: after that, another replica
+/// may take it, as it would from a process that died).
+const LEASE: Duration = Duration::from_mins(2);
+
 /// Run deliveries for as long as the server runs.
 pub async fn run(state: web::Data<AppState>) {
-    let running: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let running = Arc::new(AtomicUsize::new(0));
     let mut tasks = JoinSet::new();
     loop {
-        let Some(store) = store_if_needed(&state) else {
+        let Some(queue) = queue_if_needed(&state) else {
             tokio::select! {
                 () = state.delivery_wake.notified() => {}
                 () = tokio::time::sleep(IDLE) => {}
@@ -35,35 +39,23 @@ pub async fn run(state: web::Data<AppState>) {
         let free = state
             .queue
             .concurrency
-            .saturating_sub(running.lock().map_or(0, |r| r.len()));
+            .saturating_sub(running.load(Ordering::Relaxed));
         let mut took = 0;
         if free > 0 {
-            let (s, r) = (Arc::clone(&store), Arc::clone(&running));
-            let due = web::block(move || {
-                s.due(crate::clock::now_ms(), free, &|id| {
-                    r.lock().is_ok_and(|r| r.contains(id))
-                })
-            })
-            .await;
-            match due {
-                Ok(Ok(due)) => {
+            match queue.lease(crate::clock::now_ms(), free, LEASE).await {
+                Ok(due) => {
                     took = due.len();
                     for d in due {
-                        if let Ok(mut r) = running.lock() {
-                            r.insert(d.id.clone());
-                        }
-                        let (state, store, running) =
-                            (state.clone(), Arc::clone(&store), Arc::clone(&running));
+                        running.fetch_add(1, Ordering::Relaxed);
+                        let (state, queue, running) =
+                            (state.clone(), Arc::clone(&queue), Arc::clone(&running));
                         tasks.spawn_local(async move {
                             let outcome = super::queue::deliver(&state, &d).await;
-                            record(&state, &store, &d, outcome).await;
-                            if let Ok(mut r) = running.lock() {
-                                r.remove(&d.id);
-                            }
+                            record(&state, &queue, &d, outcome).await;
+                            running.fetch_sub(1, Ordering::Relaxed);
                         });
                     }
                 }
-                Ok(Err(e)) => error!(error = %e, "due deliveries could not be read"),
                 Err(e) => error!(error = %e, "due deliveries could not be read"),
             }
         }
@@ -77,7 +69,12 @@ pub async fn run(state: web::Data<AppState>) {
             }
             continue;
         }
-        let wait = next_wait(&store).await;
+        let wait = match queue.next_due().await {
+            Ok(Some(at)) => {
+                Duration::from_millis(at.saturating_sub(crate::clock::now_ms())).min(IDLE)
+            }
+            _ => IDLE,
+        };
         tokio::select! {
             () = state.delivery_wake.notified() => {}
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -86,10 +83,10 @@ pub async fn run(state: web::Data<AppState>) {
     }
 }
 
-/// The store, when there is anything to deliver from it.
-fn store_if_needed(state: &AppState) -> Option<Arc<Store>> {
-    if let Some(s) = state.open_store() {
-        return Some(s);
+/// The queue, when there is anything to deliver from it.
+fn queue_if_needed(state: &AppState) -> Option<Arc<QueueStore>> {
+    if let Some(q) = state.open_queue_store() {
+        return Some(q);
     }
     let queued = state
         .catalog()
@@ -97,34 +94,23 @@ fn store_if_needed(state: &AppState) -> Option<Arc<Store>> {
         .iter()
         .any(|r| r.write.as_ref().is_some_and(|w| w.queue.is_some()));
     let exists = state.state_dir.join(crate::state::FILE_NAME).exists();
-    if !queued && !exists {
+    if !queued && !exists && state.redis().is_none() {
         return None;
     }
-    match state.store() {
-        Ok(s) => Some(s),
+    match state.queue_store() {
+        Ok(q) => Some(q),
         Err(e) => {
-            error!(error = %e, "the state store cannot be opened; queued writes wait");
+            error!(error = %e, "the write queue cannot be reached; queued writes wait");
             None
         }
     }
 }
 
-/// How long until the soonest retry is due (at most [`IDLE`]).
-async fn next_wait(store: &Arc<Store>) -> Duration {
-    let s = Arc::clone(store);
-    match web::block(move || s.next_due()).await {
-        Ok(Ok(Some(at))) => {
-            Duration::from_millis(at.saturating_sub(crate::clock::now_ms())).min(IDLE)
-        }
-        _ => IDLE,
-    }
-}
-
 /// Record an outcome durably (retrying while the store refuses: the attempt must not be lost
-/// from the record, and the delivery stays due until it is written).
+/// from the record; until it is written the delivery stays due).
 async fn record(
     state: &AppState,
-    store: &Arc<Store>,
+    queue: &QueueStore,
     d: &crate::state::Delivery,
     outcome: Outcome,
 ) {
@@ -159,16 +145,15 @@ async fn record(
     let finished = !matches!(outcome, Outcome::Retry { .. });
     for wait in [0u64, 100, 1000, 5000] {
         tokio::time::sleep(Duration::from_millis(wait)).await;
-        let (s, id, o) = (Arc::clone(store), d.id.clone(), outcome.clone());
-        match web::block(move || s.finish(&id, o)).await {
-            Ok(Ok(())) => {
+        match queue
+            .finish(&d.id, outcome.clone(), crate::clock::now_ms())
+            .await
+        {
+            Ok(()) => {
                 state
                     .metrics
                     .delivery(&d.route, label, finished.then_some(d.tries + 1));
                 return;
-            }
-            Ok(Err(e)) => {
-                error!(delivery = %d.id, error = %e, "a delivery's outcome could not be recorded");
             }
             Err(e) => {
                 error!(delivery = %d.id, error = %e, "a delivery's outcome could not be recorded");

@@ -9,6 +9,7 @@ pub mod deliver;
 pub mod params;
 pub mod problem;
 mod queue;
+pub use queue::view as delivery_view;
 mod route;
 mod script;
 mod write;
@@ -59,6 +60,8 @@ pub struct AppState {
     /// The embedded store, opened on first use (idempotent and queued writes need it).
     store: std::sync::Mutex<Option<Arc<crate::state::Store>>>,
     queue: crate::config::QueueSettings,
+    /// The write queue, on the embedded store or on Redis; made on first use.
+    queue_store: std::sync::Mutex<Option<Arc<crate::state::QueueStore>>>,
     /// Wakes the delivery loop when a write was queued or a dead letter replayed.
     delivery_wake: tokio::sync::Notify,
     /// The shared Redis, with `[state] backend = "redis"`.
@@ -77,6 +80,11 @@ impl AppState {
         self.idempotency_ttl = state.idempotency_ttl;
         self.state_dir = state.dir;
         self
+    }
+
+    /// The write queue's settings.
+    pub fn queue_settings(&self) -> crate::config::QueueSettings {
+        self.queue
     }
 
     /// Run queued writes with these settings.
@@ -107,6 +115,40 @@ impl AppState {
     /// The embedded store if a request opened it already.
     pub fn open_store(&self) -> Option<Arc<crate::state::Store>> {
         self.store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The write queue: on Redis when state is shared there, else in the embedded store
+    /// (opened now if it is not yet, and again later if opening failed).
+    pub fn queue_store(&self) -> Result<Arc<crate::state::QueueStore>, crate::state::QueueError> {
+        let mut slot = self
+            .queue_store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(q) = slot.as_ref() {
+            return Ok(Arc::clone(q));
+        }
+        let q = Arc::new(crate::state::QueueStore::embedded(self.store()?));
+        *slot = Some(Arc::clone(&q));
+        Ok(q)
+    }
+
+    /// The `Idempotency-Key` records of direct writes: on Redis when state is shared there,
+    /// else in the embedded store.
+    pub fn keys(&self) -> Result<crate::state::Keys, crate::state::QueueError> {
+        Ok(match &self.redis {
+            Some(r) => {
+                crate::state::Keys::Redis(crate::state::redis::RedisIdempotency::new(Arc::clone(r)))
+            }
+            None => crate::state::Keys::Embedded(self.store()?),
+        })
+    }
+
+    /// The write queue if something made it already.
+    pub fn open_queue_store(&self) -> Option<Arc<crate::state::QueueStore>> {
+        self.queue_store
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
@@ -154,6 +196,7 @@ impl AppState {
             state_dir: std::path::PathBuf::from("data"),
             store: std::sync::Mutex::new(None),
             queue: crate::config::QueueSettings::default(),
+            queue_store: std::sync::Mutex::new(None),
             delivery_wake: tokio::sync::Notify::new(),
             redis: None,
         }
@@ -543,11 +586,8 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .map(|(n, s)| (n.clone(), s.stats()))
         .collect();
     let mut text = state.metrics.render(&pools, state.catalog().routes.len());
-    let stats = match state.open_store() {
-        Some(store) => web::block(move || store.queue_stats())
-            .await
-            .ok()
-            .and_then(Result::ok),
+    let stats = match state.open_queue_store() {
+        Some(q) => q.queue_stats().await.ok(),
         None => None,
     };
     state.metrics.render_queue(

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 
@@ -58,8 +58,8 @@ pub(super) async fn accept(
     bytes: Vec<u8>,
     key: Option<(String, Fingerprint)>,
 ) -> Result<HttpResponse, Problem> {
-    let store = state.store().map_err(|e| {
-        error!(error = %e, "the state store cannot be opened");
+    let store = state.queue_store().map_err(|e| {
+        error!(error = %e, "the write queue cannot be reached");
         super::write::state_unavailable()
     })?;
     let id = uuid::Builder::from_random_bytes(rand::random())
@@ -105,20 +105,19 @@ pub(super) async fn accept(
             ttl: state.idempotency_ttl,
         }),
     };
-    let accepted = web::block(move || store.accept(accept)).await;
-    match accepted {
-        Ok(Ok(Accepted::Queued)) => {
+    match store.accept(accept).await {
+        Ok(Accepted::Queued) => {
             state.delivery_wake.notify_one();
             Ok(super::write::rebuild(&answer, false))
         }
-        Ok(Ok(Accepted::Replay(stored))) => Ok(super::write::rebuild(&stored, true)),
-        Ok(Ok(Accepted::Mismatch)) => Err(Problem::new(
+        Ok(Accepted::Replay(stored)) => Ok(super::write::rebuild(&stored, true)),
+        Ok(Accepted::Mismatch) => Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "idempotency-key-reused",
             "Idempotency Key Reused",
             "This Idempotency-Key was used for a different request; use a new key.",
         )),
-        Ok(Ok(Accepted::InFlight)) => Err(Problem {
+        Ok(Accepted::InFlight) => Err(Problem {
             retry_after: Some(1),
             ..Problem::new(
                 StatusCode::CONFLICT,
@@ -128,7 +127,7 @@ pub(super) async fn accept(
                  it has finished to get its answer.",
             )
         }),
-        Ok(Ok(Accepted::Full)) => {
+        Ok(Accepted::Full) => {
             warn!(route = %r.route.id, max_pending = state.queue.max_pending, "the write queue is full; refusing");
             Err(Problem {
                 retry_after: Some(30),
@@ -140,10 +139,6 @@ pub(super) async fn accept(
                      nothing was accepted. Try again later.",
                 )
             })
-        }
-        Ok(Err(e)) => {
-            error!(error = %e, "a queued write could not be stored");
-            Err(super::write::state_unavailable())
         }
         Err(e) => {
             error!(error = %e, "a queued write could not be stored");
@@ -175,11 +170,13 @@ pub(super) async fn show(req: &HttpRequest, state: &AppState, id: &str) -> HttpR
             return Err(Problem::unauthorized(super::route::challenges(state, None)));
         }
         let not_found = || Problem::not_found("No delivery has this id.");
-        let store = state.open_store().ok_or_else(not_found)?;
-        let id = id.to_string();
-        let found = web::block(move || store.delivery(&id))
+        let store = state.queue_store().map_err(|e| {
+            error!(error = %e, "the write queue cannot be reached");
+            super::write::state_unavailable()
+        })?;
+        let found = store
+            .delivery(id)
             .await
-            .map_err(|_| super::write::state_unavailable())?
             .map_err(|e| {
                 error!(error = %e, "a delivery could not be read");
                 super::write::state_unavailable()
@@ -198,7 +195,7 @@ pub(super) async fn show(req: &HttpRequest, state: &AppState, id: &str) -> HttpR
 }
 
 /// A delivery as its sender sees it; an administrator sees the request too.
-pub(super) fn view(d: &Delivery, admin: bool) -> serde_json::Value {
+pub fn view(d: &Delivery, admin: bool) -> serde_json::Value {
     let time = |ms: u64| crate::clock::rfc3339_ms(ms);
     let last = d
         .attempts
@@ -239,7 +236,7 @@ pub(super) fn view(d: &Delivery, admin: bool) -> serde_json::Value {
     }
     if admin {
         o.insert("identity".into(), d.identity.clone().into());
-        o.insert("generation".into(), d.generation.into());
+        o.insert("mappings".into(), format!("{:016x}", d.generation).into());
         if let Ok(req) = serde_json::from_str::<StoredRequest>(&d.request) {
             o.insert("path".into(), req.path.into());
             if !req.query.is_empty() {

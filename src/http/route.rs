@@ -84,7 +84,7 @@ pub(super) async fn serve(
                         .filter_map(|p| p.claim.as_deref())
                         .filter_map(|c| Some((c.to_string(), identity.claim(c)?)))
                         .collect(),
-                    generation: at.generation,
+                    generation: state.catalog().mappings_digest,
                 },
             )
             .await;

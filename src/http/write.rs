@@ -79,20 +79,19 @@ pub(super) async fn serve(state: &AppState, mut r: Request<'_>) -> Result<HttpRe
     let Some(key) = key else {
         return direct(state, r.route, plan, r.params, objects, if_match).await;
     };
-    let store = state.store().map_err(|e| {
-        error!(error = %e, "the state store cannot be opened");
+    let keys = state.keys().map_err(|e| {
+        error!(error = %e, "the idempotency records cannot be reached");
         state_unavailable()
     })?;
     let record_key = format!("{}\n{}\n{key}", r.identity, r.route.id);
     let ttl = state.idempotency_ttl;
-    let claimed = {
-        let (store, k) = (Arc::clone(&store), record_key.clone());
-        web::block(move || store.claim(&k, &fingerprint, IDEMPOTENCY_LEASE, ttl)).await
-    };
+    let claimed = keys
+        .claim(&record_key, fingerprint, IDEMPOTENCY_LEASE, ttl)
+        .await;
     match claimed {
-        Ok(Ok(Claim::Run)) => {}
-        Ok(Ok(Claim::Replay(stored))) => return Ok(rebuild(&stored, true)),
-        Ok(Ok(Claim::InFlight)) => {
+        Ok(Claim::Run) => {}
+        Ok(Claim::Replay(stored)) => return Ok(rebuild(&stored, true)),
+        Ok(Claim::InFlight) => {
             return Err(Problem {
                 retry_after: Some(1),
                 ..Problem::new(
@@ -104,17 +103,13 @@ pub(super) async fn serve(state: &AppState, mut r: Request<'_>) -> Result<HttpRe
                 )
             });
         }
-        Ok(Ok(Claim::Mismatch)) => {
+        Ok(Claim::Mismatch) => {
             return Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",
                 "Idempotency Key Reused",
                 "This Idempotency-Key was used for a different request; use a new key.",
             ));
-        }
-        Ok(Err(e)) => {
-            error!(error = %e, "idempotency record could not be claimed");
-            return Err(state_unavailable());
         }
         Err(e) => {
             error!(error = %e, "idempotency record could not be claimed");
@@ -151,14 +146,13 @@ pub(super) async fn serve(state: &AppState, mut r: Request<'_>) -> Result<HttpRe
             .collect(),
         body: body_bytes.to_vec(),
     };
-    let (store2, k) = (Arc::clone(&store), record_key);
     let recorded = if keep {
-        let s = stored.clone();
-        web::block(move || store2.complete(&k, &fingerprint, &s, ttl)).await
+        keys.complete(&record_key, fingerprint, stored.clone(), ttl)
+            .await
     } else {
-        web::block(move || store2.release(&k, &fingerprint)).await
+        keys.release(&record_key, fingerprint).await
     };
-    if !matches!(recorded, Ok(Ok(()))) {
+    if recorded.is_err() {
         error!(route = %r.route.id, "the answer to an idempotent write could not be recorded");
     }
     Ok(rebuild(&stored, false))

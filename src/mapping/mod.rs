@@ -65,6 +65,20 @@ pub struct Compiled {
 /// A compiled route with the file and span it came from, for cross-file diagnostics.
 type Located<'f> = (Arc<RoutePlan>, &'f SourceFile, Range<usize>);
 
+/// What identifies a set of mapping files: their names and text, hashed.
+fn digest(files: &[MappingFile]) -> u64 {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for f in files {
+        for part in [f.file.name.as_bytes(), f.file.text.as_bytes()] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+    }
+    let out = h.finalize();
+    u64::from_be_bytes(out[..8].try_into().unwrap_or([0; 8]))
+}
+
 /// Compile mapping files into a catalog, or report every error found.
 pub fn compile(
     files: &[MappingFile],
@@ -84,7 +98,7 @@ pub fn compile(
         });
     }
     let plans: Vec<Arc<RoutePlan>> = routes.into_iter().map(|(p, _, _)| p).collect();
-    let catalog = Catalog::new(plans).map_err(|e| LoadError {
+    let mut catalog = Catalog::new(plans).map_err(|e| LoadError {
         diagnostics: vec![Diagnostic {
             severity: crate::diag::Severity::Error,
             file: "(catalog)".into(),
@@ -94,6 +108,7 @@ pub fn compile(
             hint: None,
         }],
     })?;
+    catalog.mappings_digest = digest(files);
     Ok(Compiled {
         catalog,
         warnings: diags.into_vec(),

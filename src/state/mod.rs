@@ -28,6 +28,7 @@
 //! Times are wall-clock milliseconds since the UNIX epoch stored inside each record, so leases
 //! and expiries mean the same after a restart.
 
+mod backend;
 mod idempotency;
 mod queue;
 pub mod redis;
@@ -40,6 +41,7 @@ use std::sync::Arc;
 
 use redb::{Database, Durability, TableDefinition, WriteTransaction};
 
+pub use backend::{Keys, QueueError, QueueStore};
 pub use idempotency::{Claim, Fingerprint, MAX_KEY_LEN, StoredResponse};
 pub use queue::{
     Accept, Accepted, Attempt, Delivery, DeliveryResult, IdempotentAccept, Outcome, QueueStats,

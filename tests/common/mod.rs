@@ -558,3 +558,50 @@ pub fn assert_no_leak(text: &str) {
         assert!(!text.contains(needle), "response leaks `{needle}`: {text}");
     }
 }
+
+/// A `patina serve` process of its own, killed with SIGKILL when dropped.
+#[derive(Debug)]
+pub struct Served {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `patina serve --config CONFIG` on a free port and wait until it answers.
+pub fn serve(config: &Path) -> Served {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let served = Served {
+        child: std::process::Command::new(env!("CARGO_BIN_EXE_patina"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            // PATINA_TEST_LOG=1 shows the gateway's log.
+            .stderr(if std::env::var_os("PATINA_TEST_LOG").is_some() {
+                std::process::Stdio::inherit()
+            } else {
+                std::process::Stdio::null()
+            })
+            .spawn()
+            .expect("patina serve starts"),
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..200 {
+        if reqwest::blocking::get(format!("{}/healthz", served.base))
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return served;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("patina serve did not answer on {}", served.base);
+}

@@ -14,6 +14,11 @@ pub struct Proxy {
     target: u16,
     up: Arc<AtomicBool>,
     streams: Arc<Mutex<Vec<TcpStream>>>,
+    /// Armed: the next `COMMIT` a client sends reaches the database, and its answer never
+    /// reaches the client: the connection is cut right after.
+    commit_trap: Arc<AtomicBool>,
+    /// How many times the trap went off.
+    pub commits_cut: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Proxy {
@@ -25,6 +30,8 @@ impl Proxy {
             target,
             up: Arc::new(AtomicBool::new(true)),
             streams: Arc::new(Mutex::new(Vec::new())),
+            commit_trap: Arc::new(AtomicBool::new(false)),
+            commits_cut: Arc::default(),
         };
         p.serve(listener);
         p
@@ -32,6 +39,7 @@ impl Proxy {
 
     fn serve(&self, listener: TcpListener) {
         let (up, streams, target) = (Arc::clone(&self.up), Arc::clone(&self.streams), self.target);
+        let (trap, cut) = (Arc::clone(&self.commit_trap), Arc::clone(&self.commits_cut));
         listener.set_nonblocking(true).expect("nonblocking");
         std::thread::spawn(move || {
             while up.load(Ordering::Relaxed) {
@@ -45,16 +53,34 @@ impl Proxy {
                         s.push(client.try_clone().expect("clone"));
                         s.push(server.try_clone().expect("clone"));
                         drop(s);
-                        for (mut from, mut to) in [
+                        for (upstream, mut from, mut to) in [
                             (
+                                true,
                                 client.try_clone().expect("c"),
                                 server.try_clone().expect("s"),
                             ),
-                            (server, client),
+                            (false, server, client),
                         ] {
+                            let (trap, cut) = (Arc::clone(&trap), Arc::clone(&cut));
                             std::thread::spawn(move || {
                                 let mut buf = [0u8; 16384];
                                 while let Ok(n) = from.read(&mut buf) {
+                                    let commit = upstream
+                                        && n > 0
+                                        && buf[..n]
+                                            .windows(6)
+                                            .any(|w| w.eq_ignore_ascii_case(b"COMMIT"));
+                                    if commit && trap.swap(false, Ordering::SeqCst) {
+                                        // The client hears nothing more (cut before the COMMIT
+                                        // goes on, so no answer can slip back); the database
+                                        // reads the COMMIT, then the end of the stream.
+                                        let _ = from.shutdown(Shutdown::Both);
+                                        let _ = to.write_all(&buf[..n]);
+                                        std::thread::sleep(Duration::from_millis(300));
+                                        let _ = to.shutdown(Shutdown::Write);
+                                        cut.fetch_add(1, Ordering::SeqCst);
+                                        break;
+                                    }
                                     if n == 0 || to.write_all(&buf[..n]).is_err() {
                                         break;
                                     }
@@ -76,6 +102,12 @@ impl Proxy {
             let _ = s.shutdown(Shutdown::Both);
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+
+    /// Cut the connection that sends the next `COMMIT`, after the database has it and before
+    /// its answer comes back: the transaction is committed, the client cannot know.
+    pub fn cut_after_next_commit(&self) {
+        self.commit_trap.store(true, Ordering::SeqCst);
     }
 
     pub fn restore(&self) {
