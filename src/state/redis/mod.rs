@@ -1,8 +1,9 @@
 //! Shared state on Redis, for gateways that run as several replicas (`[state] backend =
 //! "redis"`): the connection every Redis-backed part shares ([`Redis`]), the start-up check of
 //! the server's durability settings ([`DurabilityReport`]), and the Redis forms of the rate
-//! limits (`ratelimit.rs`: a GCRA script) and of the `Idempotency-Key` records
-//! (`idempotency.rs`: claim, complete and release as scripts).
+//! limits (`ratelimit.rs`: a GCRA script), of the `Idempotency-Key` records
+//! (`idempotency.rs`: claim, complete and release as scripts) and of the write queue
+//! (`queue.rs`: deliveries leased to one replica at a time).
 //!
 //! It knows nothing of the config file, HTTP or identities: callers pass the URL (a
 //! [`Secret`]), the opaque keys and the numbers. What a failure means to a request (fail open or
@@ -16,6 +17,7 @@
 //! Every key starts with [`KEY_PREFIX`].
 
 pub mod idempotency;
+pub mod queue;
 pub mod ratelimit;
 #[cfg(test)]
 mod tests;
@@ -31,6 +33,7 @@ use tracing::{info, warn};
 use crate::secret::Secret;
 
 pub use idempotency::RedisIdempotency;
+pub use queue::RedisQueue;
 pub use ratelimit::{Gcra, GcraOutcome};
 
 /// The start of every key the gateway writes.
