@@ -39,6 +39,16 @@ const WRITES: usize = 1000;
 
 /// A gateway's files: mappings, config (state in `state/`), over `connection_string`.
 fn setup(dir: &Path, dialect: &str, connection_string: &str) -> std::path::PathBuf {
+    setup_with(dir, dialect, connection_string, "")
+}
+
+/// The same, with more settings in `[state]`.
+fn setup_with(
+    dir: &Path,
+    dialect: &str,
+    connection_string: &str,
+    state_extra: &str,
+) -> std::path::PathBuf {
     let mappings = dir.join("mappings/v1");
     std::fs::create_dir_all(&mappings).expect("mkdir");
     std::fs::write(mappings.join("q.toml"), MAPPING).expect("mapping");
@@ -46,7 +56,7 @@ fn setup(dir: &Path, dialect: &str, connection_string: &str) -> std::path::PathB
     std::fs::write(
         &config,
         format!(
-            "[server]\nmappings = \"mappings\"\n[state]\ndir = \"state\"\n[queue]\nconcurrency = 8\n\
+            "[server]\nmappings = \"mappings\"\n[state]\ndir = \"state\"\n{state_extra}\n[queue]\nconcurrency = 8\nlease = \"3s\"\n\
              [sources.demo]\nkind = \"odbc\"\ndialect = \"{dialect}\"\nconnection_string = \"{}\"\n\
              pool = {{ max = {pool}, acquire_timeout = \"2s\" }}\n{}",
             connection_string.replace('\\', "\\\\").replace('"', "\\\""),
@@ -68,10 +78,15 @@ fn auth() -> String {
 
 /// Send `WRITES` queued notes over `jobs` (text `c<i>`), from 8 threads; every one must be 202.
 fn send_all(base: &str, jobs: &[u32]) {
+    send_all_to(&[base], jobs);
+}
+
+/// The same, each thread to one of `bases` in turn.
+fn send_all_to(bases: &[&str], jobs: &[u32]) {
     let auth = auth();
     std::thread::scope(|s| {
         for t in 0..8 {
-            let (auth, base) = (&auth, base);
+            let (auth, base) = (&auth, bases[t % bases.len()]);
             s.spawn(move || {
                 let client = reqwest::blocking::Client::new();
                 // Each thread sends whole jobs, so the order per job is the order sent.
@@ -186,7 +201,7 @@ fn survives(db: &TestDb, jobs: &[u32], dir: &Path, config: &Path, down: &dyn Fn(
     assert!(out.contains("no dead letters"), "{out}");
     up();
     // Let part of the queue through, then kill the process in the middle of it.
-    wait_for("the first deliveries", Duration::from_secs(60), || {
+    wait_for("the first deliveries", Duration::from_mins(1), || {
         queued_notes(db, jobs).len() >= WRITES / 5
     });
     kill_9(first);
@@ -196,7 +211,7 @@ fn survives(db: &TestDb, jobs: &[u32], dir: &Path, config: &Path, down: &dyn Fn(
         "the kill came too late to test anything"
     );
     let second = common::serve(config);
-    wait_for("every delivery", Duration::from_secs(120), || {
+    wait_for("every delivery", Duration::from_mins(2), || {
         queued_notes(db, jobs).len() >= WRITES
     });
     // Settle: nothing more arrives (no duplicate comes late).
@@ -277,9 +292,16 @@ fn postgres_a_killed_gateway_loses_no_queued_write_and_writes_none_twice() {
     let proxy = Proxy::start(pg_port(&db));
     let config = setup(dir.path(), "postgres", &through(&db, proxy.port));
     let jobs: Vec<u32> = (200_251..200_261).collect();
-    survives(&db, &jobs, dir.path(), &config, &|| proxy.cut(), &|| {
-        proxy.restore()
-    });
+    survives(
+        &db,
+        &jobs,
+        dir.path(),
+        &config,
+        &|| {
+            proxy.cut();
+        },
+        &|| proxy.restore(),
+    );
 }
 
 #[test]
@@ -308,7 +330,7 @@ fn postgres_a_connection_lost_after_commit_writes_once() {
         .expect("location")
         .to_string();
     let mut last = serde_json::Value::Null;
-    wait_for("the delivery", Duration::from_secs(60), || {
+    wait_for("the delivery", Duration::from_mins(1), || {
         last = reqwest::blocking::Client::new()
             .get(format!("{}{href}", gw.base))
             .header("Authorization", auth())
@@ -332,4 +354,116 @@ fn postgres_a_connection_lost_after_commit_writes_once() {
         [(job, 1, "committed, answer lost".to_string())],
         "written once, though delivered twice"
     );
+}
+
+/// The test Redis (database 7, emptied first: only this test uses it), or a loud skip.
+fn redis_url() -> Option<String> {
+    match std::env::var("PATINA_TEST_REDIS") {
+        Ok(u) if !u.is_empty() => {
+            let url = format!("{}/7", u.trim_end_matches('/'));
+            let client = redis::Client::open(url.as_str()).expect("redis url");
+            let mut conn = client.get_connection().expect("the test Redis answers");
+            redis::cmd("FLUSHDB")
+                .query::<()>(&mut conn)
+                .expect("flushdb");
+            Some(url)
+        }
+        _ => {
+            assert!(
+                std::env::var("PATINA_REQUIRE_REDIS").is_err(),
+                "PATINA_TEST_REDIS is not set but PATINA_REQUIRE_REDIS is"
+            );
+            let line = "SKIPPED: PATINA_TEST_REDIS not set (deploy/test.sh starts a private \
+                        Redis and sets it): the two-replica queue test did not run";
+            eprintln!("{line}");
+            println!("{line}");
+            None
+        }
+    }
+}
+
+#[test]
+fn redis_two_replicas_share_one_queue_and_one_survives_the_other() {
+    let Some(url) = redis_url() else {
+        return;
+    };
+    let Some(db) = common::postgres() else {
+        return;
+    };
+    let proxy = Proxy::start(pg_port(&db));
+    let cs = through(&db, proxy.port);
+    let state = format!("backend = \"redis\"\nredis_url = \"{url}\"");
+    let (da, dbb) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let (ca, cb) = (
+        setup_with(da.path(), "postgres", &cs, &state),
+        setup_with(dbb.path(), "postgres", &cs, &state),
+    );
+    proxy.cut();
+    let (a, b) = (common::serve(&ca), common::serve(&cb));
+    let jobs: Vec<u32> = (200_271..200_281).collect();
+    send_all_to(&[&a.base, &b.base], &jobs);
+
+    // An Idempotency-Key used on replica A and retried on replica B: the same delivery.
+    let keyed = |base: &str| {
+        reqwest::blocking::Client::new()
+            .post(format!("{base}/v1/jobs/200281/notes/queued"))
+            .header("Authorization", auth())
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", "across-replicas-1")
+            .body(r#"{"text": "once across replicas"}"#)
+            .send()
+            .expect("request")
+    };
+    let first = keyed(&a.base);
+    assert_eq!(first.status(), 202);
+    let again = keyed(&b.base);
+    assert_eq!(again.status(), 202);
+    assert_eq!(
+        again
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    assert_eq!(
+        first.headers().get("location"),
+        again.headers().get("location")
+    );
+    // Either replica reads the delivery.
+    let href = first
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("location")
+        .to_string();
+    let status = reqwest::blocking::Client::new()
+        .get(format!("{}{href}", b.base))
+        .header("Authorization", auth())
+        .send()
+        .and_then(reqwest::blocking::Response::json::<serde_json::Value>)
+        .expect("delivery");
+    assert_eq!(status["status"], "pending", "{status}");
+
+    // The database comes back; replica A dies with deliveries in flight; B finishes them.
+    proxy.restore();
+    wait_for("the first deliveries", Duration::from_mins(1), || {
+        queued_notes(&db, &jobs).len() >= WRITES / 5
+    });
+    kill_9(a);
+    wait_for(
+        "every delivery, by replica B",
+        Duration::from_mins(2),
+        || queued_notes(&db, &jobs).len() >= WRITES,
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    check_exactly_once_in_order(&db, &jobs);
+    assert_eq!(
+        queued_notes(&db, &[200_281]).len(),
+        1,
+        "the keyed write once"
+    );
+    drop(b);
 }

@@ -31,22 +31,44 @@ pub fn run(config: &Config, action: &DlqAction) -> Result<serde_json::Value, Str
         .map_err(|e| {
             format!("the mappings do not load, so nothing can be replayed under them:\n{e}")
         })?;
+    if let crate::config::StateBackend::Redis(redis) = &config.state.backend {
+        let url = redis.url.clone();
+        return direct(
+            move || {
+                let r = crate::state::redis::Redis::lazy(&url).map_err(|e| e.to_string())?;
+                Ok(QueueStore::redis(crate::state::redis::RedisQueue::new(
+                    Arc::new(r),
+                )))
+            },
+            digest,
+            action,
+        );
+    }
     let dir = &config.state.dir;
     match Store::open(dir) {
-        Ok(store) => direct(&QueueStore::embedded(Arc::new(store)), digest, action),
+        Ok(store) => direct(
+            move || Ok(QueueStore::embedded(Arc::new(store))),
+            digest,
+            action,
+        ),
         Err(StoreError::InUse { .. }) => through_socket(&dir.join(SOCKET), action),
         Err(e) => Err(e.to_string()),
     }
 }
 
-/// Against the store itself.
-fn direct(q: &QueueStore, digest: u64, action: &DlqAction) -> Result<serde_json::Value, String> {
+/// Against the queue itself (made inside the runtime: a Redis connection needs one).
+fn direct(
+    make: impl FnOnce() -> Result<QueueStore, String>,
+    digest: u64,
+    action: &DlqAction,
+) -> Result<serde_json::Value, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     let view = crate::http::delivery_view;
     rt.block_on(async {
+        let q = &make()?;
         let e = |e: crate::state::QueueError| e.to_string();
         Ok(match action {
             DlqAction::List { route } => {

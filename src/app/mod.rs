@@ -183,7 +183,7 @@ impl App {
                         .await
                     {
                         Ok(n) if n > 0 => {
-                            info!(records = n, "delivered writes past their retention purged")
+                            info!(records = n, "delivered writes past their retention purged");
                         }
                         Ok(_) => {}
                         Err(e) => warn!(error = %e, "delivered writes not purged"),

@@ -79,6 +79,9 @@ pub struct QueueSettings {
     pub max_pending: usize,
     /// Deliveries running at once.
     pub concurrency: usize,
+    /// How long a delivery taken by one gateway is held for it; with Redis, after that
+    /// another replica takes it (as from a replica that died). Longer than any attempt.
+    pub lease: Duration,
     /// How long a delivered write's status stays readable.
     pub keep_delivered: Duration,
 }
@@ -88,6 +91,7 @@ impl Default for QueueSettings {
         Self {
             max_pending: 100_000,
             concurrency: 8,
+            lease: Duration::from_mins(2),
             keep_delivered: Duration::from_hours(24 * 7),
         }
     }
@@ -299,9 +303,23 @@ fn compile_queue(file: &SourceFile, q: &raw::RawQueue, diags: &mut Diagnostics) 
                 d.keep_delivered
             })
     });
+    let lease = q.lease.as_ref().map_or(d.lease, |t| {
+        parse_duration(t.get_ref())
+            .filter(|d| *d >= Duration::from_secs(1))
+            .unwrap_or_else(|| {
+                diags.error_hint(
+                    file,
+                    t.span(),
+                    "`lease` must be a duration of 1s or more",
+                    format!("write it like \"2m\" ({DURATION_UNITS})"),
+                );
+                d.lease
+            })
+    });
     QueueSettings {
         max_pending,
         concurrency,
+        lease,
         keep_delivered,
     }
 }

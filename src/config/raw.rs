@@ -246,6 +246,9 @@ pub(super) struct RawQueue {
     pub max_pending: Option<Spanned<usize>>,
     /// Deliveries running at once. Default 8.
     pub concurrency: Option<Spanned<usize>>,
+    /// How long a delivery taken by one gateway is held for it (Redis: then another replica
+    /// may take it). Default `2m`.
+    pub lease: Option<Spanned<String>>,
     /// How long a delivered write's status stays readable. Default `168h` (a week).
     pub keep_delivered: Option<Spanned<String>>,
 }

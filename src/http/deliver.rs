@@ -20,10 +20,6 @@ use crate::state::{Outcome, QueueStore};
 /// Longest sleep between looks at the store (a retry's time may come meanwhile).
 const IDLE: Duration = Duration::from_secs(1);
 
-/// How long a taken delivery is held for this process (on Redis: after that, another replica
-/// may take it, as it would from a process that died).
-const LEASE: Duration = Duration::from_mins(2);
-
 /// Run deliveries for as long as the server runs.
 pub async fn run(state: web::Data<AppState>) {
     let running = Arc::new(AtomicUsize::new(0));
@@ -42,7 +38,10 @@ pub async fn run(state: web::Data<AppState>) {
             .saturating_sub(running.load(Ordering::Relaxed));
         let mut took = 0;
         if free > 0 {
-            match queue.lease(crate::clock::now_ms(), free, LEASE).await {
+            match queue
+                .lease(crate::clock::now_ms(), free, state.queue.lease)
+                .await
+            {
                 Ok(due) => {
                     took = due.len();
                     for d in due {

@@ -130,7 +130,12 @@ impl AppState {
         if let Some(q) = slot.as_ref() {
             return Ok(Arc::clone(q));
         }
-        let q = Arc::new(crate::state::QueueStore::embedded(self.store()?));
+        let q = Arc::new(match &self.redis {
+            Some(r) => {
+                crate::state::QueueStore::redis(crate::state::redis::RedisQueue::new(Arc::clone(r)))
+            }
+            None => crate::state::QueueStore::embedded(self.store()?),
+        });
         *slot = Some(Arc::clone(&q));
         Ok(q)
     }

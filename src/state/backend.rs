@@ -28,6 +28,7 @@ pub enum QueueError {
 #[derive(Debug)]
 pub enum QueueStore {
     Embedded(Embedded),
+    Redis(Box<super::redis::queue::RedisQueue>),
 }
 
 /// The embedded store, and the deliveries this process has taken and not finished.
@@ -56,9 +57,14 @@ impl QueueStore {
     }
 
     /// Which backend keeps the queue (for `/healthz` and logs).
+    pub fn redis(queue: super::redis::RedisQueue) -> QueueStore {
+        QueueStore::Redis(Box::new(queue))
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             QueueStore::Embedded(_) => "embedded",
+            QueueStore::Redis(_) => "redis",
         }
     }
 
@@ -68,6 +74,7 @@ impl QueueStore {
                 let s = Arc::clone(&e.store);
                 blocking(move || s.accept(a)).await
             }
+            QueueStore::Redis(r) => Ok(r.accept(a).await?),
         }
     }
 
@@ -93,6 +100,7 @@ impl QueueStore {
                 })
                 .await
             }
+            QueueStore::Redis(r) => Ok(r.lease(now, limit, lease).await?),
         }
     }
 
@@ -113,6 +121,7 @@ impl QueueStore {
                 })
                 .await
             }
+            QueueStore::Redis(r) => Ok(r.finish(id, outcome, at).await?),
         }
     }
 
@@ -122,6 +131,7 @@ impl QueueStore {
                 let s = Arc::clone(&e.store);
                 blocking(move || s.next_due()).await
             }
+            QueueStore::Redis(r) => Ok(r.next_due().await?),
         }
     }
 
@@ -131,6 +141,7 @@ impl QueueStore {
                 let (s, id) = (Arc::clone(&e.store), id.to_string());
                 blocking(move || s.delivery(&id)).await
             }
+            QueueStore::Redis(r) => Ok(r.delivery(id).await?),
         }
     }
 
@@ -144,6 +155,7 @@ impl QueueStore {
                 let (s, route) = (Arc::clone(&e.store), route.map(str::to_string));
                 blocking(move || s.dead_letters(route.as_deref(), limit)).await
             }
+            QueueStore::Redis(r) => Ok(r.dead_letters(route, limit).await?),
         }
     }
 
@@ -153,6 +165,7 @@ impl QueueStore {
                 let (s, ids) = (Arc::clone(&e.store), ids.to_vec());
                 blocking(move || s.replay(&ids, generation)).await
             }
+            QueueStore::Redis(r) => Ok(r.replay(ids, generation).await?),
         }
     }
 
@@ -166,6 +179,7 @@ impl QueueStore {
                 let (s, route) = (Arc::clone(&e.store), route.to_string());
                 blocking(move || s.replay_route(&route, generation)).await
             }
+            QueueStore::Redis(r) => Ok(r.replay_route(route, generation).await?),
         }
     }
 
@@ -175,6 +189,7 @@ impl QueueStore {
                 let (s, ids) = (Arc::clone(&e.store), ids.to_vec());
                 blocking(move || s.drop_dead(&ids)).await
             }
+            QueueStore::Redis(r) => Ok(r.drop_dead(ids).await?),
         }
     }
 
@@ -184,6 +199,7 @@ impl QueueStore {
                 let s = Arc::clone(&e.store);
                 blocking(move || s.queue_stats()).await
             }
+            QueueStore::Redis(r) => Ok(r.queue_stats().await?),
         }
     }
 
@@ -193,6 +209,7 @@ impl QueueStore {
                 let s = Arc::clone(&e.store);
                 blocking(move || s.purge_delivered(keep)).await
             }
+            QueueStore::Redis(r) => Ok(r.purge_delivered(keep).await?),
         }
     }
 }
