@@ -95,6 +95,12 @@ TOML
       mkdir -p target/test-artifacts
       node tests/browser/try-it-out.mjs "$GATEWAY_URL" "$token" \
         "$PATINA_ROOT/target/test-artifacts/try-it-out.png"
+      echo "==> the admin page in headless Chromium: a dead letter listed, replayed, dropped"
+      local admin_token
+      admin_token="$(target/debug/patina token --config "$work/$backend.toml" --sub operator \
+        --scopes "patina:admin")"
+      node tests/browser/admin-page.mjs "$GATEWAY_URL" "$admin_token" "$token" \
+        "$PATINA_ROOT/target/test-artifacts/admin-page.png"
     fi
   done
 

@@ -322,3 +322,62 @@ fn a_full_queue_refuses_and_loses_nothing_accepted() {
     .collect();
     assert_eq!(texts, ["w0", "w1", "w2", "w3", "w4"]);
 }
+
+#[test]
+fn check_db_proves_the_dedup_table_and_dedup_table_prints_it() {
+    let (dir, db) = common::sqlite_fresh();
+    query_db(&db, "DROP TABLE PATINA_DELIVERED");
+    let mappings = dir.path().join("mappings/v1");
+    std::fs::create_dir_all(&mappings).expect("mkdir");
+    std::fs::write(mappings.join("q.toml"), MAPPING).expect("mapping");
+    std::fs::write(
+        dir.path().join("patina.toml"),
+        format!(
+            "[server]\nmappings = \"mappings\"\n[sources.demo]\nkind = \"odbc\"\ndialect = \"sqlite\"\nconnection_string = \"{}\"\n",
+            db.connection_string
+        ),
+    )
+    .expect("config");
+    let check = common::patina(&["check", "--db", "--config", "patina.toml"], dir.path());
+    assert_eq!(check.code, Some(1), "{}{}", check.out, check.err);
+    assert!(
+        check
+            .err
+            .contains("the dedup table `PATINA.DELIVERED` cannot be used on source `demo`"),
+        "{}",
+        check.err
+    );
+    let ddl = common::patina(&["dedup-table", "--config", "patina.toml"], dir.path());
+    assert_eq!(ddl.code, Some(0), "{}", ddl.err);
+    assert!(
+        ddl.out
+            .contains("CREATE TABLE IF NOT EXISTS PATINA_DELIVERED"),
+        "{}",
+        ddl.out
+    );
+    let statement: String = ddl
+        .out
+        .lines()
+        .filter(|l| !l.starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    query_db(&db, &statement);
+    let check = common::patina(&["check", "--db", "--config", "patina.toml"], dir.path());
+    assert_eq!(check.code, Some(0), "{}{}", check.out, check.err);
+    let one = common::patina(
+        &[
+            "dedup-table",
+            "--dialect",
+            "mssql",
+            "--table",
+            "dbo.Delivered",
+        ],
+        dir.path(),
+    );
+    assert!(
+        one.out
+            .starts_with("IF OBJECT_ID(N'dbo.Delivered', N'U') IS NULL"),
+        "{}",
+        one.out
+    );
+}

@@ -405,6 +405,32 @@ pub async fn check_against_sources(
                 }
             }
         }
+        // A queued write's dedup table must be there before the first delivery.
+        if let Some(dedup) = route
+            .write
+            .as_ref()
+            .and_then(|w| w.queue.as_ref())
+            .and_then(|q| q.dedup.as_ref())
+        {
+            for sql in [&dedup.check_sql, &dedup.record_sql] {
+                let described =
+                    tokio::time::timeout(DESCRIBE_TIMEOUT, source.describe(Arc::clone(sql)))
+                        .await
+                        .unwrap_or(Err(SourceError::Timeout));
+                if let Err(e) = described {
+                    out.push(diag(
+                        Severity::Error,
+                        route,
+                        format!(
+                            "the dedup table `{}` cannot be used on source `{}`: {e}",
+                            dedup.table, route.source
+                        ),
+                        Some("create it with the statement `patina dedup-table` prints"),
+                    ));
+                    break;
+                }
+            }
+        }
         // The answer's columns come from the (last) statement.
         let Some(d) = last else {
             continue;

@@ -550,16 +550,56 @@ fn request_id(given: Option<&HeaderValue>) -> String {
         )
 }
 
-async fn healthz() -> HttpResponse {
+/// Alive (always 200): `ok`, or `degraded` with what is wrong (a source whose breaker is open,
+/// how many writes wait for it), read from what the gateway knows without asking anyone.
+async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let queue = match state.open_queue_store() {
+        Some(q) => q.queue_stats().await.ok().map(|s| (q.kind(), s)),
+        None => None,
+    };
+    let catalog = state.catalog();
+    let mut details = Vec::new();
+    for (name, s) in &state.sources {
+        if !s.stats().breaker_open {
+            continue;
+        }
+        let queued: u64 = queue.as_ref().map_or(0, |(_, st)| {
+            catalog
+                .routes
+                .iter()
+                .filter(|r| &r.source == name)
+                .filter_map(|r| st.routes.get(&r.id))
+                .map(|r| r.pending)
+                .sum()
+        });
+        details.push(format!("source {name} unreachable, {queued} queued"));
+    }
+    let mut body = serde_json::json!({
+        "status": if details.is_empty() { "ok" } else { "degraded" },
+    });
+    if !details.is_empty() {
+        body["details"] = details.into();
+    }
+    if let Some((kind, st)) = &queue {
+        body["queue"] = serde_json::json!({
+            "backend": kind,
+            "pending": st.pending,
+            "dead_letters": st.dead,
+            "capacity": state.queue.max_pending,
+        });
+    }
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({ "status": "ok" }))
+        .json(body)
 }
 
-/// Ready when every source answers; says how the last mapping reload went.
+/// Ready when every source answers, or when the one that does not takes queued writes (the
+/// queue still accepts them: taking the gateway out of the load balancer would refuse them);
+/// says how the last mapping reload went.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let mut sources = serde_json::Map::new();
     let mut ready = true;
+    let catalog = state.catalog();
     let checks = state.sources.iter().map(|(name, s)| async move {
         let ok = tokio::time::timeout(std::time::Duration::from_secs(3), s.ping())
             .await
@@ -567,8 +607,17 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         (name.clone(), ok)
     });
     for (name, ok) in futures_util::future::join_all(checks).await {
-        ready &= ok;
-        sources.insert(name, (if ok { "ok" } else { "unreachable" }).into());
+        let queues = catalog
+            .routes
+            .iter()
+            .any(|r| r.source == name && r.write.as_ref().is_some_and(|w| w.queue.is_some()));
+        ready &= ok || queues;
+        let said = match (ok, queues) {
+            (true, _) => "ok",
+            (false, true) => "unreachable; queued writes are accepted",
+            (false, false) => "unreachable",
+        };
+        sources.insert(name, said.into());
     }
     let body = serde_json::json!({
         "status": if ready { "ready" } else { "not ready" },

@@ -24,6 +24,8 @@ use utoipa::openapi::{
     OpenApiBuilder, PathItem, PathsBuilder, Ref, RefOr, Required,
 };
 
+mod queued;
+
 use crate::catalog::{Catalog, ParamLocation, ParamPlan, RoutePlan};
 use crate::codec::{BindValue, ColumnType, DateFormat, LikeAt, ParamType, TimeFormat, UnknownCode};
 use crate::config::DocsInfo;
@@ -112,6 +114,14 @@ pub fn document(catalog: &Catalog, learned: &Learned, version: &str, info: &Docs
         if let Some(item) = item {
             path_builder = path_builder.path(path, item);
         }
+    }
+    if routes
+        .iter()
+        .any(|(r, _)| r.write.as_ref().is_some_and(|w| w.queue.is_some()))
+    {
+        let (path, item, name, schema) = queued::deliveries(version, info);
+        path_builder = path_builder.path(path, item);
+        components = components.schema(name, schema);
     }
     let mut tags: Vec<&str> = routes
         .iter()
@@ -418,6 +428,9 @@ fn write_operation(
         if m.required {
             op = op.response("428", problem_response("If-Match is required."));
         }
+    }
+    if w.queue.is_some() {
+        return queued::responses(op);
     }
     op = op
         .response(
