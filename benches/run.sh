@@ -12,7 +12,7 @@ cd "$PATINA_ROOT"
 
 seconds="${BENCH_SECONDS:-10}"
 pool="${BENCH_POOL:-16}"
-ensure_packages unixodbc-dev odbcinst odbc-postgresql postgresql-15 postgresql-client-15 wrk python3 curl
+ensure_packages unixodbc-dev odbcinst odbc-postgresql postgresql-15 postgresql-client-15 wrk python3 curl redis-server
 
 echo "==> building patina (release)"
 cargo build --release --locked --quiet --bin patina --example odbc_point_loop
@@ -26,6 +26,7 @@ pg_dir="$(mktemp -d /tmp/patina-bench-pg.XXXXXX)"
 gateway_pid=""
 cleanup() {
   [ -n "$gateway_pid" ] && kill "$gateway_pid" 2>/dev/null || true
+  redis_stop
   pg_stop
   rm -rf "$pg_dir"
 }
@@ -77,6 +78,25 @@ print(f"{rps:.0f} {p50:.2f} {p99:.2f} {bad.group(1) if bad else 0}")
 PY
 }
 
+# queued_run LABEL -> "accepted_rps p50_ms p99_ms non2xx delivered_per_s": queued notes from 32
+# connections for the run's seconds, then the time until the queue is empty again.
+queued_run() {
+  local t0 t1 accepted
+  t0=$(date +%s%N)
+  read -r q_rps q_p50 q_p99 q_bad <<<"$(wrk_run note_queued 32)"
+  accepted=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$work/wrk-note_queued-32.txt")
+  for _ in $(seq 1 1200); do
+    pending=$(curl -fsS "$base/metrics" | sed -n 's/^patina_queue_pending_total \([0-9]*\)$/\1/p')
+    [ "${pending:-1}" = 0 ] && break
+    sleep 0.1
+  done
+  t1=$(date +%s%N)
+  local per_s
+  per_s=$(python3 -c "print(f'{$accepted * 1e9 / ($t1 - $t0):.0f}')")
+  cp "$work/wrk-note_queued-32.txt" "$work/wrk-note_queued-$1.txt"
+  echo "$q_rps $q_p50 $q_p99 $q_bad $per_s"
+}
+
 # pg_run SCRIPT CONNS -> "tps p50_ms p99_ms"
 pg_run() {
   local threads=2; [ "$2" -eq 1 ] && threads=1
@@ -115,6 +135,8 @@ for q in point customer filtered note; do
 done
 echo "==> the same write with a fresh Idempotency-Key each time, 32 connections"
 read -r i_rps i_p50 i_p99 i_bad <<<"$(wrk_run note_idem 32)"
+echo "==> queued writes (embedded store), 32 connections, then until delivered"
+read -r qe_rps qe_p50 qe_p99 qe_bad qe_del <<<"$(queued_run embedded)"
 echo "==> static route (/healthz), 32 connections"
 read -r s_rps s_p50 s_p99 _ <<<"$(wrk_run static 32)"
 echo "==> the ODBC driver alone: point lookups from 1 and 32 threads (no HTTP, no gateway)"
@@ -126,6 +148,17 @@ wrk -t2 -c32 -d2s -s benches/cached.lua "$base" >/dev/null
 read -r c_rps c_p50 c_p99 _ <<<"$(wrk_run cached 32)"
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$gateway_pid/status")
 kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true; gateway_pid=""
+
+echo "==> queued writes with the queue on Redis (appendonly, appendfsync everysec), 32 connections"
+redis_start "$work/redis"
+sed "s#^dir = .*#dir = \"$work/state-redis\"\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:$REDIS_PORT/0\"#" \
+  "$work/patina.toml" > "$work/redis.toml"
+PATINA_LOG=warn "$bin" serve --config "$work/redis.toml" > "$work/gateway-redis.log" 2>&1 &
+gateway_pid=$!
+for _ in $(seq 1 100); do curl -fsS "$base/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+read -r qr_rps qr_p50 qr_p99 qr_bad qr_del <<<"$(queued_run redis)"
+kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true; gateway_pid=""
+redis_stop
 
 echo "==> start-up with 500 routes"
 mkdir -p "$work/many/v1"
@@ -171,6 +204,8 @@ startup_ms=$(printf '%s\n' "${startups[@]}" | sort -n | sed -n 2p)
   echo
   echo "- the ODBC driver alone (examples/odbc_point_loop, prepared, every column as text): 1 thread $d1_qps q/s (p50 $d1_p50 ms, p99 $d1_p99 ms); 32 threads $d32_qps q/s (p50 $d32_p50 ms, p99 $d32_p99 ms)"
   echo "- the write with a fresh Idempotency-Key each (a claim, and a completion group-committed with an fsync in the embedded store), 32 connections: $i_rps req/s, p50 $i_p50 ms, p99 $i_p99 ms, non-2xx $i_bad"
+  echo "- queued write (202 once fsynced into the queue, group commit), embedded store, 32 connections: $qe_rps accepted/s, p50 $qe_p50 ms, p99 $qe_p99 ms, non-2xx $qe_bad; delivered to PostgreSQL (with the dedup table) at $qe_del/s from the first request until the queue was empty"
+  echo "- the same with the queue on Redis (appendfsync everysec): $qr_rps accepted/s, p50 $qr_p50 ms, p99 $qr_p99 ms, non-2xx $qr_bad; delivered at $qr_del/s"
   echo "- static JSON route (/healthz), 32 connections: $s_rps req/s, p50 $s_p50 ms, p99 $s_p99 ms"
   echo "- cached point lookup (cache = \"60s\", 1,000 hot keys), 32 connections: $c_rps req/s, p50 $c_p50 ms, p99 $c_p99 ms ($(python3 -c "print(f'{$c_rps/$s_rps:.2f}')")× the static route)"
   echo "- gateway peak RSS over the runs: $(( rss_kb / 1024 )) MiB"

@@ -29,7 +29,7 @@ fn check_accepts_the_demo() {
     let o = common::patina(&["check"], Path::new(common::ROOT));
     let (out, err) = (&o.out, &o.err);
     assert!(o.ok(), "{out}{err}");
-    assert!(out.contains("ok: 16 route(s) in v1"), "{out}");
+    assert!(out.contains("ok: 17 route(s) in v1"), "{out}");
 }
 
 #[test]

@@ -88,6 +88,16 @@ fn settled(gw: &Gateway, auth: &str, href: &str) -> serde_json::Value {
     }
 }
 
+/// Forget the notes of `jobs` (the shared PostgreSQL database outlives a run).
+fn fresh(db: &TestDb, jobs: &[u32]) {
+    let list = jobs
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    query_db(db, &format!("DELETE FROM JOBNOTE WHERE JOBNO IN ({list})"));
+}
+
 fn notes(db: &TestDb, job: u32) -> Vec<(i64, String)> {
     query_db(
         db,
@@ -114,6 +124,7 @@ common::on_both_writable!(
 fn a_queued_write_is_accepted_then_delivered(db: &TestDb) {
     let (gw, auth) = gateway(db, "");
     let job = 200_201;
+    fresh(db, &[job]);
     let res = post(&gw, &auth, job, r#"{"text": "queued hello"}"#, &[]);
     assert_eq!(res.status, 202, "{}", res.text);
     let href = res.header("location").expect("location").to_string();
@@ -174,6 +185,7 @@ fn a_queued_write_is_accepted_then_delivered(db: &TestDb) {
 fn deliveries_keep_their_order_per_key(db: &TestDb) {
     let (gw, auth) = gateway(db, "");
     let jobs = [200_211, 200_212, 200_213];
+    fresh(db, &jobs);
     let mut hrefs = Vec::new();
     for i in 0..20 {
         for job in jobs {
@@ -202,6 +214,7 @@ fn a_poison_write_is_a_dead_letter_at_once_and_replays_once_fixed(db: &TestDb) {
         token("operator", "patina:admin", serde_json::json!({}))
     );
     let job = 200_221;
+    fresh(db, &[job, 200_222, 200_223, 200_224, 200_225]);
     // Sequence 1 is taken: the write breaks the primary key.
     let first = post(&gw, &auth, job, r#"{"text": "first", "sequence": 1}"#, &[]);
     assert_eq!(

@@ -110,6 +110,19 @@ fn send_all_to(bases: &[&str], jobs: &[u32]) {
     });
 }
 
+/// Forget the notes of `jobs` (the shared PostgreSQL database outlives a run).
+fn fresh(db: &TestDb, jobs: &[u32]) {
+    if db.dialect == "sqlite" {
+        return; // a database of the test's own, not there yet
+    }
+    let list = jobs
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    query_db(db, &format!("DELETE FROM JOBNOTE WHERE JOBNO IN ({list})"));
+}
+
 /// The notes of `jobs` written by the queue: (job, sequence, text).
 fn queued_notes(db: &TestDb, jobs: &[u32]) -> Vec<(u32, i64, String)> {
     let list = jobs
@@ -185,6 +198,7 @@ fn dlq(config: &Path, args: &[&str]) -> (bool, String, String) {
 /// Database away → 1000 writes accepted → it comes back → `kill -9` mid-delivery → restart:
 /// all arrive, each once, in order per job.
 fn survives(db: &TestDb, jobs: &[u32], dir: &Path, config: &Path, down: &dyn Fn(), up: &dyn Fn()) {
+    fresh(db, jobs);
     down();
     let first = common::serve(config);
     send_all(&first.base, jobs);
@@ -314,6 +328,7 @@ fn postgres_a_connection_lost_after_commit_writes_once() {
     let config = setup(dir.path(), "postgres", &through(&db, proxy.port));
     let gw = common::serve(&config);
     let job = 200_261;
+    fresh(&db, &[job]);
     proxy.cut_after_next_commit();
     let res = reqwest::blocking::Client::new()
         .post(format!("{}/v1/jobs/{job}/notes/queued", gw.base))
@@ -404,6 +419,8 @@ fn redis_two_replicas_share_one_queue_and_one_survives_the_other() {
     proxy.cut();
     let (a, b) = (common::serve(&ca), common::serve(&cb));
     let jobs: Vec<u32> = (200_271..200_281).collect();
+    fresh(&db, &jobs);
+    fresh(&db, &[200_281]);
     send_all_to(&[&a.base, &b.base], &jobs);
 
     // An Idempotency-Key used on replica A and retried on replica B: the same delivery.

@@ -147,12 +147,42 @@ pub(super) fn deliveries(version: &str, info: &DocsInfo) -> (String, PathItem, S
                 .description(Some("The written row, when the route answers with one."))
                 .additional_properties(Some(AdditionalProperties::FreeForm(true))),
         )
+        // An administrator sees the request and every attempt too.
+        .property("identity", string())
+        .property(
+            "mappings",
+            string().description(Some("Digest of the mappings it was accepted under.")),
+        )
+        .property("path", string())
+        .property("query", string())
+        .property(
+            "body",
+            ObjectBuilder::new().description(Some("The request body as sent.")),
+        )
+        .property(
+            "history",
+            utoipa::openapi::schema::ArrayBuilder::new().items(
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .property("at", date_time())
+                    .property("outcome", string())
+                    .property(
+                        "detail",
+                        ObjectBuilder::new().schema_type(
+                            utoipa::openapi::schema::SchemaType::from_iter([
+                                Type::String,
+                                Type::Null,
+                            ]),
+                        ),
+                    ),
+            ),
+        )
         .required("id")
         .required("route")
         .required("status")
         .required("attempts")
         .required("accepted_at")
-        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
         .into();
     (
         format!("/{version}/_deliveries/{{id}}"),

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use super::super::{Fingerprint, Store, StoredResponse};
 use super::{Accept, Accepted, DeliveryResult, IdempotentAccept, Outcome, Status};
+use crate::state::{Fingerprint, Store, StoredResponse};
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
