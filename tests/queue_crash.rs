@@ -371,30 +371,16 @@ fn postgres_a_connection_lost_after_commit_writes_once() {
     );
 }
 
-/// The test Redis (database 7, emptied first: only this test uses it), or a loud skip.
+/// The test Redis, database 7, emptied first (only this test uses it); or a loud skip.
 fn redis_url() -> Option<String> {
-    match std::env::var("PATINA_TEST_REDIS") {
-        Ok(u) if !u.is_empty() => {
-            let url = format!("{}/7", u.trim_end_matches('/'));
-            let client = redis::Client::open(url.as_str()).expect("redis url");
-            let mut conn = client.get_connection().expect("the test Redis answers");
-            redis::cmd("FLUSHDB")
-                .query::<()>(&mut conn)
-                .expect("flushdb");
-            Some(url)
-        }
-        _ => {
-            assert!(
-                std::env::var("PATINA_REQUIRE_REDIS").is_err(),
-                "PATINA_TEST_REDIS is not set but PATINA_REQUIRE_REDIS is"
-            );
-            let line = "SKIPPED: PATINA_TEST_REDIS not set (deploy/test.sh starts a private \
-                        Redis and sets it): the two-replica queue test did not run";
-            eprintln!("{line}");
-            println!("{line}");
-            None
-        }
-    }
+    let u = common::redis_url("the two-replica queue test")?;
+    let url = format!("{}/7", u.trim_end_matches('/'));
+    let client = redis::Client::open(url.as_str()).expect("redis url");
+    let mut conn = client.get_connection().expect("the test Redis answers");
+    redis::cmd("FLUSHDB")
+        .query::<()>(&mut conn)
+        .expect("flushdb");
+    Some(url)
 }
 
 #[test]

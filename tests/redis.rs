@@ -14,24 +14,6 @@ use patina::secret::Secret;
 use patina::state::redis::{Durability, Redis, RedisIdempotency};
 use patina::state::{Claim, Fingerprint, StoredResponse};
 
-/// The test server's URL, or `None` (and a loud line) when there is none.
-fn redis_url() -> Option<String> {
-    match std::env::var("PATINA_TEST_REDIS") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            assert!(
-                std::env::var("PATINA_REQUIRE_REDIS").is_err(),
-                "PATINA_TEST_REDIS is not set but PATINA_REQUIRE_REDIS is"
-            );
-            let line = "SKIPPED: PATINA_TEST_REDIS not set (deploy/test.sh starts a private \
-                        Redis and sets it): the Redis state test did not run";
-            eprintln!("{line}");
-            println!("{line}");
-            None
-        }
-    }
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -78,7 +60,9 @@ fn redis_state(url: &str, unreachable: &str) -> String {
 
 #[test]
 fn a_rate_limit_holds_across_two_gateways() {
-    let Some(url) = redis_url() else { return };
+    let Some(url) = common::redis_url("the Redis state test") else {
+        return;
+    };
     let route = limited_route(&format!("limited{}", unique()), "100/minute");
     let a = Arc::new(gateway(&route, &redis_state(&url, "closed")));
     let b = Arc::new(gateway(&route, &redis_state(&url, "closed")));
@@ -141,7 +125,9 @@ fn a_rate_limit_holds_across_two_gateways() {
 
 #[test]
 fn idempotency_records_are_shared_between_connections() {
-    let Some(url) = redis_url() else { return };
+    let Some(url) = common::redis_url("the Redis state test") else {
+        return;
+    };
     let rt = runtime();
     rt.block_on(async {
         let connect = || async {
@@ -252,7 +238,9 @@ fn idempotency_records_are_shared_between_connections() {
 
 #[test]
 fn the_durability_check_reports_the_servers_settings() {
-    let Some(url) = redis_url() else { return };
+    let Some(url) = common::redis_url("the Redis state test") else {
+        return;
+    };
     let rt = runtime();
     rt.block_on(async {
         let redis = Redis::connect(&Secret::new(url), Duration::from_secs(5))

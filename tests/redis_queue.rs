@@ -5,6 +5,8 @@
 //! starts a private one); without it the tests skip, loudly, unless PATINA_REQUIRE_REDIS is
 //! set. Each test keeps its keys under a prefix of its own.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,24 +18,6 @@ use patina::state::{
     Accept, Accepted, Claim, Delivery, DeliveryResult, Fingerprint, IdempotentAccept, Outcome,
     Status, StoredResponse,
 };
-
-/// The test server's URL, or `None` (and a loud line) when there is none.
-fn redis_url() -> Option<String> {
-    match std::env::var("PATINA_TEST_REDIS") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            assert!(
-                std::env::var("PATINA_REQUIRE_REDIS").is_err(),
-                "PATINA_TEST_REDIS is not set but PATINA_REQUIRE_REDIS is"
-            );
-            let line = "SKIPPED: PATINA_TEST_REDIS not set (deploy/test.sh starts a private \
-                        Redis and sets it): the Redis queue test did not run";
-            eprintln!("{line}");
-            println!("{line}");
-            None
-        }
-    }
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -105,7 +89,9 @@ const MINUTE: Duration = Duration::from_mins(1);
 
 #[test]
 fn redis_queue_delivers_in_order_per_key_and_retries_later() {
-    let Some(url) = redis_url() else { return };
+    let Some(url) = common::redis_url("the Redis queue test") else {
+        return;
+    };
     runtime().block_on(async {
         let (q, _) = queue(&url).await;
         for (id, key) in [("a1", "job:1"), ("b1", "job:2"), ("a2", "job:1"), ("n", "")] {
@@ -170,7 +156,9 @@ fn redis_queue_delivers_in_order_per_key_and_retries_later() {
 
 #[test]
 fn redis_queue_dead_letters_release_their_key_and_replay_goes_behind() {
-    let Some(url) = redis_url() else { return };
+    let Some(url) = common::redis_url("the Redis queue test") else {
+        return;
+    };
     runtime().block_on(async {
         let (q, _) = queue(&url).await;
         for id in ["x1", "x2", "x3"] {
@@ -219,7 +207,9 @@ fn redis_queue_dead_letters_release_their_key_and_replay_goes_behind() {
 
 #[test]
 fn redis_queue_lists_and_replays_the_dead_letters_of_one_route() {
-    let Some(url) = redis_url() else { return };
+    let Some(url) = common::redis_url("the Redis queue test") else {
+        return;
+    };
     runtime().block_on(async {
         let (q, _) = queue(&url).await;
         for (id, route) in [("p1", "r1"), ("p2", "r2"), ("p3", "r2")] {
@@ -262,7 +252,9 @@ fn redis_queue_lists_and_replays_the_dead_letters_of_one_route() {
 
 #[test]
 fn redis_queue_refuses_when_full_and_counts_only_pending() {
-    let Some(url) = redis_url() else { return };
+    let Some(url) = common::redis_url("the Redis queue test") else {
+        return;
+    };
     runtime().block_on(async {
         let (q, _) = queue(&url).await;
         let mut a = write("1", "r", None);
@@ -287,7 +279,9 @@ fn redis_queue_refuses_when_full_and_counts_only_pending() {
 
 #[test]
 fn redis_queue_idempotency_key_accepts_once_and_shares_records_with_direct_writes() {
-    let Some(url) = redis_url() else { return };
+    let Some(url) = common::redis_url("the Redis queue test") else {
+        return;
+    };
     runtime().block_on(async {
         let (q, _) = queue(&url).await;
         let idem = RedisIdempotency::new(Arc::clone(q.redis()));
@@ -352,7 +346,9 @@ fn redis_queue_idempotency_key_accepts_once_and_shares_records_with_direct_write
 
 #[test]
 fn redis_queue_purges_delivered_records_after_their_retention() {
-    let Some(url) = redis_url() else { return };
+    let Some(url) = common::redis_url("the Redis queue test") else {
+        return;
+    };
     runtime().block_on(async {
         let (q, _) = queue(&url).await;
         q.accept(write("p", "r", None)).await.expect("accept");
@@ -376,7 +372,9 @@ fn redis_queue_purges_delivered_records_after_their_retention() {
 
 #[test]
 fn redis_queue_lease_that_runs_out_goes_to_another_replica() {
-    let Some(url) = redis_url() else { return };
+    let Some(url) = common::redis_url("the Redis queue test") else {
+        return;
+    };
     runtime().block_on(async {
         let (a, prefix) = queue(&url).await;
         let b = RedisQueue::with_prefix(connect(&url).await, prefix);
@@ -417,7 +415,9 @@ fn redis_queue_lease_that_runs_out_goes_to_another_replica() {
 
 #[test]
 fn redis_queue_two_replicas_never_deliver_one_write_twice() {
-    let Some(url) = redis_url() else { return };
+    let Some(url) = common::redis_url("the Redis queue test") else {
+        return;
+    };
     runtime().block_on(async {
         let (a, prefix) = queue(&url).await;
         let a = Arc::new(a);

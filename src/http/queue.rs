@@ -111,22 +111,8 @@ pub(super) async fn accept(
             Ok(super::write::rebuild(&answer, false))
         }
         Ok(Accepted::Replay(stored)) => Ok(super::write::rebuild(&stored, true)),
-        Ok(Accepted::Mismatch) => Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency-key-reused",
-            "Idempotency Key Reused",
-            "This Idempotency-Key was used for a different request; use a new key.",
-        )),
-        Ok(Accepted::InFlight) => Err(Problem {
-            retry_after: Some(1),
-            ..Problem::new(
-                StatusCode::CONFLICT,
-                "idempotency-key-in-use",
-                "Request In Progress",
-                "A request with this Idempotency-Key is still being processed; retry it after \
-                 it has finished to get its answer.",
-            )
-        }),
+        Ok(Accepted::Mismatch) => Err(super::write::key_reused()),
+        Ok(Accepted::InFlight) => Err(super::write::key_in_use()),
         Ok(Accepted::Full) => {
             warn!(route = %r.route.id, max_pending = state.queue.max_pending, "the write queue is full; refusing");
             Err(Problem {

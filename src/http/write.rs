@@ -91,26 +91,8 @@ pub(super) async fn serve(state: &AppState, mut r: Request<'_>) -> Result<HttpRe
     match claimed {
         Ok(Claim::Run) => {}
         Ok(Claim::Replay(stored)) => return Ok(rebuild(&stored, true)),
-        Ok(Claim::InFlight) => {
-            return Err(Problem {
-                retry_after: Some(1),
-                ..Problem::new(
-                    StatusCode::CONFLICT,
-                    "idempotency-key-in-use",
-                    "Request In Progress",
-                    "A request with this Idempotency-Key is still being processed; retry it \
-                     after it has finished to get its answer.",
-                )
-            });
-        }
-        Ok(Claim::Mismatch) => {
-            return Err(Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency-key-reused",
-                "Idempotency Key Reused",
-                "This Idempotency-Key was used for a different request; use a new key.",
-            ));
-        }
+        Ok(Claim::InFlight) => return Err(key_in_use()),
+        Ok(Claim::Mismatch) => return Err(key_reused()),
         Err(e) => {
             error!(error = %e, "idempotency record could not be claimed");
             return Err(state_unavailable());
@@ -156,6 +138,30 @@ pub(super) async fn serve(state: &AppState, mut r: Request<'_>) -> Result<HttpRe
         error!(route = %r.route.id, "the answer to an idempotent write could not be recorded");
     }
     Ok(rebuild(&stored, false))
+}
+
+/// 409: the first request with this `Idempotency-Key` is still running.
+pub(super) fn key_in_use() -> Problem {
+    Problem {
+        retry_after: Some(1),
+        ..Problem::new(
+            StatusCode::CONFLICT,
+            "idempotency-key-in-use",
+            "Request In Progress",
+            "A request with this Idempotency-Key is still being processed; retry it after it \
+             has finished to get its answer.",
+        )
+    }
+}
+
+/// 422: the `Idempotency-Key` was used for another request.
+pub(super) fn key_reused() -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency-key-reused",
+        "Idempotency Key Reused",
+        "This Idempotency-Key was used for a different request; use a new key.",
+    )
 }
 
 /// 503: the store of idempotency records cannot be used; nothing was run.

@@ -13,7 +13,9 @@
 //! record the status, the headers (length-prefixed) and the body (the rest).
 
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::clock::now_ms;
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use sha2::{Digest, Sha256};
@@ -298,13 +300,6 @@ fn check_key(key: &str) -> Result<(), StoreError> {
         });
     }
     Ok(())
-}
-
-/// Now, in milliseconds since the UNIX epoch (0 for a clock set before 1970).
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, millis)
 }
 
 pub(super) fn millis(d: Duration) -> u64 {

@@ -27,8 +27,9 @@ use std::time::Duration;
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
-use super::idempotency::{self, Claim, Fingerprint, StoredResponse, millis, now_ms};
+use super::idempotency::{self, Claim, Fingerprint, StoredResponse, millis};
 use super::{Op, Reply, Store, StoreError};
+use crate::clock::now_ms;
 
 const DELIVERIES: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("deliveries");
 const DUE: redb::TableDefinition<(u64, u64), &str> = redb::TableDefinition::new("due");

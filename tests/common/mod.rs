@@ -605,3 +605,24 @@ pub fn serve(config: &Path) -> Served {
     }
     panic!("patina serve did not answer on {}", served.base);
 }
+
+/// The private Redis deploy/test.sh starts (`PATINA_TEST_REDIS`), or a loud skip naming `what`
+/// did not run; with PATINA_REQUIRE_REDIS set, its absence fails instead.
+pub fn redis_url(what: &str) -> Option<String> {
+    match std::env::var("PATINA_TEST_REDIS") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(
+                std::env::var("PATINA_REQUIRE_REDIS").is_err(),
+                "PATINA_TEST_REDIS is not set but PATINA_REQUIRE_REDIS is"
+            );
+            let line = format!(
+                "SKIPPED: PATINA_TEST_REDIS not set (deploy/test.sh starts a private Redis and \
+                 sets it): {what} did not run"
+            );
+            eprintln!("{line}");
+            println!("{line}");
+            None
+        }
+    }
+}
