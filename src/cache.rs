@@ -20,6 +20,8 @@ pub struct Cached {
     pub rows: usize,
     /// Strong validator of the body.
     pub etag: String,
+    /// The next page's cursor, when there is a next page.
+    pub next: Option<Arc<str>>,
     /// How long the wait for a connection, the statement and the envelope took when this
     /// was made.
     pub acquire_time: Option<Duration>,
@@ -155,6 +157,7 @@ mod tests {
             body: Arc::from(body),
             rows,
             etag: String::new(),
+            next: None,
             acquire_time: None,
             db_time: None,
             encode_time: None,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix_web::http::header::HeaderValue;
 
 use crate::codec::{BindValue, ColumnCodec, ColumnType, ParamType, Trim};
+use crate::dialect::{Dialect, Placeholders};
 use crate::shape::ColumnInfo;
 
 /// Where a parameter comes from in the request.
@@ -131,6 +132,75 @@ pub struct RoutePlan {
     pub etag_fields: Vec<String>,
     /// What a POST, PUT, PATCH or DELETE route writes; `None` for a read.
     pub write: Option<WritePlan>,
+    /// A list route's paging, sorting, counts and exports (all off for other routes).
+    pub list: ListPlan,
+}
+
+/// What a list route offers beyond its rows.
+#[derive(Clone, Debug)]
+pub struct ListPlan {
+    /// The route's source's SQL flavour and placeholders, for the keyset form of a page.
+    pub dialect: Dialect,
+    pub placeholders: Placeholders,
+    /// Keyset paging; `None`: one response holds every row (up to `max_rows`).
+    pub page: Option<PagePlan>,
+    /// The fields a caller may sort by (`sort=`); needs `page`.
+    pub sort: Vec<SortField>,
+    /// The time budget of a count (`Prefer: count=exact`); `None`: counts are not offered.
+    pub count: Option<Duration>,
+    /// Streaming NDJSON and CSV exports; `None`: JSON only.
+    pub export: Option<ExportPlan>,
+}
+
+impl Default for ListPlan {
+    fn default() -> Self {
+        Self {
+            dialect: Dialect::Sqlite,
+            placeholders: Placeholders::Question,
+            page: None,
+            sort: Vec::new(),
+            count: None,
+            export: None,
+        }
+    }
+}
+
+/// `page = { by = [...], size, max }`.
+#[derive(Clone, Debug)]
+pub struct PagePlan {
+    /// The default order, ending in a unique combination: ties never straddle two pages.
+    pub by: Vec<PageKey>,
+    /// Rows per page without `limit`.
+    pub size: usize,
+    /// The largest `limit`.
+    pub max: usize,
+}
+
+/// A column the rows are ordered by.
+#[derive(Clone, Debug)]
+pub struct PageKey {
+    /// As the mapping names it (a column of the result).
+    pub column: String,
+    /// Its public name.
+    pub output: String,
+    pub descending: bool,
+    /// It may hold NULL (sorted after every value).
+    pub nullable: bool,
+}
+
+/// A field a caller may sort by.
+#[derive(Clone, Debug)]
+pub struct SortField {
+    pub output: String,
+    pub column: String,
+    pub nullable: bool,
+}
+
+/// `export = { max_rows }`.
+#[derive(Clone, Copy, Debug)]
+pub struct ExportPlan {
+    /// Rows one export streams at most; an export cut short ends as an error.
+    pub max_rows: usize,
 }
 
 impl RoutePlan {

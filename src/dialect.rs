@@ -43,85 +43,138 @@ impl Dialect {
         }
     }
 
-    /// Wrap a statement so that the database returns one page: `limit` rows after skipping
-    /// `offset`. Both are placeholders for bound values, never numbers spliced into the text.
-    /// SQL Server's OFFSET/FETCH needs an ORDER BY; a statement without one gets
-    /// `ORDER BY (SELECT NULL)`, which keeps whatever order the server produces.
-    pub fn paginate(self, sql: &str, limit: &str, offset: &str) -> String {
-        let sql = sql.trim_end().trim_end_matches(';').trim_end();
-        match self {
-            Self::Postgres | Self::Sqlite => format!("{sql}\nLIMIT {limit} OFFSET {offset}"),
-            Self::Db2i => format!("{sql}\nOFFSET {offset} ROWS FETCH FIRST {limit} ROWS ONLY"),
-            Self::Mssql => {
-                let order = if has_top_level_order_by(sql) {
-                    ""
-                } else {
-                    "\nORDER BY (SELECT NULL)"
-                };
-                format!("{sql}{order}\nOFFSET {offset} ROWS FETCH NEXT {limit} ROWS ONLY")
-            }
-        }
-    }
-
-    /// The keyset form of a page: `sql` wrapped so that it returns the rows that sort after
-    /// the last row of the previous page (whose key values are bound), in key order, then paged
-    /// by `limit` (a placeholder; the caller asks for one row more than the page to learn
+    /// The keyset form of a page: `sql` wrapped so that the database returns its rows in key
+    /// order, after the last row of the previous page when there is one, at most `limit` rows
+    /// (a placeholder, bound last; the caller asks for one row more than the page to learn
     /// whether another follows). Page 1,000 costs what page 1 costs: no OFFSET walks the rows
-    /// before it. The predicate is written out (`a > ? OR (a = ? AND b > ?)`), which every
-    /// dialect runs and which allows mixed directions. `keys` name columns of the statement's
-    /// result (checked by the mapping) that are never NULL. Returns the SQL and, for each
-    /// placeholder of the predicate in order, the index of the key whose value it takes;
-    /// `first` numbers the first of them, and `limit` follows.
-    pub fn keyset_page(
-        self,
-        sql: &str,
-        keys: &[SortKey<'_>],
-        after_previous: bool,
-        placeholders: Placeholders,
-        first: usize,
-    ) -> (String, Vec<usize>, String) {
-        let sql = sql.trim_end().trim_end_matches(';').trim_end();
+    /// before it, and the first key's bound (`a >= ?`) is written on its own so that an index
+    /// on it can start there. The rest of the predicate is written out
+    /// (`a > ? OR (a = ? AND b > ?)`), which every dialect runs and which allows mixed
+    /// directions. NULL sorts after every value (last ascending, first descending) in every
+    /// dialect; `after[i]` says whether the previous row's value of key `i` was NULL, which
+    /// decides the predicate's text (NULL is never bound). `select` names the result columns
+    /// to return (all when empty). The statement's own placeholders come first: `first` is the
+    /// number of the predicate's first.
+    pub fn keyset(self, page: &KeysetPage<'_>, placeholders: Placeholders, first: usize) -> Keyset {
+        let sql = page.sql.trim_end().trim_end_matches(';').trim_end();
         let mut binds = Vec::new();
         let mut next = first;
-        let mut marker = |key: usize, binds: &mut Vec<usize>| {
+        let mut bind = |key: usize| {
             binds.push(key);
             next += 1;
             placeholders.nth(next - 1)
         };
-        let mut text = format!("SELECT keyset_page.* FROM (\n{sql}\n) keyset_page");
-        if after_previous && !keys.is_empty() {
+        let col = |k: &SortKey<'_>| format!("keyset_page.{}", k.column);
+        let select = if page.select.is_empty() {
+            "keyset_page.*".to_string()
+        } else {
+            page.select
+                .iter()
+                .map(|c| format!("keyset_page.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut text = format!("SELECT {select} FROM (\n{sql}\n) keyset_page");
+        if let Some(after) = page.after.filter(|a| a.len() == page.keys.len() && !a.is_empty()) {
+            let keys = page.keys;
+            // The first key's bound: all that an index needs to start at the right place.
+            let k0 = &keys[0];
+            let lead = match (k0.descending, after[0]) {
+                (false, false) if k0.nullable => {
+                    Some(format!("({c} >= {} OR {c} IS NULL)", bind(0), c = col(k0)))
+                }
+                (false, false) => Some(format!("{} >= {}", col(k0), bind(0))),
+                (false, true) => Some(format!("{} IS NULL", col(k0))),
+                (true, false) => Some(format!("{} <= {}", col(k0), bind(0))),
+                (true, true) => None,
+            };
             let mut alternatives = Vec::with_capacity(keys.len());
             for (i, key) in keys.iter().enumerate() {
+                // Rows strictly after the previous value of key i; None when none can be.
+                let after_i = match (key.descending, after[i]) {
+                    (false, false) if key.nullable => {
+                        Some(format!("({c} > {{}} OR {c} IS NULL)", c = col(key)))
+                    }
+                    (false, false) => Some(format!("{} > {{}}", col(key))),
+                    (false, true) => None,
+                    (true, false) => Some(format!("{} < {{}}", col(key))),
+                    (true, true) => Some(format!("{} IS NOT NULL", col(key))),
+                };
+                let Some(after_i) = after_i else { continue };
                 let mut terms: Vec<String> = keys[..i]
                     .iter()
                     .enumerate()
-                    .map(|(j, k)| format!("keyset_page.{} = {}", k.column, marker(j, &mut binds)))
+                    .map(|(j, k)| {
+                        if after[j] {
+                            format!("{} IS NULL", col(k))
+                        } else {
+                            format!("{} = {}", col(k), bind(j))
+                        }
+                    })
                     .collect();
-                let op = if key.descending { "<" } else { ">" };
-                terms.push(format!(
-                    "keyset_page.{} {op} {}",
-                    key.column,
-                    marker(i, &mut binds)
-                ));
-                alternatives.push(format!("({})", terms.join(" AND ")));
+                terms.push(if after[i] {
+                    after_i
+                } else {
+                    after_i.replace("{}", &bind(i))
+                });
+                alternatives.push(terms.join(" AND "));
             }
+            let rest = if alternatives.is_empty() {
+                "1 = 0".to_string()
+            } else {
+                format!("(({}))", alternatives.join(")\n   OR ("))
+            };
             text.push_str("\nWHERE ");
-            text.push_str(&alternatives.join("\n   OR "));
+            if let Some(lead) = lead {
+                text.push_str(&lead);
+                text.push_str("\n  AND ");
+            }
+            text.push_str(&rest);
         }
-        if !keys.is_empty() {
-            let order: Vec<String> = keys
-                .iter()
-                .map(|k| {
-                    let dir = if k.descending { "DESC" } else { "ASC" };
-                    format!("keyset_page.{} {dir}", k.column)
-                })
-                .collect();
+        if !page.keys.is_empty() {
+            let order: Vec<String> = page.keys.iter().map(|k| self.order_term(&col(k), k)).collect();
             text.push_str("\nORDER BY ");
             text.push_str(&order.join(", "));
         }
-        let limit = placeholders.nth(next);
-        let paged = self.paginate(&text, &limit, "0");
-        (paged, binds, limit)
+        if page.limit {
+            let limit = placeholders.nth(next);
+            let (before, after) = match self {
+                Self::Postgres | Self::Sqlite => ("LIMIT ", ""),
+                Self::Db2i => ("FETCH FIRST ", " ROWS ONLY"),
+                Self::Mssql => ("OFFSET 0 ROWS FETCH NEXT ", " ROWS ONLY"),
+            };
+            text.push('\n');
+            text.push_str(before);
+            text.push_str(&limit);
+            text.push_str(after);
+        }
+        Keyset { sql: text, binds }
+    }
+
+    /// One key of an ORDER BY, with NULL after every value ascending (before, descending),
+    /// whatever the database does by itself.
+    fn order_term(self, column: &str, key: &SortKey<'_>) -> String {
+        let dir = if key.descending { "DESC" } else { "ASC" };
+        if !key.nullable {
+            return format!("{column} {dir}");
+        }
+        match self {
+            // NULL is the largest value already.
+            Self::Postgres | Self::Db2i => format!("{column} {dir}"),
+            Self::Sqlite => {
+                let nulls = if key.descending { "FIRST" } else { "LAST" };
+                format!("{column} {dir} NULLS {nulls}")
+            }
+            Self::Mssql => {
+                format!("CASE WHEN {column} IS NULL THEN 1 ELSE 0 END {dir}, {column} {dir}")
+            }
+        }
+    }
+
+    /// The statement that counts the rows `sql` returns, with the same placeholders.
+    pub fn count_sql(self, sql: &str) -> String {
+        let sql = sql.trim_end().trim_end_matches(';').trim_end();
+        format!("SELECT COUNT(*) FROM (\n{sql}\n) count_all")
     }
 
     /// A statement that touches no table, to see whether the database answers.
@@ -185,11 +238,33 @@ impl Dialect {
     }
 }
 
-/// One key of a keyset page: a column of the paged statement's result and its direction.
+/// One key of a keyset page: a column of the paged statement's result, its direction, and
+/// whether it may hold NULL (which then sorts after every value).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SortKey<'a> {
     pub column: &'a str,
     pub descending: bool,
+    pub nullable: bool,
+}
+
+/// What [`Dialect::keyset`] wraps: the statement, the columns to return (all when empty), the
+/// order, the previous page's last row (whether each key's value was NULL), and whether the
+/// rows are limited (a page) or not (an export).
+#[derive(Clone, Copy, Debug)]
+pub struct KeysetPage<'a> {
+    pub sql: &'a str,
+    pub select: &'a [&'a str],
+    pub keys: &'a [SortKey<'a>],
+    pub after: Option<&'a [bool]>,
+    pub limit: bool,
+}
+
+/// A keyset statement, and for each placeholder of its predicate in order the key whose
+/// previous value it takes. The limit's placeholder, when there is one, comes after them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keyset {
+    pub sql: String,
+    pub binds: Vec<usize>,
 }
 
 impl fmt::Display for Dialect {
@@ -236,7 +311,7 @@ impl Placeholders {
 
 /// Whether `sql` ends with an ORDER BY of its own (not one inside parentheses, a string or a
 /// comment).
-fn has_top_level_order_by(sql: &str) -> bool {
+pub fn has_top_level_order_by(sql: &str) -> bool {
     let upper = sql.to_ascii_uppercase();
     let b = upper.as_bytes();
     let mut depth = 0i32;
@@ -541,26 +616,8 @@ mod tests {
     }
 
     #[test]
-    fn pages_per_dialect() {
-        let sql = "SELECT A FROM T ORDER BY A;";
-        assert_eq!(
-            Dialect::Postgres.paginate(sql, "$1", "$2"),
-            "SELECT A FROM T ORDER BY A\nLIMIT $1 OFFSET $2"
-        );
-        assert_eq!(
-            Dialect::Sqlite.paginate(sql, "?", "?"),
-            "SELECT A FROM T ORDER BY A\nLIMIT ? OFFSET ?"
-        );
-        assert_eq!(
-            Dialect::Db2i.paginate(sql, "?", "?"),
-            "SELECT A FROM T ORDER BY A\nOFFSET ? ROWS FETCH FIRST ? ROWS ONLY"
-        );
-        assert_eq!(
-            Dialect::Mssql.paginate(sql, "@P2", "@P1"),
-            "SELECT A FROM T ORDER BY A\nOFFSET @P1 ROWS FETCH NEXT @P2 ROWS ONLY"
-        );
-        // SQL Server needs an ORDER BY; one inside a subquery, a string or a comment is not
-        // the statement's own.
+    fn finds_a_statement_s_own_order_by() {
+        // One inside a subquery, a string or a comment is not the statement's own.
         for unordered in [
             "SELECT A FROM T",
             "SELECT A FROM (SELECT TOP 5 A FROM T ORDER BY A) X",
@@ -568,18 +625,12 @@ mod tests {
             "SELECT A FROM T -- ORDER BY A",
             "SELECT [ORDER BY] FROM T",
         ] {
-            assert!(
-                Dialect::Mssql
-                    .paginate(unordered, "@P1", "@P2")
-                    .contains("ORDER BY (SELECT NULL)"),
-                "{unordered}"
-            );
+            assert!(!has_top_level_order_by(unordered), "{unordered}");
         }
-        assert!(
-            !Dialect::Mssql
-                .paginate("SELECT A FROM (SELECT A FROM T) X ORDER BY A", "@P1", "@P2")
-                .contains("(SELECT NULL)")
-        );
+        assert!(has_top_level_order_by(
+            "SELECT A FROM (SELECT A FROM T) X ORDER BY A"
+        ));
+        assert!(has_top_level_order_by("select a from t order  by a;"));
     }
 
     #[test]
@@ -693,59 +744,195 @@ mod tests {
         assert!(Dialect::Db2i.describes_parameters() && !Dialect::Mssql.describes_parameters());
     }
 
+    const KEYS: [SortKey<'static>; 2] = [
+        SortKey {
+            column: "DUEDT",
+            descending: false,
+            nullable: false,
+        },
+        SortKey {
+            column: "JOBNO",
+            descending: true,
+            nullable: false,
+        },
+    ];
+
+    fn page<'a>(
+        keys: &'a [SortKey<'a>],
+        after: Option<&'a [bool]>,
+        select: &'a [&'a str],
+    ) -> KeysetPage<'a> {
+        KeysetPage {
+            sql: "SELECT JOBNO, DUEDT FROM JOBMST WHERE PLNCD = ?;",
+            select,
+            keys,
+            after,
+            limit: true,
+        }
+    }
+
     #[test]
-    fn keyset_pages_per_dialect() {
-        let keys = [
-            SortKey {
-                column: "DUEDT",
-                descending: false,
-            },
-            SortKey {
-                column: "JOBNO",
-                descending: true,
-            },
-        ];
-        let (sql, binds, limit) = Dialect::Postgres.keyset_page(
-            "SELECT JOBNO, DUEDT FROM JOBMST WHERE PLNCD = ?;",
-            &keys,
-            true,
+    fn keyset_first_and_next_pages() {
+        let first = Dialect::Postgres.keyset(&page(&KEYS, None, &[]), Placeholders::Question, 2);
+        assert_eq!(
+            first.sql,
+            "SELECT keyset_page.* FROM (\nSELECT JOBNO, DUEDT FROM JOBMST WHERE PLNCD = ?\n) keyset_page\n\
+             ORDER BY keyset_page.DUEDT ASC, keyset_page.JOBNO DESC\nLIMIT ?"
+        );
+        assert!(first.binds.is_empty());
+        let next = Dialect::Postgres.keyset(
+            &page(&KEYS, Some(&[false, false]), &["JOBNO", "DUEDT"]),
             Placeholders::Question,
             2,
         );
         assert_eq!(
-            sql,
-            "SELECT keyset_page.* FROM (\nSELECT JOBNO, DUEDT FROM JOBMST WHERE PLNCD = ?\n) keyset_page\n\
-             WHERE (keyset_page.DUEDT > ?)\n   OR (keyset_page.DUEDT = ? AND keyset_page.JOBNO < ?)\n\
-             ORDER BY keyset_page.DUEDT ASC, keyset_page.JOBNO DESC\nLIMIT ? OFFSET 0"
+            next.sql,
+            "SELECT keyset_page.JOBNO, keyset_page.DUEDT FROM (\nSELECT JOBNO, DUEDT FROM JOBMST WHERE PLNCD = ?\n) keyset_page\n\
+             WHERE keyset_page.DUEDT >= ?\n  AND ((keyset_page.DUEDT > ?)\n   OR (keyset_page.DUEDT = ? AND keyset_page.JOBNO < ?))\n\
+             ORDER BY keyset_page.DUEDT ASC, keyset_page.JOBNO DESC\nLIMIT ?"
         );
-        assert_eq!(binds, [0, 0, 1], "the key each placeholder takes");
-        assert_eq!(limit, "?");
-        let (sql, binds, limit) = Dialect::Mssql.keyset_page(
-            "SELECT JOBNO, DUEDT FROM JOBMST WHERE PLNCD = @P1",
-            &keys,
-            true,
+        assert_eq!(next.binds, [0, 0, 0, 1], "the key each placeholder takes");
+    }
+
+    #[test]
+    fn keyset_limits_per_dialect() {
+        let after = Some(&[false, false][..]);
+        let mssql = Dialect::Mssql.keyset(&page(&KEYS, after, &[]), Placeholders::Numbered, 2);
+        assert!(
+            mssql.sql.contains(
+                "WHERE keyset_page.DUEDT >= @P2\n  AND ((keyset_page.DUEDT > @P3)\n   OR (keyset_page.DUEDT = @P4 AND keyset_page.JOBNO < @P5))"
+            ),
+            "{}",
+            mssql.sql
+        );
+        assert!(
+            mssql.sql.ends_with(
+                "ORDER BY keyset_page.DUEDT ASC, keyset_page.JOBNO DESC\nOFFSET 0 ROWS FETCH NEXT @P6 ROWS ONLY"
+            ),
+            "{}",
+            mssql.sql
+        );
+        let db2 = Dialect::Db2i.keyset(&page(&KEYS[..1], None, &[]), Placeholders::Question, 1);
+        assert!(
+            db2.sql.ends_with("ORDER BY keyset_page.DUEDT ASC\nFETCH FIRST ? ROWS ONLY"),
+            "{}",
+            db2.sql
+        );
+        let sqlite = Dialect::Sqlite.keyset(&page(&KEYS[..1], None, &[]), Placeholders::Question, 1);
+        assert!(sqlite.sql.ends_with("ORDER BY keyset_page.DUEDT ASC\nLIMIT ?"), "{}", sqlite.sql);
+        // An export: every row, in key order, no limit.
+        let export = Dialect::Mssql.keyset(
+            &KeysetPage {
+                limit: false,
+                ..page(&KEYS, None, &[])
+            },
             Placeholders::Numbered,
             2,
         );
         assert!(
-            sql.contains("WHERE (keyset_page.DUEDT > @P2)\n   OR (keyset_page.DUEDT = @P3 AND keyset_page.JOBNO < @P4)"),
-            "{sql}"
+            export.sql.ends_with("ORDER BY keyset_page.DUEDT ASC, keyset_page.JOBNO DESC"),
+            "{}",
+            export.sql
         );
-        assert!(sql.ends_with("ORDER BY keyset_page.DUEDT ASC, keyset_page.JOBNO DESC\nOFFSET 0 ROWS FETCH NEXT @P5 ROWS ONLY"), "{sql}");
-        assert_eq!((binds.as_slice(), limit.as_str()), (&[0, 0, 1][..], "@P5"));
-        let (first_page, binds, _) = Dialect::Db2i.keyset_page(
-            "SELECT A FROM T",
-            &keys[..1],
-            false,
-            Placeholders::Question,
-            1,
+    }
+
+    const NULLABLE: [SortKey<'static>; 2] = [
+        SortKey {
+            column: "GRP",
+            descending: false,
+            nullable: true,
+        },
+        SortKey {
+            column: "ID",
+            descending: false,
+            nullable: false,
+        },
+    ];
+
+    #[test]
+    fn keyset_with_nulls_sorts_them_last_ascending_in_every_dialect() {
+        let order = |d: Dialect, keys: &[SortKey<'_>]| {
+            let k = d.keyset(&page(keys, None, &[]), Placeholders::Question, 1).sql;
+            k[k.find("ORDER BY").unwrap()..k.rfind('\n').unwrap()].to_string()
+        };
+        assert_eq!(
+            order(Dialect::Postgres, &NULLABLE),
+            "ORDER BY keyset_page.GRP ASC, keyset_page.ID ASC"
         );
-        assert!(binds.is_empty());
-        assert!(!first_page.contains("WHERE"), "{first_page}");
-        assert!(
-            first_page
-                .ends_with("ORDER BY keyset_page.DUEDT ASC\nOFFSET 0 ROWS FETCH FIRST ? ROWS ONLY"),
-            "{first_page}"
+        assert_eq!(order(Dialect::Db2i, &NULLABLE), order(Dialect::Postgres, &NULLABLE));
+        assert_eq!(
+            order(Dialect::Sqlite, &NULLABLE),
+            "ORDER BY keyset_page.GRP ASC NULLS LAST, keyset_page.ID ASC"
+        );
+        assert_eq!(
+            order(Dialect::Mssql, &NULLABLE),
+            "ORDER BY CASE WHEN keyset_page.GRP IS NULL THEN 1 ELSE 0 END ASC, keyset_page.GRP ASC, keyset_page.ID ASC"
+        );
+        let desc = [
+            SortKey {
+                descending: true,
+                ..NULLABLE[0]
+            },
+            NULLABLE[1],
+        ];
+        assert_eq!(
+            order(Dialect::Sqlite, &desc),
+            "ORDER BY keyset_page.GRP DESC NULLS FIRST, keyset_page.ID ASC"
+        );
+    }
+
+    #[test]
+    fn keyset_predicates_after_null_and_non_null_values() {
+        let predicate = |keys: &[SortKey<'_>], after: &[bool]| {
+            let k = Dialect::Postgres.keyset(&page(keys, Some(after), &[]), Placeholders::Question, 2);
+            let sql = k.sql;
+            let w = sql.find("keyset_page\nWHERE ").unwrap() + 18;
+            (sql[w..sql.find("\nORDER BY").unwrap()].to_string(), k.binds)
+        };
+        // After a value: greater values, then the NULLs.
+        assert_eq!(
+            predicate(&NULLABLE, &[false, false]),
+            (
+                "(keyset_page.GRP >= ? OR keyset_page.GRP IS NULL)\n  AND (((keyset_page.GRP > ? OR keyset_page.GRP IS NULL))\n   OR (keyset_page.GRP = ? AND keyset_page.ID > ?))".to_string(),
+                vec![0, 0, 0, 1]
+            )
+        );
+        // After a NULL (ascending): only the rest of the NULLs; NULL is never bound.
+        assert_eq!(
+            predicate(&NULLABLE, &[true, false]),
+            (
+                "keyset_page.GRP IS NULL\n  AND ((keyset_page.GRP IS NULL AND keyset_page.ID > ?))".to_string(),
+                vec![1]
+            )
+        );
+        // Descending: NULLs come first, then the values.
+        let desc = [
+            SortKey {
+                descending: true,
+                ..NULLABLE[0]
+            },
+            NULLABLE[1],
+        ];
+        assert_eq!(
+            predicate(&desc, &[true, false]),
+            (
+                "((keyset_page.GRP IS NOT NULL)\n   OR (keyset_page.GRP IS NULL AND keyset_page.ID > ?))".to_string(),
+                vec![1]
+            )
+        );
+        assert_eq!(
+            predicate(&desc, &[false, false]).0,
+            "keyset_page.GRP <= ?\n  AND ((keyset_page.GRP < ?)\n   OR (keyset_page.GRP = ? AND keyset_page.ID > ?))"
+        );
+        // One ascending key, after NULL: nothing can follow.
+        assert_eq!(predicate(&NULLABLE[..1], &[true]).0, "keyset_page.GRP IS NULL\n  AND 1 = 0");
+    }
+
+    #[test]
+    fn counts_wrap_the_statement() {
+        assert_eq!(
+            Dialect::Sqlite.count_sql("SELECT A FROM T WHERE B = ?;"),
+            "SELECT COUNT(*) FROM (\nSELECT A FROM T WHERE B = ?\n) count_all"
         );
     }
 }

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod clock;
 pub mod codec;
 pub mod config;
+pub mod cursor;
 pub mod diag;
 pub mod dialect;
 pub mod encode;

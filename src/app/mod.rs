@@ -291,10 +291,29 @@ fn build(
     let mut state = AppState::new(Arc::clone(catalog), config.docs.clone(), sources, security)
         .with_writes(config.max_body_bytes, config.state.clone())
         .with_queue(config.queue);
+    let shared = redis.is_some();
     if let Some((redis, unreachable)) = redis {
         state = state.with_redis(redis, unreachable);
     }
+    state = state.with_cursor_key(cursor_key(config, shared)?);
     http::bind(state, listen.unwrap_or(&config.listen), workers, tls)
+}
+
+/// The key page cursors are signed with: `[server] cursor_key`, else one kept in the state
+/// folder (made on first start). Replicas sharing state on Redis each have their own folder,
+/// so they need the configured key to accept each other's cursors.
+fn cursor_key(config: &Config, shared: bool) -> std::io::Result<crate::cursor::CursorKey> {
+    if let Some(k) = &config.cursor_key {
+        return Ok(crate::cursor::CursorKey::from_secret(k.expose()));
+    }
+    if shared {
+        warn!(
+            "no [server] cursor_key: each replica signs page cursors with its own key, so a next page served by another replica answers 400; set cursor_key = \"${{PATINA_CURSOR_KEY}}\" on every replica"
+        );
+    }
+    crate::state::load_or_create_secret(&config.state.dir, "cursor.key")
+        .map(crate::cursor::CursorKey::from_bytes)
+        .map_err(|e| std::io::Error::other(format!("the cursor key in {}: {e}", config.state.dir.display())))
 }
 
 /// How long one statement's description may take.

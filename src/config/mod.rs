@@ -23,6 +23,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use crate::diag::{Diagnostic, Diagnostics, LoadError, SourceFile};
+use crate::secret::Secret;
 
 pub use auth::{AuthSettings, JwtSettings, RateSettings, RateSpec};
 pub use env::{expand_env, redact_connection_string};
@@ -66,6 +67,9 @@ pub struct Config {
     pub audit_file: Option<PathBuf>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// `[server] cursor_key`: the secret page cursors are signed with; `None`: a key kept in
+    /// the state folder.
+    pub cursor_key: Option<Secret>,
     pub state: StateSettings,
     pub queue: QueueSettings,
     /// What is allowed but unwise (a password written in the file).
@@ -180,6 +184,30 @@ impl Config {
                 }
                 *m.get_ref()
             });
+        let cursor_key = server
+            .as_ref()
+            .and_then(|s| s.cursor_key.as_ref())
+            .and_then(|k| match expand_env(k.get_ref(), env) {
+                Ok(v) if v.len() >= 32 => Some(Secret::new(v)),
+                Ok(_) => {
+                    diags.error_hint(
+                        &file,
+                        k.span(),
+                        "`server.cursor_key` is shorter than 32 bytes",
+                        "generate one: openssl rand -hex 32",
+                    );
+                    None
+                }
+                Err(missing) => {
+                    diags.error_hint(
+                        &file,
+                        k.span(),
+                        format!("environment variable `{}` not set", missing.join("`, `")),
+                        "export it before starting; never write the secret into this file",
+                    );
+                    None
+                }
+            });
         let state = StateSettings {
             dir: base.join(
                 raw.state
@@ -244,6 +272,7 @@ impl Config {
             rate_limit,
             audit_file,
             max_body_bytes,
+            cursor_key,
             state,
             queue,
             warnings: in_file_order(diags),

@@ -34,6 +34,9 @@ pub(super) struct RawServer {
     pub tls: Option<RawTls>,
     /// Largest request body accepted, in bytes; beyond, 413. Default 1048576 (1 MiB).
     pub max_body_bytes: Option<Spanned<usize>>,
+    /// The secret page cursors are signed with (32 bytes or more; use `${VAR}`). Default: a
+    /// random key kept in the state folder (`cursor.key`). Replicas need one shared key.
+    pub cursor_key: Option<Spanned<String>>,
 }
 
 /// `[server.tls]`

@@ -6,6 +6,8 @@
 pub mod admin;
 mod body;
 pub mod deliver;
+mod export;
+mod list;
 pub mod params;
 pub mod problem;
 mod queue;
@@ -66,6 +68,8 @@ pub struct AppState {
     delivery_wake: tokio::sync::Notify,
     /// The shared Redis, with `[state] backend = "redis"`.
     redis: Option<Arc<crate::state::redis::Redis>>,
+    /// The secret page cursors are signed with.
+    cursor_key: crate::cursor::CursorKey,
 }
 
 impl AppState {
@@ -85,6 +89,13 @@ impl AppState {
     /// The write queue's settings.
     pub fn queue_settings(&self) -> crate::config::QueueSettings {
         self.queue
+    }
+
+    /// Sign page cursors with `key` (else with a random key of this process).
+    #[must_use]
+    pub fn with_cursor_key(mut self, key: crate::cursor::CursorKey) -> Self {
+        self.cursor_key = key;
+        self
     }
 
     /// Run queued writes with these settings.
@@ -204,6 +215,7 @@ impl AppState {
             queue_store: std::sync::Mutex::new(None),
             delivery_wake: tokio::sync::Notify::new(),
             redis: None,
+            cursor_key: crate::cursor::CursorKey::generate(),
         }
     }
 

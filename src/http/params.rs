@@ -8,7 +8,7 @@ use super::problem::FieldError;
 use crate::catalog::{ParamLocation, RoutePlan};
 use crate::codec::BindValue;
 
-fn decode(raw: &str, plus_is_space: bool) -> Option<String> {
+pub(super) fn decode(raw: &str, plus_is_space: bool) -> Option<String> {
     let bytes: Vec<u8> = if plus_is_space {
         raw.bytes()
             .map(|b| if b == b'+' { b' ' } else { b })

@@ -255,6 +255,41 @@ impl Problem {
         }
     }
 
+    /// The problem as the JSON object a response would carry.
+    pub fn to_json(&self, instance: &str, request_id: &str) -> Vec<u8> {
+        serde_json::to_vec(&Body {
+            ty: format!("/problems/{}", self.slug),
+            title: self.title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            instance,
+            request_id,
+            errors: &self.errors,
+        })
+        .unwrap_or_default()
+    }
+
+    /// 400: a page cursor this query did not write (forged, changed, or from another route,
+    /// other parameters or another sort).
+    pub fn bad_cursor() -> Self {
+        Self::bad_parameters(vec![FieldError {
+            name: "cursor".into(),
+            location: "query",
+            detail: "is not a cursor of this query: take `next` of the previous page, with the same parameters and sort".into(),
+            pointer: None,
+        }])
+    }
+
+    /// 406: the client accepts none of the media types the route answers in.
+    pub fn not_acceptable(offered: &[&str]) -> Self {
+        Self::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not-acceptable",
+            "Not Acceptable",
+            format!("This route answers in {}.", offered.join(", ")),
+        )
+    }
+
     pub fn response(&self, instance: &str, request_id: &str) -> HttpResponse {
         let body = Body {
             ty: format!("/problems/{}", self.slug),

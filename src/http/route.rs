@@ -9,6 +9,7 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 use tracing::{error, warn};
 
+use super::list::{self, Format};
 use super::params::{self, BindError};
 use super::problem::FieldError;
 use super::problem::Problem;
@@ -18,8 +19,9 @@ use crate::auth::Identity;
 use crate::auth::ratelimit::Decision;
 use crate::cache;
 use crate::catalog::{ParamLocation, RoutePlan};
-use crate::codec::BindValue;
-use crate::encode::{JsonRows, LayoutCache};
+use crate::codec::{BindValue, write_json_string};
+use crate::cursor;
+use crate::encode::{CountRows, JsonRows, LayoutCache, PageCapture, PageEnd};
 use crate::shape::IntRange;
 use crate::source::SourceError;
 
@@ -89,17 +91,12 @@ pub(super) async fn serve(
             )
             .await;
         }
-        let if_none_match = req
-            .headers()
-            .get(header::IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok());
         let (res, n) = run(
             state,
             (at, route),
+            req,
             path_params,
-            query,
             &identity,
-            if_none_match,
             &mut timing,
         )
         .await?;
@@ -356,25 +353,73 @@ impl Timing {
 async fn run(
     state: &AppState,
     (at, route): (At<'_>, &Arc<RoutePlan>),
+    req: &HttpRequest,
     path_params: &[(String, String)],
-    query: &str,
     identity: &Identity,
-    if_none_match: Option<&str>,
     timing: &mut Timing,
 ) -> Result<(HttpResponse, usize), Problem> {
-    let binds = params::bind_values(route, path_params, query, &|c| identity.claim(c))
-        .map_err(|e| bind_problem(route, e))?;
-    let layout = at.layout;
-    let fetch = || execute(state, route, layout, binds.clone());
-    let (cached, outcome) = match route.cache {
-        Some(ttl) => {
-            state
-                .cache
-                .get_or_fill(cache::key(at.generation, &route.id, &binds), ttl, fetch)
-                .await?
+    let query = req.query_string();
+    let split = list::split_query(route, query);
+    let rest = split.as_ref().map_or(query, |(_, rest)| rest.as_str());
+    let params = params::param_values(route, path_params, rest, &|c| identity.claim(c));
+    let (controls, params) = match (split, params) {
+        (Ok((controls, _)), Ok(params)) => (controls, params),
+        (split, params) => {
+            let mut errors = split.err().unwrap_or_default();
+            match params {
+                Err(BindError::Invalid(e)) => errors.extend(e),
+                Err(e) => return Err(bind_problem(route, e)),
+                Ok(_) => {}
+            }
+            return Err(Problem::bad_parameters(errors));
         }
-        None => (fetch().await?, cache::Outcome::Miss),
     };
+    let binds: Vec<BindValue> = route.bind_order.iter().map(|&i| params[i].clone()).collect();
+    let format = negotiate(req, route, &controls)?;
+    if format != Format::Json {
+        let cap = route.list.export.map_or(0, |e| e.max_rows);
+        let planned = list::plan(route, &controls, &params, binds, &state.cursor_key, Some(cap))
+            .map_err(|_| Problem::bad_cursor())?;
+        return super::export::serve(state, route, at.layout, planned, &controls, format, req)
+            .await
+            .map(|res| (res, 0));
+    }
+    let planned = list::plan(
+        route,
+        &controls,
+        &params,
+        binds.clone(),
+        &state.cursor_key,
+        None,
+    )
+    .map_err(|_| Problem::bad_cursor())?;
+    let counting = route.list.count.is_some()
+        && (controls.count || prefers_count(req.headers().get("prefer")));
+    let layout = at.layout;
+    let fields = controls.fields.clone();
+    // A request that changes the statement or the fields is cached on its own.
+    let variant = if planned.page.is_some() || fields.is_some() {
+        format!("{}\u{1f}{:?}\u{1f}{}", route.id, fields, planned.sql)
+    } else {
+        route.id.clone()
+    };
+    let cache_key = cache::key(at.generation, &variant, &planned.binds);
+    let fetch = || execute(state, route, layout, &planned, fields.clone());
+    let page = async {
+        match route.cache {
+            Some(ttl) => state.cache.get_or_fill(cache_key, ttl, fetch).await,
+            None => Ok((fetch().await?, cache::Outcome::Miss)),
+        }
+    };
+    let count = async {
+        if counting {
+            Some(count(state, route, binds).await)
+        } else {
+            None
+        }
+    };
+    let (page, total) = tokio::join!(page, count);
+    let (cached, outcome) = page?;
     timing.db = cached.db_time.filter(|_| outcome == cache::Outcome::Miss);
     timing.acquire = cached
         .acquire_time
@@ -386,7 +431,26 @@ async fn run(
     if route.one && cached.rows == 0 {
         return Err(Problem::not_found("No row matches these parameters."));
     }
-    let etag = format!("\"{}\"", cached.etag);
+    // A count joins the envelope: `"total": n`, or null when its budget ran out.
+    let (body, etag) = match &total {
+        Some(t) => {
+            let mut body = cached.body[..cached.body.len().saturating_sub(1)].to_vec();
+            body.extend_from_slice(b",\"total\":");
+            match t {
+                Ok(n) => body.extend_from_slice(n.to_string().as_bytes()),
+                Err(_) => body.extend_from_slice(b"null"),
+            }
+            body.push(b'}');
+            let etag = etag_of(&body);
+            (Arc::from(body), etag)
+        }
+        None => (Arc::clone(&cached.body), cached.etag.clone()),
+    };
+    let etag = format!("\"{etag}\"");
+    let if_none_match = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
     if if_none_match.is_some_and(|h| {
         h.split(',')
             .any(|t| t.trim().trim_start_matches("W/") == etag)
@@ -397,7 +461,8 @@ async fn run(
         deprecation_headers(route, &mut res);
         return Ok((res, cached.rows));
     }
-    let mut res = HttpResponse::Ok()
+    let mut builder = HttpResponse::Ok();
+    builder
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header((header::ETAG, etag))
         .insert_header((
@@ -406,14 +471,112 @@ async fn run(
                 Some(ttl) => format!("private, max-age={}", ttl.as_secs()),
                 None => "private, no-cache".to_string(),
             },
-        ))
-        .body(cached.body.to_vec());
+        ));
+    if let Some(next) = &cached.next {
+        let link = format!(
+            "<{}?{}>; rel=\"next\"",
+            req.path(),
+            list::next_query(query, next)
+        );
+        builder.insert_header((header::LINK, link));
+    }
+    match &total {
+        Some(Ok(n)) => {
+            builder.insert_header(("preference-applied", "count=exact"));
+            builder.insert_header(("x-total-count", n.to_string()));
+        }
+        Some(Err(why)) => {
+            builder.insert_header(("x-count-status", *why));
+        }
+        None => {}
+    }
+    let mut res = builder.body(body.to_vec());
     let rows = cached.rows;
     deprecation_headers(route, &mut res);
     timing.encode = cached
         .encode_time
         .filter(|_| outcome == cache::Outcome::Miss);
     Ok((res, rows))
+}
+
+/// Whether a `Prefer` header asks for an exact count (RFC 7240: `Prefer: count=exact`).
+fn prefers_count(prefer: Option<&HeaderValue>) -> bool {
+    prefer
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|p| p.split(';').next().is_some_and(|t| t.trim() == "count=exact"))
+        })
+}
+
+/// What the response is written as: `format=` when given, else the first media type of
+/// `Accept` the route offers (JSON for anything else). A client that names only an export
+/// type of a route without exports gets 406.
+fn negotiate(req: &HttpRequest, route: &RoutePlan, controls: &list::Controls) -> Result<Format, Problem> {
+    if let Some(f) = controls.format {
+        return Ok(f);
+    }
+    let Some(accept) = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(Format::Json);
+    };
+    let mut ranges: Vec<(f32, usize, &str)> = accept
+        .split(',')
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let mut parts = r.split(';');
+            let media = parts.next()?.trim();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (q > 0.0).then_some((q, i, media))
+        })
+        .collect();
+    ranges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let exports = route.list.export.is_some() && !route.one;
+    let mut wanted_export = false;
+    for (_, _, media) in &ranges {
+        match media.to_ascii_lowercase().as_str() {
+            "application/x-ndjson" | "application/ndjson" if exports => return Ok(Format::Ndjson),
+            "text/csv" if exports => return Ok(Format::Csv),
+            "application/x-ndjson" | "application/ndjson" | "text/csv" => wanted_export = true,
+            _ => return Ok(Format::Json),
+        }
+    }
+    if wanted_export {
+        return Err(Problem::not_acceptable(&["application/json"]));
+    }
+    Ok(Format::Json)
+}
+
+/// Count the rows of the route's statement for these values, within the route's budget:
+/// the number, or why there is none (`timeout`, `failed`).
+async fn count(
+    state: &AppState,
+    route: &Arc<RoutePlan>,
+    binds: Vec<BindValue>,
+) -> Result<u64, &'static str> {
+    let budget = route.list.count.unwrap_or_default();
+    let Some(source) = state.sources.get(&route.source) else {
+        return Err("failed");
+    };
+    let sql: Arc<str> = Arc::from(route.list.dialect.count_sql(&route.sql));
+    let end = Arc::new(std::sync::Mutex::new(None));
+    let sink = Box::new(CountRows(Arc::clone(&end)));
+    // The database cancels the statement too (whole seconds), so it does not run on.
+    let timeout =
+        std::time::Duration::from_secs((budget.as_secs() + u64::from(budget.subsec_nanos() > 0)).max(1));
+    match tokio::time::timeout(budget, source.query(sql, binds, 1, Some(timeout), sink)).await {
+        Err(_) | Ok(Err(SourceError::Timeout)) => Err("timeout"),
+        Ok(Err(e)) => {
+            warn!(route = %route.id, error = %e, "count failed");
+            Err("failed")
+        }
+        Ok(Ok(_)) => end
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .ok_or("failed"),
+    }
 }
 
 /// The problem for parameters that could not be bound.
@@ -430,24 +593,35 @@ pub(super) fn bind_problem(route: &RoutePlan, e: BindError) -> Problem {
     }
 }
 
-/// Run the route's statement and build the response body (cacheable: no per-request parts).
+/// Run the planned statement and build the response body (cacheable: no per-request parts
+/// beyond what the plan holds).
 async fn execute(
     state: &AppState,
     route: &Arc<RoutePlan>,
     layout: &Arc<LayoutCache>,
-    binds: Vec<BindValue>,
+    planned: &list::Planned,
+    fields: Option<Arc<[String]>>,
 ) -> Result<cache::Cached, Problem> {
     let Some(source) = state.sources.get(&route.source) else {
         error!(route = %route.id, source = %route.source, "route refers to a source that is not running");
         return Err(Problem::from_source(&SourceError::Closed));
     };
-    let sink = Box::new(JsonRows::new(Arc::clone(route), Arc::clone(layout)));
+    let end = Arc::new(std::sync::Mutex::new(PageEnd::default()));
+    let capture = planned
+        .page
+        .as_ref()
+        .map(|p| PageCapture::new(p.limit, p.keys.clone(), Arc::clone(&end)));
+    let sink = Box::new(
+        JsonRows::new(Arc::clone(route), Arc::clone(layout))
+            .fields(fields)
+            .page(capture),
+    );
     let db_started = Instant::now();
     let result = source
         .query(
-            Arc::clone(&route.sql),
-            binds,
-            route.max_rows,
+            Arc::clone(&planned.sql),
+            planned.binds.clone(),
+            planned.max_rows,
             route.statement_timeout,
             sink,
         )
@@ -457,57 +631,69 @@ async fn execute(
     let encode_started = Instant::now();
     let (sink, waited) = match result {
         Ok(q) => (q.sink, q.waited),
-        Err(e) => {
-            match &e {
-                SourceError::Busy(_)
-                | SourceError::Timeout
-                | SourceError::QueueFull
-                | SourceError::CircuitOpen(_) => {
-                    warn!(route = %route.id, source = %route.source, error = %e, "statement not run to completion");
-                }
-                SourceError::OutOfRange { .. } | SourceError::BadValue(_) => {
-                    warn!(route = %route.id, source = %route.source, file = %route.file, error = %e, "the database refused a value");
-                }
-                _ => {
-                    error!(route = %route.id, source = %route.source, file = %route.file, error = %e, "statement failed");
-                }
-            }
-            return Err(match &e {
-                SourceError::OutOfRange { placeholder, range } => {
-                    out_of_range(route, *placeholder, range)
-                }
-                // Without a value from the caller, the statement (or the stored data) is at
-                // fault: a 500, as for any failed statement.
-                SourceError::BadValue(text)
-                    if route
-                        .params
-                        .iter()
-                        .all(|p| p.location == ParamLocation::Claim) =>
-                {
-                    Problem::from_source(&SourceError::Query(text.clone()))
-                }
-                e => Problem::from_source(e),
-            });
-        }
+        Err(e) => return Err(source_problem(route, &e)),
     };
     let (rows_json, rows) = sink.finish();
+    let next = planned.page.as_ref().and_then(|p| {
+        let end = end.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        end.more
+            .then(|| Arc::from(cursor::seal(&state.cursor_key, &p.binding, &end.last)))
+    });
     let body = if route.one {
         rows_json
     } else {
         let mut body = Vec::with_capacity(rows_json.len() + 32);
         body.extend_from_slice(b"{\"data\":[");
         body.extend_from_slice(&rows_json);
-        body.extend_from_slice(b"],\"next\":null}");
+        body.extend_from_slice(b"],\"next\":");
+        match &next {
+            Some(c) => write_json_string(c, &mut body),
+            None => body.extend_from_slice(b"null"),
+        }
+        body.push(b'}');
         body
     };
     Ok(cache::Cached {
         etag: row_etag(route, &body),
         body: Arc::from(body),
         rows,
+        next,
         acquire_time: Some(waited),
         db_time: Some(db_time.saturating_sub(waited)),
         encode_time: Some(encode_started.elapsed()),
     })
+}
+
+/// Log a statement that did not run to its end and say what the client gets.
+pub(super) fn source_problem(route: &RoutePlan, e: &SourceError) -> Problem {
+    match e {
+        SourceError::Busy(_)
+        | SourceError::Timeout
+        | SourceError::QueueFull
+        | SourceError::CircuitOpen(_) => {
+            warn!(route = %route.id, source = %route.source, error = %e, "statement not run to completion");
+        }
+        SourceError::OutOfRange { .. } | SourceError::BadValue(_) => {
+            warn!(route = %route.id, source = %route.source, file = %route.file, error = %e, "the database refused a value");
+        }
+        _ => {
+            error!(route = %route.id, source = %route.source, file = %route.file, error = %e, "statement failed");
+        }
+    }
+    match e {
+        SourceError::OutOfRange { placeholder, range } => out_of_range(route, *placeholder, range),
+        // Without a value from the caller, the statement (or the stored data) is at
+        // fault: a 500, as for any failed statement.
+        SourceError::BadValue(text)
+            if route
+                .params
+                .iter()
+                .all(|p| p.location == ParamLocation::Claim) =>
+        {
+            Problem::from_source(&SourceError::Query(text.clone()))
+        }
+        e => Problem::from_source(e),
+    }
 }
 
 /// A read's entity tag: of the whole body, or of the `etag_columns` of its row.

@@ -256,7 +256,8 @@ pub(super) fn etag_fields(
     out
 }
 
-/// What a read says that a write must not: a response cache, `one`, `max_rows`.
+/// What a read says that a write must not: a response cache, `max_rows`, paging, sorting,
+/// counts, exports.
 pub(super) fn check_write_head(cx: &RouteCx<'_>, raw: &RawRoute, diags: &mut Diagnostics) {
     if let Some(c) = &raw.cache {
         diags.error_hint(
@@ -273,5 +274,20 @@ pub(super) fn check_write_head(cx: &RouteCx<'_>, raw: &RawRoute, diags: &mut Dia
             format!("route `{}`: `max_rows` applies only to reads", cx.id),
             "remove it; a write answers with the rows its last step returns",
         );
+    }
+    for (name, span) in [
+        ("page", raw.page.as_ref().map(Spanned::span)),
+        ("sort", raw.sort.as_ref().map(Spanned::span)),
+        ("count", raw.count.as_ref().map(Spanned::span)),
+        ("export", raw.export.as_ref().map(Spanned::span)),
+    ] {
+        if let Some(span) = span {
+            diags.error_hint(
+                cx.file,
+                span,
+                format!("route `{}`: `{name}` applies only to list reads", cx.id),
+                format!("remove `{name}`"),
+            );
+        }
     }
 }

@@ -16,6 +16,7 @@ mod delivery;
 mod fields;
 mod file;
 mod head;
+mod list;
 mod load;
 mod params;
 mod path;

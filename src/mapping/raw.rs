@@ -45,6 +45,16 @@ pub(super) struct RawRoute {
     pub(super) sunset: Option<Spanned<String>>,
     /// Row cap for a list route.
     pub(super) max_rows: Option<Spanned<usize>>,
+    /// Keyset paging: `page = { by = ["DUEDT", "-JOBNO"], size = 50, max = 500 }`; `by` names
+    /// columns (`-` for descending) ending in a unique combination.
+    pub(super) page: Option<Spanned<RawPage>>,
+    /// Public field names a caller may sort by (`sort=due_on,-job_number`); needs `page`.
+    pub(super) sort: Option<Spanned<Vec<String>>>,
+    /// The time budget of a count a caller asks for (`Prefer: count=exact`), e.g. `"2s"`
+    /// (the default), or `false` to refuse counts.
+    pub(super) count: Option<Spanned<RawCount>>,
+    /// Streaming NDJSON and CSV exports: `export = { max_rows = 1_000_000 }`.
+    pub(super) export: Option<Spanned<RawExport>>,
     /// Overrides the file's `source`.
     pub(super) source: Option<Spanned<String>>,
     /// The statement, with `:name` parameters (or `[[route.step]]` for several).
@@ -86,6 +96,30 @@ pub(super) struct RawRoute {
     pub(super) dedup_table: Option<Spanned<String>>,
     /// Queued writes: `retry = { base = "1s", cap = "5m", max_attempts = 20, max_age = "24h" }`.
     pub(super) retry: Option<Spanned<RawRetry>>,
+}
+
+/// `page = { ... }` of a list route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPage {
+    pub(super) by: Spanned<Vec<String>>,
+    pub(super) size: Option<Spanned<usize>>,
+    pub(super) max: Option<Spanned<usize>>,
+}
+
+/// `count = "2s"` or `count = false`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawCount {
+    Enabled(bool),
+    Budget(String),
+}
+
+/// `export = { ... }` of a list route.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawExport {
+    pub(super) max_rows: Option<Spanned<usize>>,
 }
 
 /// `retry = { ... }` of a queued write.

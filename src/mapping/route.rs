@@ -19,8 +19,10 @@ use super::columns::compile_column;
 use super::fields::is_identifier;
 use super::params::compile_param;
 use super::raw::{self, Entry, RawColumn, RawParam, RawRoute};
-use super::{MappingFile, SourceInfo, head, path, statement, write};
-use crate::catalog::{ColumnPlan, Deprecation, HeaderDate, ParamLocation, ParamPlan, RoutePlan};
+use super::{MappingFile, SourceInfo, head, list, path, statement, write};
+use crate::catalog::{
+    ColumnPlan, Deprecation, HeaderDate, ListPlan, ParamLocation, ParamPlan, RoutePlan,
+};
 use crate::codec::{DateFormat, ParamType};
 use crate::config::RateSpec;
 use crate::diag::{Diagnostics, SourceFile};
@@ -125,6 +127,11 @@ pub(super) fn compile_route(
             });
         (statement, None)
     };
+    let list = if is_write {
+        ListPlan::default()
+    } else {
+        list::compile_list(&cx, &raw, &columns, &params, raw.sql.as_ref(), info, diags)
+    };
     let max_rows = max_rows(&cx, &raw, default_max_rows, diags);
     let etag_fields = head::etag_fields(&cx, &raw, &columns, is_write, diags);
     check_access(&cx, &raw, diags);
@@ -168,6 +175,7 @@ pub(super) fn compile_route(
         columns,
         etag_fields,
         write,
+        list,
         id,
     })
 }

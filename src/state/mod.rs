@@ -305,3 +305,36 @@ impl Store {
         }
     }
 }
+
+/// A 32-byte secret kept in `<dir>/<name>`: read when the file is there, else made at random
+/// and written (readable by its owner only). Page cursors are signed with it, so that they
+/// stay valid across restarts.
+pub fn load_or_create_secret(dir: &Path, name: &str) -> std::io::Result<[u8; 32]> {
+    let path = dir.join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) => <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+            std::io::Error::other(format!(
+                "{} is not a 32-byte key; remove it to have a new one made",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            let key: [u8; 32] = rand::random();
+            let tmp = dir.join(format!(".{name}.tmp"));
+            {
+                use std::io::Write as _;
+                let mut opts = std::fs::OpenOptions::new();
+                opts.write(true).create(true).truncate(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+                let mut f = opts.open(&tmp)?;
+                f.write_all(&key)?;
+                f.sync_all()?;
+            }
+            std::fs::rename(&tmp, &path)?;
+            Ok(key)
+        }
+        Err(e) => Err(e),
+    }
+}

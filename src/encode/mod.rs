@@ -1,0 +1,300 @@
+//! Rows → JSON bytes for one route: resolves each result column to its output name and codec
+//! (the mapping's rule, or a default from the column's SQL type) and writes objects straight
+//! into a byte buffer. Runs on the source's thread; knows nothing of HTTP or drivers. The
+//! resolved layout is runtime state kept beside the plan ([`LayoutCache`]), never inside it.
+
+use std::sync::Arc;
+
+pub mod export;
+
+use crate::catalog::RoutePlan;
+use crate::codec::{BindKind, BindValue, Cell, ColumnCodec, write_json_string};
+use crate::shape::{ColumnInfo, SqlType};
+use crate::source::{RowSink, SinkError};
+
+/// Resolved output columns for one result shape.
+#[derive(Debug)]
+pub struct Layout {
+    /// The result columns this was resolved for.
+    pub source: Vec<ColumnInfo>,
+    /// Per column: `"name":` already escaped, the output name, and the codec.
+    pub columns: Vec<(Vec<u8>, String, ColumnCodec)>,
+}
+
+/// A route's last [`Layout`], reused while the database keeps returning the same columns.
+#[derive(Debug, Default)]
+pub struct LayoutCache(std::sync::Mutex<Option<Arc<Layout>>>);
+
+impl LayoutCache {
+    /// The cached layout for these columns, or a new one built by `build` (and kept).
+    pub fn get_or_build(
+        &self,
+        columns: &[ColumnInfo],
+        build: impl FnOnce() -> Layout,
+    ) -> Arc<Layout> {
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(l) = slot.as_ref()
+            && l.source == columns
+        {
+            return Arc::clone(l);
+        }
+        let l = Arc::new(build());
+        *slot = Some(Arc::clone(&l));
+        l
+    }
+}
+
+/// Encodes a result set as a JSON array of objects (or a single object for `one` routes).
+#[derive(Debug)]
+pub struct JsonRows {
+    plan: Arc<RoutePlan>,
+    cache: Arc<LayoutCache>,
+    layout: Option<Arc<Layout>>,
+    /// Only these output fields are decoded and written (all when `None`).
+    fields: Option<Arc<[String]>>,
+    mask: Vec<bool>,
+    page: Option<PageCapture>,
+    out: Vec<u8>,
+    rows: usize,
+}
+
+/// A page's rows: how many to write, and where to leave the last one's key values and whether
+/// another row followed.
+#[derive(Debug)]
+pub struct PageCapture {
+    pub limit: usize,
+    /// The key columns, as the mapping names them.
+    pub keys: Vec<String>,
+    pub end: Arc<std::sync::Mutex<PageEnd>>,
+    /// Where each key is in the result, found when the columns are known.
+    found: Vec<(usize, SqlType)>,
+}
+
+impl PageCapture {
+    pub fn new(limit: usize, keys: Vec<String>, end: Arc<std::sync::Mutex<PageEnd>>) -> Self {
+        Self {
+            limit,
+            keys,
+            end,
+            found: Vec::new(),
+        }
+    }
+}
+
+/// The end of a page: the last row's key values, and whether more rows follow.
+#[derive(Debug, Default)]
+pub struct PageEnd {
+    pub last: Vec<BindValue>,
+    pub more: bool,
+}
+
+impl JsonRows {
+    pub fn new(plan: Arc<RoutePlan>, cache: Arc<LayoutCache>) -> Self {
+        Self {
+            plan,
+            cache,
+            layout: None,
+            fields: None,
+            mask: Vec::new(),
+            page: None,
+            out: Vec::with_capacity(512),
+            rows: 0,
+        }
+    }
+
+    /// Write only these output fields.
+    #[must_use]
+    pub fn fields(mut self, fields: Option<Arc<[String]>>) -> Self {
+        self.fields = fields;
+        self
+    }
+
+    /// Write a page: at most `limit` rows, noting the last one's keys.
+    #[must_use]
+    pub fn page(mut self, page: Option<PageCapture>) -> Self {
+        self.page = page;
+        self
+    }
+}
+
+impl RowSink for JsonRows {
+    fn begin(&mut self, columns: &[ColumnInfo]) -> Result<(), SinkError> {
+        self.out.clear();
+        self.rows = 0;
+        let plan = &self.plan;
+        let layout = self.cache.get_or_build(columns, || Layout {
+            source: columns.to_vec(),
+            columns: columns.iter().map(|c| resolve(plan, c)).collect(),
+        });
+        self.mask = mask(&layout, self.fields.as_deref());
+        if let Some(page) = &mut self.page {
+            page.found.clear();
+            for key in &page.keys {
+                let Some(i) = columns
+                    .iter()
+                    .position(|c| c.name.eq_ignore_ascii_case(key))
+                else {
+                    return Err(SinkError {
+                        column: key.clone(),
+                        reason: "the page key is not a column of the result".into(),
+                    });
+                };
+                page.found.push((i, columns[i].sql_type.clone()));
+            }
+        }
+        self.layout = Some(layout);
+        Ok(())
+    }
+
+    fn row(&mut self, cells: &[Cell<'_>]) -> Result<(), SinkError> {
+        if let Some(page) = &self.page {
+            if self.rows == page.limit {
+                page.end
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .more = true;
+                return Ok(());
+            }
+            if self.rows + 1 == page.limit {
+                let last = page
+                    .found
+                    .iter()
+                    .map(|(i, ty)| key_value(cells[*i], ty))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|reason| SinkError {
+                        column: page.keys.first().cloned().unwrap_or_default(),
+                        reason,
+                    })?;
+                page.end
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .last = last;
+            }
+        }
+        if self.rows > 0 {
+            self.out.push(b',');
+        }
+        let Some(layout) = &self.layout else {
+            return Err(SinkError {
+                column: String::new(),
+                reason: "rows before columns".into(),
+            });
+        };
+        write_object(layout, &self.mask, cells, &mut self.out)?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// The encoded rows (comma-separated objects, without brackets) and their count.
+    fn finish(self: Box<Self>) -> (Vec<u8>, usize) {
+        (self.out, self.rows)
+    }
+}
+
+/// The first column of the first row as a count (`SELECT COUNT(*) …`).
+#[derive(Debug)]
+pub struct CountRows(pub Arc<std::sync::Mutex<Option<u64>>>);
+
+impl RowSink for CountRows {
+    fn begin(&mut self, _: &[ColumnInfo]) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn row(&mut self, cells: &[Cell<'_>]) -> Result<(), SinkError> {
+        let n = match cells.first() {
+            Some(Cell::Int(i)) => u64::try_from(*i).ok(),
+            Some(Cell::Text(t)) => std::str::from_utf8(t).ok().and_then(|t| t.trim().parse().ok()),
+            Some(Cell::Decimal { digits, scale: 0 }) => u64::try_from(*digits).ok(),
+            _ => None,
+        };
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = n;
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> (Vec<u8>, usize) {
+        (Vec::new(), 1)
+    }
+}
+
+/// Which result columns are written: those whose output name is among `fields` (all without).
+pub(crate) fn mask(layout: &Layout, fields: Option<&[String]>) -> Vec<bool> {
+    layout
+        .columns
+        .iter()
+        .map(|(_, name, _)| fields.is_none_or(|f| f.iter().any(|n| n == name)))
+        .collect()
+}
+
+/// One row as a JSON object of the masked-in columns.
+pub(crate) fn write_object(
+    layout: &Layout,
+    mask: &[bool],
+    cells: &[Cell<'_>],
+    out: &mut Vec<u8>,
+) -> Result<(), SinkError> {
+    out.push(b'{');
+    let mut first = true;
+    for (((key, name, codec), cell), keep) in layout.columns.iter().zip(cells).zip(mask) {
+        if !keep {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(key);
+        codec.write_json(*cell, out).map_err(|e| SinkError {
+            column: name.clone(),
+            reason: e.reason,
+        })?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// A page key's value as the database gave it, to bind again for the next page: integers as
+/// integers, floats as floats, everything else as its text (a CHAR keeps its padding, a
+/// decimal every digit), NULL as NULL.
+fn key_value(cell: Cell<'_>, ty: &SqlType) -> Result<BindValue, String> {
+    Ok(match cell {
+        Cell::Null => BindValue::Null(BindKind::Text),
+        Cell::Int(i) => BindValue::Int(i),
+        Cell::Float(f) => BindValue::Float(f),
+        Cell::Bool(b) => BindValue::Int(i64::from(b)),
+        Cell::Binary(_) => return Err("a binary value cannot be a page key".into()),
+        Cell::Decimal { .. } => {
+            let mut s = String::new();
+            cell.write_text(&mut s).map_err(|e| e.to_string())?;
+            BindValue::Text(s)
+        }
+        Cell::Text(bytes) => {
+            let text = String::from_utf8_lossy(bytes);
+            let integral = match ty {
+                SqlType::Integer => true,
+                SqlType::Decimal { scale, precision } => *scale == 0 && *precision <= 18,
+                _ => false,
+            };
+            if integral && let Ok(i) = text.trim().parse::<i64>() {
+                BindValue::Int(i)
+            } else if *ty == SqlType::Float
+                && let Ok(f) = text.trim().parse::<f64>()
+            {
+                BindValue::Float(f)
+            } else {
+                BindValue::Text(text.into_owned())
+            }
+        }
+    })
+}
+
+/// The output name and codec of one result column, with its `"name":` prefix.
+fn resolve(plan: &RoutePlan, c: &ColumnInfo) -> (Vec<u8>, String, ColumnCodec) {
+    let (name, codec) = plan.output_of(c);
+    let mut key = Vec::with_capacity(name.len() + 3);
+    write_json_string(&name, &mut key);
+    key.push(b':');
+    (key, name, codec)
+}
