@@ -200,7 +200,10 @@ mod tests {
         let key = CursorKey::from_secret("k");
         let b = binding("listJobs", &[("DUEDT", false)], &[BindValue::Int(3)]);
         let text = seal(&key, &b, &values());
-        assert!(text.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert!(
+            text.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
         let opened = open(&key, &b, &text, 4).unwrap();
         assert_eq!(opened[0], BindValue::Int(1_250_101));
         assert!(matches!(opened[1], BindValue::Null(_)));
@@ -218,7 +221,11 @@ mod tests {
             binding("listJobs", &[("DUEDT", true)], &[BindValue::Int(3)]),
             binding("listJobs", &[("JOBNO", false)], &[BindValue::Int(3)]),
             binding("listJobs", &[("DUEDT", false)], &[BindValue::Int(4)]),
-            binding("listJobs", &[("DUEDT", false)], &[BindValue::Text("3".into())]),
+            binding(
+                "listJobs",
+                &[("DUEDT", false)],
+                &[BindValue::Text("3".into())],
+            ),
             binding("listJobs", &[("DUEDT", false)], &[]),
         ];
         for other in others {

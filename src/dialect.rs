@@ -75,7 +75,10 @@ impl Dialect {
                 .join(", ")
         };
         let mut text = format!("SELECT {select} FROM (\n{sql}\n) keyset_page");
-        if let Some(after) = page.after.filter(|a| a.len() == page.keys.len() && !a.is_empty()) {
+        if let Some(after) = page
+            .after
+            .filter(|a| a.len() == page.keys.len() && !a.is_empty())
+        {
             let keys = page.keys;
             // The first key's bound: all that an index needs to start at the right place.
             let k0 = &keys[0];
@@ -132,7 +135,11 @@ impl Dialect {
             text.push_str(&rest);
         }
         if !page.keys.is_empty() {
-            let order: Vec<String> = page.keys.iter().map(|k| self.order_term(&col(k), k)).collect();
+            let order: Vec<String> = page
+                .keys
+                .iter()
+                .map(|k| self.order_term(&col(k), k))
+                .collect();
             text.push_str("\nORDER BY ");
             text.push_str(&order.join(", "));
         }
@@ -814,12 +821,20 @@ mod tests {
         );
         let db2 = Dialect::Db2i.keyset(&page(&KEYS[..1], None, &[]), Placeholders::Question, 1);
         assert!(
-            db2.sql.ends_with("ORDER BY keyset_page.DUEDT ASC\nFETCH FIRST ? ROWS ONLY"),
+            db2.sql
+                .ends_with("ORDER BY keyset_page.DUEDT ASC\nFETCH FIRST ? ROWS ONLY"),
             "{}",
             db2.sql
         );
-        let sqlite = Dialect::Sqlite.keyset(&page(&KEYS[..1], None, &[]), Placeholders::Question, 1);
-        assert!(sqlite.sql.ends_with("ORDER BY keyset_page.DUEDT ASC\nLIMIT ?"), "{}", sqlite.sql);
+        let sqlite =
+            Dialect::Sqlite.keyset(&page(&KEYS[..1], None, &[]), Placeholders::Question, 1);
+        assert!(
+            sqlite
+                .sql
+                .ends_with("ORDER BY keyset_page.DUEDT ASC\nLIMIT ?"),
+            "{}",
+            sqlite.sql
+        );
         // An export: every row, in key order, no limit.
         let export = Dialect::Mssql.keyset(
             &KeysetPage {
@@ -830,7 +845,9 @@ mod tests {
             2,
         );
         assert!(
-            export.sql.ends_with("ORDER BY keyset_page.DUEDT ASC, keyset_page.JOBNO DESC"),
+            export
+                .sql
+                .ends_with("ORDER BY keyset_page.DUEDT ASC, keyset_page.JOBNO DESC"),
             "{}",
             export.sql
         );
@@ -852,14 +869,19 @@ mod tests {
     #[test]
     fn keyset_with_nulls_sorts_them_last_ascending_in_every_dialect() {
         let order = |d: Dialect, keys: &[SortKey<'_>]| {
-            let k = d.keyset(&page(keys, None, &[]), Placeholders::Question, 1).sql;
+            let k = d
+                .keyset(&page(keys, None, &[]), Placeholders::Question, 1)
+                .sql;
             k[k.find("ORDER BY").unwrap()..k.rfind('\n').unwrap()].to_string()
         };
         assert_eq!(
             order(Dialect::Postgres, &NULLABLE),
             "ORDER BY keyset_page.GRP ASC, keyset_page.ID ASC"
         );
-        assert_eq!(order(Dialect::Db2i, &NULLABLE), order(Dialect::Postgres, &NULLABLE));
+        assert_eq!(
+            order(Dialect::Db2i, &NULLABLE),
+            order(Dialect::Postgres, &NULLABLE)
+        );
         assert_eq!(
             order(Dialect::Sqlite, &NULLABLE),
             "ORDER BY keyset_page.GRP ASC NULLS LAST, keyset_page.ID ASC"
@@ -884,7 +906,8 @@ mod tests {
     #[test]
     fn keyset_predicates_after_null_and_non_null_values() {
         let predicate = |keys: &[SortKey<'_>], after: &[bool]| {
-            let k = Dialect::Postgres.keyset(&page(keys, Some(after), &[]), Placeholders::Question, 2);
+            let k =
+                Dialect::Postgres.keyset(&page(keys, Some(after), &[]), Placeholders::Question, 2);
             let sql = k.sql;
             let w = sql.find("keyset_page\nWHERE ").unwrap() + 18;
             (sql[w..sql.find("\nORDER BY").unwrap()].to_string(), k.binds)
@@ -901,7 +924,8 @@ mod tests {
         assert_eq!(
             predicate(&NULLABLE, &[true, false]),
             (
-                "keyset_page.GRP IS NULL\n  AND ((keyset_page.GRP IS NULL AND keyset_page.ID > ?))".to_string(),
+                "keyset_page.GRP IS NULL\n  AND ((keyset_page.GRP IS NULL AND keyset_page.ID > ?))"
+                    .to_string(),
                 vec![1]
             )
         );
@@ -925,7 +949,10 @@ mod tests {
             "keyset_page.GRP <= ?\n  AND ((keyset_page.GRP < ?)\n   OR (keyset_page.GRP = ? AND keyset_page.ID > ?))"
         );
         // One ascending key, after NULL: nothing can follow.
-        assert_eq!(predicate(&NULLABLE[..1], &[true]).0, "keyset_page.GRP IS NULL\n  AND 1 = 0");
+        assert_eq!(
+            predicate(&NULLABLE[..1], &[true]).0,
+            "keyset_page.GRP IS NULL\n  AND 1 = 0"
+        );
     }
 
     #[test]

@@ -313,7 +313,12 @@ fn cursor_key(config: &Config, shared: bool) -> std::io::Result<crate::cursor::C
     }
     crate::state::load_or_create_secret(&config.state.dir, "cursor.key")
         .map(crate::cursor::CursorKey::from_bytes)
-        .map_err(|e| std::io::Error::other(format!("the cursor key in {}: {e}", config.state.dir.display())))
+        .map_err(|e| {
+            std::io::Error::other(format!(
+                "the cursor key in {}: {e}",
+                config.state.dir.display()
+            ))
+        })
 }
 
 /// How long one statement's description may take.

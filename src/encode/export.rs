@@ -201,7 +201,10 @@ fn json_to_csv(json: &[u8], out: &mut Vec<u8>) {
 
 /// One CSV field (RFC 4180): quoted, with quotes doubled, when it needs to be.
 fn write_csv_field(text: &[u8], out: &mut Vec<u8>) {
-    if text.iter().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
+    if text
+        .iter()
+        .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+    {
         out.push(b'"');
         for &b in text {
             if b == b'"' {

@@ -206,11 +206,16 @@ impl RowSink for CountRows {
     fn row(&mut self, cells: &[Cell<'_>]) -> Result<(), SinkError> {
         let n = match cells.first() {
             Some(Cell::Int(i)) => u64::try_from(*i).ok(),
-            Some(Cell::Text(t)) => std::str::from_utf8(t).ok().and_then(|t| t.trim().parse().ok()),
+            Some(Cell::Text(t)) => std::str::from_utf8(t)
+                .ok()
+                .and_then(|t| t.trim().parse().ok()),
             Some(Cell::Decimal { digits, scale: 0 }) => u64::try_from(*digits).ok(),
             _ => None,
         };
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = n;
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = n;
         Ok(())
     }
 

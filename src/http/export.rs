@@ -113,37 +113,34 @@ pub(super) async fn serve(
     };
     let instance = req.path().to_string();
     let rid = super::request_id_of(req);
-    let body = futures_util::stream::unfold(
-        (rx, first, false),
-        move |(mut rx, first, ended)| {
-            let instance = instance.clone();
-            let rid = rid.clone();
-            async move {
-                if let Some(chunk) = first {
-                    return Some((Ok(Bytes::from(chunk)), (rx, None, false)));
-                }
-                if ended {
-                    return None;
-                }
-                match rx.recv().await? {
-                    Msg::Data(chunk) => Some((Ok(Bytes::from(chunk)), (rx, None, false))),
-                    Msg::Done => None,
-                    Msg::Failed(p) => match export_format {
-                        ExportFormat::Ndjson => {
-                            let mut line = b"{\"error\":".to_vec();
-                            line.extend_from_slice(&p.to_json(&instance, &rid));
-                            line.extend_from_slice(b"}\n");
-                            Some((Ok(Bytes::from(line)), (rx, None, true)))
-                        }
-                        ExportFormat::Csv => Some((
-                            Err(actix_web::error::ErrorInternalServerError(p.detail)),
-                            (rx, None, true),
-                        )),
-                    },
-                }
+    let body = futures_util::stream::unfold((rx, first, false), move |(mut rx, first, ended)| {
+        let instance = instance.clone();
+        let rid = rid.clone();
+        async move {
+            if let Some(chunk) = first {
+                return Some((Ok(Bytes::from(chunk)), (rx, None, false)));
             }
-        },
-    );
+            if ended {
+                return None;
+            }
+            match rx.recv().await? {
+                Msg::Data(chunk) => Some((Ok(Bytes::from(chunk)), (rx, None, false))),
+                Msg::Done => None,
+                Msg::Failed(p) => match export_format {
+                    ExportFormat::Ndjson => {
+                        let mut line = b"{\"error\":".to_vec();
+                        line.extend_from_slice(&p.to_json(&instance, &rid));
+                        line.extend_from_slice(b"}\n");
+                        Some((Ok(Bytes::from(line)), (rx, None, true)))
+                    }
+                    ExportFormat::Csv => Some((
+                        Err(actix_web::error::ErrorInternalServerError(p.detail)),
+                        (rx, None, true),
+                    )),
+                },
+            }
+        }
+    });
     let mut res = HttpResponse::Ok();
     res.insert_header((header::CONTENT_TYPE, format.media_type()))
         .insert_header((header::CACHE_CONTROL, "private, no-store"));

@@ -46,11 +46,9 @@ pub(super) struct Controls {
 
 /// Split a query string into the controls the route offers and the rest (its parameters,
 /// still encoded, for [`super::params`]). A control the route does not offer stays in the
-/// rest, where it is refused as an unknown parameter.
-pub(super) fn split_query(
-    route: &RoutePlan,
-    query: &str,
-) -> Result<(Controls, String), Vec<FieldError>> {
+/// rest, where it is refused as an unknown parameter. Mistakes in the controls come back
+/// beside the rest, so that the parameters are checked too and every problem is reported.
+pub(super) fn split_query(route: &RoutePlan, query: &str) -> (Controls, String, Vec<FieldError>) {
     let list = &route.list;
     let mut controls = Controls::default();
     let mut rest: Vec<&str> = Vec::new();
@@ -113,11 +111,7 @@ pub(super) fn split_query(
             errors.push(problem(detail));
         }
     }
-    if errors.is_empty() {
-        Ok((controls, rest.join("&")))
-    } else {
-        Err(errors)
-    }
+    (controls, rest.join("&"), errors)
 }
 
 fn limit(route: &RoutePlan, v: &str) -> Result<usize, String> {
@@ -203,7 +197,10 @@ pub(super) fn keys(route: &RoutePlan, controls: &Controls) -> Vec<Key> {
         })
         .collect();
     for k in &page.by {
-        if !keys.iter().any(|have| have.column.eq_ignore_ascii_case(&k.column)) {
+        if !keys
+            .iter()
+            .any(|have| have.column.eq_ignore_ascii_case(&k.column))
+        {
             keys.push(Key {
                 column: k.column.clone(),
                 descending: k.descending,
@@ -253,7 +250,7 @@ pub(super) fn plan(
         return Ok(Planned {
             sql: Arc::clone(&route.sql),
             binds,
-            max_rows: export_cap.unwrap_or(route.max_rows),
+            max_rows: export_cap.map_or(route.max_rows, |cap| cap.saturating_add(1)),
             page: None,
         });
     };
@@ -267,9 +264,11 @@ pub(super) fn plan(
         Some(text) => Some(cursor::open(key, &binding, text, keys.len()).map_err(|_| BadCursor)?),
         None => None,
     };
-    let nulls: Option<Vec<bool>> = after
-        .as_ref()
-        .map(|vals| vals.iter().map(|v| matches!(v, BindValue::Null(_))).collect());
+    let nulls: Option<Vec<bool>> = after.as_ref().map(|vals| {
+        vals.iter()
+            .map(|v| matches!(v, BindValue::Null(_)))
+            .collect()
+    });
     let sort_keys: Vec<SortKey<'_>> = keys
         .iter()
         .map(|k| SortKey {
@@ -284,7 +283,10 @@ pub(super) fn plan(
             .columns
             .iter()
             .filter(|c| {
-                f.contains(&c.output) || keys.iter().any(|k| k.column.eq_ignore_ascii_case(&c.db_name))
+                f.contains(&c.output)
+                    || keys
+                        .iter()
+                        .any(|k| k.column.eq_ignore_ascii_case(&c.db_name))
             })
             .map(|c| c.db_name.as_str())
             .collect(),
@@ -308,7 +310,8 @@ pub(super) fn plan(
         binds.extend(keyset.binds.iter().map(|&i| vals[i].clone()));
     }
     let max_rows = match export_cap {
-        Some(cap) => cap,
+        // One row past the cap tells a complete export from a cut one.
+        Some(cap) => cap.saturating_add(1),
         None => {
             binds.push(BindValue::Int(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
             limit + 1

@@ -91,15 +91,7 @@ pub(super) async fn serve(
             )
             .await;
         }
-        let (res, n) = run(
-            state,
-            (at, route),
-            req,
-            path_params,
-            &identity,
-            &mut timing,
-        )
-        .await?;
+        let (res, n) = run(state, (at, route), req, path_params, &identity, &mut timing).await?;
         rows = n;
         Ok(res)
     }
@@ -359,27 +351,33 @@ async fn run(
     timing: &mut Timing,
 ) -> Result<(HttpResponse, usize), Problem> {
     let query = req.query_string();
-    let split = list::split_query(route, query);
-    let rest = split.as_ref().map_or(query, |(_, rest)| rest.as_str());
-    let params = params::param_values(route, path_params, rest, &|c| identity.claim(c));
-    let (controls, params) = match (split, params) {
-        (Ok((controls, _)), Ok(params)) => (controls, params),
-        (split, params) => {
-            let mut errors = split.err().unwrap_or_default();
-            match params {
-                Err(BindError::Invalid(e)) => errors.extend(e),
-                Err(e) => return Err(bind_problem(route, e)),
-                Ok(_) => {}
-            }
+    let (controls, rest, mut errors) = list::split_query(route, query);
+    let params = match params::param_values(route, path_params, &rest, &|c| identity.claim(c)) {
+        Ok(params) if errors.is_empty() => params,
+        Ok(_) => return Err(Problem::bad_parameters(errors)),
+        Err(BindError::Invalid(e)) => {
+            errors.extend(e);
             return Err(Problem::bad_parameters(errors));
         }
+        Err(e) => return Err(bind_problem(route, e)),
     };
-    let binds: Vec<BindValue> = route.bind_order.iter().map(|&i| params[i].clone()).collect();
+    let binds: Vec<BindValue> = route
+        .bind_order
+        .iter()
+        .map(|&i| params[i].clone())
+        .collect();
     let format = negotiate(req, route, &controls)?;
     if format != Format::Json {
         let cap = route.list.export.map_or(0, |e| e.max_rows);
-        let planned = list::plan(route, &controls, &params, binds, &state.cursor_key, Some(cap))
-            .map_err(|_| Problem::bad_cursor())?;
+        let planned = list::plan(
+            route,
+            &controls,
+            &params,
+            binds,
+            &state.cursor_key,
+            Some(cap),
+        )
+        .map_err(|_| Problem::bad_cursor())?;
         return super::export::serve(state, route, at.layout, planned, &controls, format, req)
             .await
             .map(|res| (res, 0));
@@ -501,22 +499,31 @@ async fn run(
 
 /// Whether a `Prefer` header asks for an exact count (RFC 7240: `Prefer: count=exact`).
 fn prefers_count(prefer: Option<&HeaderValue>) -> bool {
-    prefer
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|p| p.split(';').next().is_some_and(|t| t.trim() == "count=exact"))
+    prefer.and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(',').any(|p| {
+            p.split(';')
+                .next()
+                .is_some_and(|t| t.trim() == "count=exact")
         })
+    })
 }
 
 /// What the response is written as: `format=` when given, else the first media type of
 /// `Accept` the route offers (JSON for anything else). A client that names only an export
 /// type of a route without exports gets 406.
-fn negotiate(req: &HttpRequest, route: &RoutePlan, controls: &list::Controls) -> Result<Format, Problem> {
+fn negotiate(
+    req: &HttpRequest,
+    route: &RoutePlan,
+    controls: &list::Controls,
+) -> Result<Format, Problem> {
     if let Some(f) = controls.format {
         return Ok(f);
     }
-    let Some(accept) = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+    let Some(accept) = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Ok(Format::Json);
     };
     let mut ranges: Vec<(f32, usize, &str)> = accept
@@ -564,8 +571,9 @@ async fn count(
     let end = Arc::new(std::sync::Mutex::new(None));
     let sink = Box::new(CountRows(Arc::clone(&end)));
     // The database cancels the statement too (whole seconds), so it does not run on.
-    let timeout =
-        std::time::Duration::from_secs((budget.as_secs() + u64::from(budget.subsec_nanos() > 0)).max(1));
+    let timeout = std::time::Duration::from_secs(
+        (budget.as_secs() + u64::from(budget.subsec_nanos() > 0)).max(1),
+    );
     match tokio::time::timeout(budget, source.query(sql, binds, 1, Some(timeout), sink)).await {
         Err(_) | Ok(Err(SourceError::Timeout)) => Err("timeout"),
         Ok(Err(e)) => {
@@ -635,7 +643,9 @@ async fn execute(
     };
     let (rows_json, rows) = sink.finish();
     let next = planned.page.as_ref().and_then(|p| {
-        let end = end.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let end = end
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         end.more
             .then(|| Arc::from(cursor::seal(&state.cursor_key, &p.binding, &end.last)))
     });

@@ -75,7 +75,10 @@ pub(super) fn compile_list(
             diags.error_hint(
                 cx.file,
                 m.span(),
-                format!("route `{}`: `max_rows` does not apply to a paged route", cx.id),
+                format!(
+                    "route `{}`: `max_rows` does not apply to a paged route",
+                    cx.id
+                ),
                 "a page holds at most `page.max` rows: remove `max_rows`",
             );
         }
@@ -94,7 +97,10 @@ pub(super) fn compile_list(
                 Some(n) => (true, n),
                 None => (false, entry.as_str()),
             };
-            let Some(col) = columns.iter().find(|c| c.db_name.eq_ignore_ascii_case(name)) else {
+            let Some(col) = columns
+                .iter()
+                .find(|c| c.db_name.eq_ignore_ascii_case(name))
+            else {
                 diags.error_hint(
                     cx.file,
                     p.by.span(),
@@ -106,7 +112,10 @@ pub(super) fn compile_list(
                 );
                 continue;
             };
-            if by.iter().any(|k: &PageKey| k.column.eq_ignore_ascii_case(name)) {
+            if by
+                .iter()
+                .any(|k: &PageKey| k.column.eq_ignore_ascii_case(name))
+            {
                 diags.error(
                     cx.file,
                     p.by.span(),
@@ -118,7 +127,10 @@ pub(super) fn compile_list(
                 diags.error(
                     cx.file,
                     p.by.span(),
-                    format!("route `{}`: `page.by` cannot order by the binary column `{name}`", cx.id),
+                    format!(
+                        "route `{}`: `page.by` cannot order by the binary column `{name}`",
+                        cx.id
+                    ),
                 );
                 continue;
             }
@@ -130,12 +142,18 @@ pub(super) fn compile_list(
             });
         }
         let size = p.size.as_ref().map_or(DEFAULT_PAGE_SIZE, |s| *s.get_ref());
-        let max = p.max.as_ref().map_or(DEFAULT_PAGE_MAX.max(size), |m| *m.get_ref());
+        let max = p
+            .max
+            .as_ref()
+            .map_or(DEFAULT_PAGE_MAX.max(size), |m| *m.get_ref());
         if size == 0 || size > max {
             diags.error_hint(
                 cx.file,
                 p.size.as_ref().map_or_else(|| page.span(), Spanned::span),
-                format!("route `{}`: `page.size` must be between 1 and `page.max` ({max})", cx.id),
+                format!(
+                    "route `{}`: `page.size` must be between 1 and `page.max` ({max})",
+                    cx.id
+                ),
                 "size is the page a caller gets without `limit`; max is the most `limit` may ask",
             );
         }
@@ -177,7 +195,10 @@ pub(super) fn compile_list(
                 diags.error(
                     cx.file,
                     sort.span(),
-                    format!("route `{}`: `sort` cannot order by the binary field `{name}`", cx.id),
+                    format!(
+                        "route `{}`: `sort` cannot order by the binary field `{name}`",
+                        cx.id
+                    ),
                 );
                 continue;
             }
