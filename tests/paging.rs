@@ -403,7 +403,6 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
                 field.push('"');
             }
             (true, '"') => quoted = false,
-            (true, c) => field.push(c),
             (false, '"') => quoted = true,
             (false, ',') => record.push(std::mem::take(&mut field)),
             (false, '\r') => {}
@@ -411,7 +410,7 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
                 record.push(std::mem::take(&mut field));
                 records.push(std::mem::take(&mut record));
             }
-            (false, c) => field.push(c),
+            (_, c) => field.push(c),
         }
     }
     records
@@ -423,3 +422,108 @@ common::on_both_writable!(
     cursors_cannot_be_forged_or_borrowed,
     fields_counts_and_exports,
 );
+
+/// PostgreSQL only (SQLite has no sleep): a count past its budget leaves the page intact and
+/// says so.
+#[test]
+fn a_count_past_its_budget_is_null_not_an_error() {
+    let Some(db) = common::postgres() else { return };
+    fill(&db, "slow");
+    let text = r#"source = "demo"
+[[route]]
+id = "slowThings"
+path = "/slow"
+public = true
+sql = "SELECT ID, GRP FROM PAGEV_slow WHERE pg_sleep(0.0005) IS NOT NULL"
+page = { by = ["ID"], size = 10 }
+count = "200ms"
+columns.ID = { name = "id", type = "integer", nullable = false }
+columns.GRP = { name = "group", type = "integer" }
+"#;
+    let files = [("v1/slow.toml", text)];
+    let gw = Gateway::start(
+        &db,
+        &Options {
+            mappings: Some(&files),
+            ..Options::default()
+        },
+    );
+    let res = gw.get_with("/v1/slow", &[("Prefer", "count=exact")]);
+    assert_eq!(res.status, 200, "{}", res.text);
+    let body = res.json();
+    assert_eq!(body["data"].as_array().expect("data").len(), 10);
+    assert!(body["total"].is_null(), "{body}");
+    assert_eq!(res.header("x-count-status"), Some("timeout"));
+    assert!(res.header("preference-applied").is_none());
+}
+
+/// PostgreSQL only: a client that goes away in the middle of an export stops the statement;
+/// the one connection of the pool is free again at once, not after millions of rows.
+#[test]
+fn a_client_that_disconnects_stops_the_export() {
+    use std::io::Read as _;
+    let Some(pg) = common::postgres() else { return };
+    // psqlODBC fetches in batches only with UseDeclareFetch (else it reads everything first).
+    let db = TestDb {
+        connection_string: format!("{};UseDeclareFetch=1;Fetch=2000", pg.connection_string),
+        ..pg
+    };
+    let text = r#"source = "demo"
+[[route]]
+id = "huge"
+path = "/huge"
+public = true
+sql = "SELECT g AS N, repeat('x', 60) AS PAD FROM generate_series(1, 30000000) AS g"
+export = { max_rows = 100_000_000 }
+columns.N = { name = "n", type = "integer", nullable = false }
+columns.PAD = { name = "pad", type = "string" }
+
+[[route]]
+id = "one"
+path = "/one"
+public = true
+one = true
+sql = "SELECT 1 AS ONE"
+"#;
+    let files = [("v1/huge.toml", text)];
+    let gw = Gateway::start(
+        &db,
+        &Options {
+            source_extra: "pool = { max = 1, acquire_timeout = \"2s\" }",
+            mappings: Some(&files),
+            ..Options::default()
+        },
+    );
+    let mut res = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/huge?format=ndjson", gw.base))
+        .send()
+        .expect("export starts");
+    assert_eq!(res.status(), 200);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0;
+    while got < buf.len() {
+        got += res.read(&mut buf[got..]).expect("rows arrive");
+    }
+    assert!(String::from_utf8_lossy(&buf[..100]).starts_with("{\"n\":1,"));
+    drop(res);
+    // The pool's one connection serves the next request: the export let go of it.
+    let started = std::time::Instant::now();
+    loop {
+        let r = gw.anonymous("/v1/one");
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the export still holds the connection: {}",
+            r.text
+        );
+    }
+    // And the database runs nothing of it any more.
+    let running = query_db(
+        &db,
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%generate_' || 'series(1, 30000000)%' \
+         OR query LIKE 'fetch%'",
+    );
+    assert_eq!(running[0][0].as_deref(), Some("0"), "{running:?}");
+}

@@ -448,8 +448,12 @@ fn claim_bound_parameters_cannot_be_overridden() {
     .problem(403, "forbidden");
     let doc = gw.get("/openapi/v1.json").json();
     let params = &doc["paths"]["/v1/my/jobs"]["get"]["parameters"];
+    let names: Vec<&str> = params
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
+        .unwrap_or_default();
     assert!(
-        params.as_array().is_none_or(Vec::is_empty),
+        !names.contains(&"customer"),
         "claim parameters are not request parameters: {params}"
     );
 }

@@ -467,3 +467,99 @@ outputs = ["a"]
         );
     }
 }
+
+const PAGED: &str = r#"source = "mfg"
+
+[[route]]
+id = "listJobs"
+path = "/jobs"
+public = true
+sql = "SELECT JOBNO, DUEDT, STSCD FROM JOBMST WHERE (:status IS NULL OR STSCD = :status)"
+params.status = { codes = { R = "released" } }
+page = { by = ["-DUEDT", "JOBNO"], size = 20, max = 200 }
+sort = ["status", "due_date"]
+count = "3s"
+export = { max_rows = 5000 }
+columns.JOBNO = { name = "job_number", type = "integer", nullable = false }
+columns.DUEDT = { name = "due_date", type = "date", format = "cyymmdd" }
+columns.STSCD = { name = "status", codes = { R = "released" } }
+"#;
+
+#[test]
+fn compiles_paging_sorting_counts_and_exports() {
+    let c = compile_text("jobs.toml", PAGED, &sources()).expect("compiles");
+    let list = &c.routes[0].list;
+    let page = list.page.as_ref().expect("page");
+    assert_eq!((page.size, page.max), (20, 200));
+    let by: Vec<(&str, bool, bool)> = page
+        .by
+        .iter()
+        .map(|k| (k.column.as_str(), k.descending, k.nullable))
+        .collect();
+    assert_eq!(by, [("DUEDT", true, true), ("JOBNO", false, false)]);
+    let sort: Vec<&str> = list.sort.iter().map(|s| s.column.as_str()).collect();
+    assert_eq!(sort, ["STSCD", "DUEDT"]);
+    assert_eq!(list.count, Some(std::time::Duration::from_secs(3)));
+    assert_eq!(list.export.map(|e| e.max_rows), Some(5000));
+    // Lists without a word about it count within 2 s, and offer neither pages nor exports.
+    let plain = compile_text("jobs.toml", GOOD, &sources()).expect("compiles");
+    let list = &plain.routes[1].list;
+    assert!(list.page.is_none() && list.export.is_none() && list.sort.is_empty());
+    assert_eq!(list.count, Some(std::time::Duration::from_secs(2)));
+    assert!(
+        plain.routes[0].list.count.is_none(),
+        "a one-row route has nothing to count"
+    );
+}
+
+#[test]
+fn paging_mistakes_are_reported_where_they_are() {
+    let bad = PAGED
+        .replace(
+            "(:status IS NULL OR STSCD = :status)\"",
+            "(:status IS NULL OR STSCD = :status) ORDER BY JOBNO\"\nmax_rows = 10\nparams.limit = { type = \"integer\" }",
+        )
+        .replace(r#"by = ["-DUEDT", "JOBNO"], size = 20"#, r#"by = ["-DUEDT", "NOPE", "JOBNO", "JOBNO"], size = 300"#)
+        .replace(r#"sort = ["status", "due_date"]"#, r#"sort = ["status", "secret"]"#)
+        .replace(r#"count = "3s""#, r#"count = "forever""#)
+        .replace("max_rows = 5000", "max_rows = 0");
+    let e = errors("jobs.toml", &bad);
+    let want = [
+        "must not end in ORDER BY",
+        "`max_rows` does not apply to a paged route",
+        "names `NOPE`, which is not one of the route's columns",
+        "names `JOBNO` twice",
+        "`page.size` must be between 1 and `page.max` (200)",
+        "clashes with the gateway's own `limit`",
+        "names `secret`, which is not a field of the route",
+        "`count` is not a time budget",
+        "`export.max_rows` must be at least 1",
+    ];
+    for w in want {
+        assert!(e.iter().any(|m| m.contains(w)), "missing {w:?} in {e:#?}");
+    }
+    assert!(e.iter().all(|m| m.starts_with("jobs.toml:")), "{e:#?}");
+    // Sorting needs pages; lists only; writes refuse all four.
+    let e = errors(
+        "jobs.toml",
+        &PAGED.replace(
+            r#"page = { by = ["-DUEDT", "JOBNO"], size = 20, max = 200 }"#,
+            "",
+        ),
+    );
+    assert!(
+        e.iter().any(|m| m.contains("`sort` needs `page`")),
+        "{e:#?}"
+    );
+    let e = errors(
+        "jobs.toml",
+        &PAGED.replace("public = true", "public = true\none = true"),
+    );
+    for f in ["page", "sort", "count", "export"] {
+        assert!(
+            e.iter()
+                .any(|m| m.contains(&format!("`{f}` applies only to list routes"))),
+            "{f}: {e:#?}"
+        );
+    }
+}

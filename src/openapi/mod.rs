@@ -24,6 +24,7 @@ use utoipa::openapi::{
     OpenApiBuilder, PathItem, PathsBuilder, Ref, RefOr, Required,
 };
 
+mod listing;
 mod queued;
 
 use crate::catalog::{Catalog, ParamLocation, ParamPlan, RoutePlan};
@@ -182,20 +183,32 @@ fn operation(
             .required("data")
             .into()
     } else {
-        ObjectBuilder::new()
+        let most = r.list.page.as_ref().map_or(r.max_rows, |p| p.max);
+        let mut envelope = ObjectBuilder::new()
             .property(
                 "data",
                 ArrayBuilder::new()
-                    .items(row_ref)
-                    .max_items(Some(r.max_rows))
-                    .description(Some(format!("At most {} rows.", r.max_rows))),
+                    .items(row_ref.clone())
+                    .max_items(Some(most))
+                    .description(Some(match &r.list.page {
+                        Some(p) => format!("One page: {} rows unless `limit` says otherwise (at most {}).", p.size, p.max),
+                        None => format!("At most {most} rows."),
+                    })),
             )
             .property(
                 "next",
                 ObjectBuilder::new()
                     .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-                    .description(Some("Cursor of the next page; null on the last page.")),
-            )
+                    .description(Some(if r.list.page.is_some() {
+                        "Cursor of the next page (pass it as `cursor`, with the same parameters and sort); null on the last page."
+                    } else {
+                        "Always null: this list is one page."
+                    })),
+            );
+        if r.list.count.is_some() {
+            envelope = envelope.property("total", listing::total_schema());
+        }
+        envelope
             .required("data")
             .required("next")
             .additional_properties(Some(AdditionalProperties::FreeForm(false)))
@@ -213,6 +226,9 @@ fn operation(
             ContentBuilder::new().schema(Some(body)).build(),
         )
         .header("X-Request-Id", request_id);
+    if r.write.is_none() && !r.one {
+        ok = listing::list_response(r, ok, RefOr::Ref(Ref::from_schema_name(&row_name)));
+    }
     if r.deprecation.is_some() {
         ok = ok.header(
             "Deprecation",
@@ -251,11 +267,12 @@ fn operation(
                 .iter()
                 .enumerate()
                 .filter(|(_, p)| p.location != ParamLocation::Claim)
-                .map(|(i, p)| parameter(p, learned_range(r, shape, i))),
+                .map(|(i, p)| parameter(p, learned_range(r, shape, i)))
+                .chain(listing::parameters(r)),
         ))
         .deprecated(r.deprecation.as_ref().map(|_| Deprecated::True))
         .response("200", ok.build());
-    if !r.params.is_empty() {
+    if !r.params.is_empty() || r.write.is_none() {
         op = op.response(
             "400",
             problem_response(

@@ -79,8 +79,78 @@ fn lists_use_the_envelope() {
         "#/components/schemas/ListJobs"
     );
     assert_eq!(schema["required"], json!(["data", "next"]));
+    let op = &doc["paths"]["/v1/jobs"]["get"];
     assert!(
-        doc["paths"]["/v1/jobs"]["get"]["responses"]["400"].is_null(),
-        "no params, no 400"
+        op["responses"]["400"].is_object(),
+        "a read takes `fields`, which can be wrong"
     );
+    let names: Vec<&str> = op["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        names,
+        ["fields", "count", "Prefer"],
+        "no pages, no sort, no export"
+    );
+    assert_eq!(
+        schema["properties"]["total"]["type"],
+        json!(["integer", "null"])
+    );
+}
+
+#[test]
+fn paged_lists_document_their_controls_and_exports() {
+    let c = catalog(
+        "source = \"db\"\n[[route]]\nid = \"listJobs\"\npath = \"/jobs\"\npublic = true\n\
+         sql = \"SELECT A, B FROM T\"\npage = { by = [\"A\"], size = 20, max = 100 }\n\
+         sort = [\"a\", \"b\"]\nexport = { max_rows = 10 }\ncount = false\ncolumns.A = \"a\"\ncolumns.B = \"b\"\n",
+    );
+    let doc = serde_json::to_value(document(&c, &Learned::new(0), "v1", &DocsInfo::default()))
+        .expect("json");
+    let op = &doc["paths"]["/v1/jobs"]["get"];
+    let param = |name: &str| {
+        op["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {op}"))
+            .clone()
+    };
+    assert_eq!(param("limit")["schema"]["maximum"], 100);
+    assert_eq!(param("limit")["schema"]["default"], 20);
+    assert_eq!(param("cursor")["schema"]["type"], "string");
+    assert_eq!(
+        param("sort")["schema"]["items"]["enum"],
+        json!(["a", "-a", "b", "-b"])
+    );
+    assert_eq!(param("sort")["explode"], false);
+    assert_eq!(
+        param("fields")["schema"]["items"]["enum"],
+        json!(["a", "b"])
+    );
+    assert_eq!(
+        param("format")["schema"]["enum"],
+        json!(["json", "ndjson", "csv"])
+    );
+    assert!(
+        op["parameters"]
+            .as_array()
+            .expect("p")
+            .iter()
+            .all(|p| p["name"] != "count")
+    );
+    let ok = &op["responses"]["200"];
+    assert!(ok["headers"]["Link"].is_object());
+    assert!(ok["content"]["text/csv"].is_object());
+    assert_eq!(
+        ok["content"]["application/x-ndjson"]["schema"]["$ref"],
+        "#/components/schemas/ListJobs"
+    );
+    let schema = &ok["content"]["application/json"]["schema"];
+    assert_eq!(schema["properties"]["data"]["maxItems"], 100);
+    assert!(schema["properties"]["total"].is_null(), "counts are off");
 }
