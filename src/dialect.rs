@@ -64,17 +64,17 @@ impl Dialect {
             next += 1;
             placeholders.nth(next - 1)
         };
-        let col = |k: &SortKey<'_>| format!("keyset_page.{}", k.column);
+        let col = |k: &SortKey<'_>| format!("KEYSET_PAGE.{}", k.column);
         let select = if page.select.is_empty() {
-            "keyset_page.*".to_string()
+            "KEYSET_PAGE.*".to_string()
         } else {
             page.select
                 .iter()
-                .map(|c| format!("keyset_page.{c}"))
+                .map(|c| format!("KEYSET_PAGE.{c}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let mut text = format!("SELECT {select} FROM (\n{sql}\n) keyset_page");
+        let mut text = format!("SELECT {select} FROM (\n{sql}\n) KEYSET_PAGE");
         if let Some(after) = page
             .after
             .filter(|a| a.len() == page.keys.len() && !a.is_empty())
@@ -178,10 +178,21 @@ impl Dialect {
         }
     }
 
+    /// The statement that counts the key values `sql` returns more than once (`check --db`'s
+    /// probe of a paged route's keys), with the same placeholders.
+    pub fn duplicate_keys_sql(self, sql: &str, keys: &[&str]) -> String {
+        let sql = sql.trim_end().trim_end_matches(';').trim_end();
+        let keys: Vec<String> = keys.iter().map(|k| format!("PAGE_KEYS.{k}")).collect();
+        let keys = keys.join(", ");
+        format!(
+            "SELECT COUNT(*) FROM (SELECT {keys} FROM (\n{sql}\n) PAGE_KEYS GROUP BY {keys} HAVING COUNT(*) > 1) DUPLICATED"
+        )
+    }
+
     /// The statement that counts the rows `sql` returns, with the same placeholders.
     pub fn count_sql(self, sql: &str) -> String {
         let sql = sql.trim_end().trim_end_matches(';').trim_end();
-        format!("SELECT COUNT(*) FROM (\n{sql}\n) count_all")
+        format!("SELECT COUNT(*) FROM (\n{sql}\n) COUNT_ALL")
     }
 
     /// A statement that touches no table, to see whether the database answers.
@@ -783,8 +794,8 @@ mod tests {
         let first = Dialect::Postgres.keyset(&page(&KEYS, None, &[]), Placeholders::Question, 2);
         assert_eq!(
             first.sql,
-            "SELECT keyset_page.* FROM (\nSELECT JOBNO, DUEDT FROM JOBMST WHERE PLNCD = ?\n) keyset_page\n\
-             ORDER BY keyset_page.DUEDT ASC, keyset_page.JOBNO DESC\nLIMIT ?"
+            "SELECT KEYSET_PAGE.* FROM (\nSELECT JOBNO, DUEDT FROM JOBMST WHERE PLNCD = ?\n) KEYSET_PAGE\n\
+             ORDER BY KEYSET_PAGE.DUEDT ASC, KEYSET_PAGE.JOBNO DESC\nLIMIT ?"
         );
         assert!(first.binds.is_empty());
         let next = Dialect::Postgres.keyset(
@@ -794,9 +805,9 @@ mod tests {
         );
         assert_eq!(
             next.sql,
-            "SELECT keyset_page.JOBNO, keyset_page.DUEDT FROM (\nSELECT JOBNO, DUEDT FROM JOBMST WHERE PLNCD = ?\n) keyset_page\n\
-             WHERE keyset_page.DUEDT >= ?\n  AND ((keyset_page.DUEDT > ?)\n   OR (keyset_page.DUEDT = ? AND keyset_page.JOBNO < ?))\n\
-             ORDER BY keyset_page.DUEDT ASC, keyset_page.JOBNO DESC\nLIMIT ?"
+            "SELECT KEYSET_PAGE.JOBNO, KEYSET_PAGE.DUEDT FROM (\nSELECT JOBNO, DUEDT FROM JOBMST WHERE PLNCD = ?\n) KEYSET_PAGE\n\
+             WHERE KEYSET_PAGE.DUEDT >= ?\n  AND ((KEYSET_PAGE.DUEDT > ?)\n   OR (KEYSET_PAGE.DUEDT = ? AND KEYSET_PAGE.JOBNO < ?))\n\
+             ORDER BY KEYSET_PAGE.DUEDT ASC, KEYSET_PAGE.JOBNO DESC\nLIMIT ?"
         );
         assert_eq!(next.binds, [0, 0, 0, 1], "the key each placeholder takes");
     }
@@ -807,14 +818,14 @@ mod tests {
         let mssql = Dialect::Mssql.keyset(&page(&KEYS, after, &[]), Placeholders::Numbered, 2);
         assert!(
             mssql.sql.contains(
-                "WHERE keyset_page.DUEDT >= @P2\n  AND ((keyset_page.DUEDT > @P3)\n   OR (keyset_page.DUEDT = @P4 AND keyset_page.JOBNO < @P5))"
+                "WHERE KEYSET_PAGE.DUEDT >= @P2\n  AND ((KEYSET_PAGE.DUEDT > @P3)\n   OR (KEYSET_PAGE.DUEDT = @P4 AND KEYSET_PAGE.JOBNO < @P5))"
             ),
             "{}",
             mssql.sql
         );
         assert!(
             mssql.sql.ends_with(
-                "ORDER BY keyset_page.DUEDT ASC, keyset_page.JOBNO DESC\nOFFSET 0 ROWS FETCH NEXT @P6 ROWS ONLY"
+                "ORDER BY KEYSET_PAGE.DUEDT ASC, KEYSET_PAGE.JOBNO DESC\nOFFSET 0 ROWS FETCH NEXT @P6 ROWS ONLY"
             ),
             "{}",
             mssql.sql
@@ -822,7 +833,7 @@ mod tests {
         let db2 = Dialect::Db2i.keyset(&page(&KEYS[..1], None, &[]), Placeholders::Question, 1);
         assert!(
             db2.sql
-                .ends_with("ORDER BY keyset_page.DUEDT ASC\nFETCH FIRST ? ROWS ONLY"),
+                .ends_with("ORDER BY KEYSET_PAGE.DUEDT ASC\nFETCH FIRST ? ROWS ONLY"),
             "{}",
             db2.sql
         );
@@ -831,7 +842,7 @@ mod tests {
         assert!(
             sqlite
                 .sql
-                .ends_with("ORDER BY keyset_page.DUEDT ASC\nLIMIT ?"),
+                .ends_with("ORDER BY KEYSET_PAGE.DUEDT ASC\nLIMIT ?"),
             "{}",
             sqlite.sql
         );
@@ -847,7 +858,7 @@ mod tests {
         assert!(
             export
                 .sql
-                .ends_with("ORDER BY keyset_page.DUEDT ASC, keyset_page.JOBNO DESC"),
+                .ends_with("ORDER BY KEYSET_PAGE.DUEDT ASC, KEYSET_PAGE.JOBNO DESC"),
             "{}",
             export.sql
         );
@@ -876,7 +887,7 @@ mod tests {
         };
         assert_eq!(
             order(Dialect::Postgres, &NULLABLE),
-            "ORDER BY keyset_page.GRP ASC, keyset_page.ID ASC"
+            "ORDER BY KEYSET_PAGE.GRP ASC, KEYSET_PAGE.ID ASC"
         );
         assert_eq!(
             order(Dialect::Db2i, &NULLABLE),
@@ -884,11 +895,11 @@ mod tests {
         );
         assert_eq!(
             order(Dialect::Sqlite, &NULLABLE),
-            "ORDER BY keyset_page.GRP ASC NULLS LAST, keyset_page.ID ASC"
+            "ORDER BY KEYSET_PAGE.GRP ASC NULLS LAST, KEYSET_PAGE.ID ASC"
         );
         assert_eq!(
             order(Dialect::Mssql, &NULLABLE),
-            "ORDER BY CASE WHEN keyset_page.GRP IS NULL THEN 1 ELSE 0 END ASC, keyset_page.GRP ASC, keyset_page.ID ASC"
+            "ORDER BY CASE WHEN KEYSET_PAGE.GRP IS NULL THEN 1 ELSE 0 END ASC, KEYSET_PAGE.GRP ASC, KEYSET_PAGE.ID ASC"
         );
         let desc = [
             SortKey {
@@ -899,7 +910,7 @@ mod tests {
         ];
         assert_eq!(
             order(Dialect::Sqlite, &desc),
-            "ORDER BY keyset_page.GRP DESC NULLS FIRST, keyset_page.ID ASC"
+            "ORDER BY KEYSET_PAGE.GRP DESC NULLS FIRST, KEYSET_PAGE.ID ASC"
         );
     }
 
@@ -909,14 +920,14 @@ mod tests {
             let k =
                 Dialect::Postgres.keyset(&page(keys, Some(after), &[]), Placeholders::Question, 2);
             let sql = k.sql;
-            let w = sql.find("keyset_page\nWHERE ").unwrap() + 18;
+            let w = sql.find("KEYSET_PAGE\nWHERE ").unwrap() + 18;
             (sql[w..sql.find("\nORDER BY").unwrap()].to_string(), k.binds)
         };
         // After a value: greater values, then the NULLs.
         assert_eq!(
             predicate(&NULLABLE, &[false, false]),
             (
-                "(keyset_page.GRP >= ? OR keyset_page.GRP IS NULL)\n  AND (((keyset_page.GRP > ? OR keyset_page.GRP IS NULL))\n   OR (keyset_page.GRP = ? AND keyset_page.ID > ?))".to_string(),
+                "(KEYSET_PAGE.GRP >= ? OR KEYSET_PAGE.GRP IS NULL)\n  AND (((KEYSET_PAGE.GRP > ? OR KEYSET_PAGE.GRP IS NULL))\n   OR (KEYSET_PAGE.GRP = ? AND KEYSET_PAGE.ID > ?))".to_string(),
                 vec![0, 0, 0, 1]
             )
         );
@@ -924,7 +935,7 @@ mod tests {
         assert_eq!(
             predicate(&NULLABLE, &[true, false]),
             (
-                "keyset_page.GRP IS NULL\n  AND ((keyset_page.GRP IS NULL AND keyset_page.ID > ?))"
+                "KEYSET_PAGE.GRP IS NULL\n  AND ((KEYSET_PAGE.GRP IS NULL AND KEYSET_PAGE.ID > ?))"
                     .to_string(),
                 vec![1]
             )
@@ -940,18 +951,18 @@ mod tests {
         assert_eq!(
             predicate(&desc, &[true, false]),
             (
-                "((keyset_page.GRP IS NOT NULL)\n   OR (keyset_page.GRP IS NULL AND keyset_page.ID > ?))".to_string(),
+                "((KEYSET_PAGE.GRP IS NOT NULL)\n   OR (KEYSET_PAGE.GRP IS NULL AND KEYSET_PAGE.ID > ?))".to_string(),
                 vec![1]
             )
         );
         assert_eq!(
             predicate(&desc, &[false, false]).0,
-            "keyset_page.GRP <= ?\n  AND ((keyset_page.GRP < ?)\n   OR (keyset_page.GRP = ? AND keyset_page.ID > ?))"
+            "KEYSET_PAGE.GRP <= ?\n  AND ((KEYSET_PAGE.GRP < ?)\n   OR (KEYSET_PAGE.GRP = ? AND KEYSET_PAGE.ID > ?))"
         );
         // One ascending key, after NULL: nothing can follow.
         assert_eq!(
             predicate(&NULLABLE[..1], &[true]).0,
-            "keyset_page.GRP IS NULL\n  AND 1 = 0"
+            "KEYSET_PAGE.GRP IS NULL\n  AND 1 = 0"
         );
     }
 
@@ -959,7 +970,12 @@ mod tests {
     fn counts_wrap_the_statement() {
         assert_eq!(
             Dialect::Sqlite.count_sql("SELECT A FROM T WHERE B = ?;"),
-            "SELECT COUNT(*) FROM (\nSELECT A FROM T WHERE B = ?\n) count_all"
+            "SELECT COUNT(*) FROM (\nSELECT A FROM T WHERE B = ?\n) COUNT_ALL"
+        );
+        assert_eq!(
+            Dialect::Postgres.duplicate_keys_sql("SELECT A, B FROM T;", &["A", "B"]),
+            "SELECT COUNT(*) FROM (SELECT PAGE_KEYS.A, PAGE_KEYS.B FROM (\nSELECT A, B FROM T\n) PAGE_KEYS \
+             GROUP BY PAGE_KEYS.A, PAGE_KEYS.B HAVING COUNT(*) > 1) DUPLICATED"
         );
     }
 }

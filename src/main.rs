@@ -449,11 +449,11 @@ fn check(config_path: &std::path::Path, db: bool) -> ExitCode {
             }
         };
         let found = match runtime() {
-            Ok(rt) => rt.block_on(app::check_against_sources(
-                &compiled.catalog,
-                &sources,
-                None,
-            )),
+            Ok(rt) => rt.block_on(async {
+                let mut found = app::check_against_sources(&compiled.catalog, &sources, None).await;
+                found.extend(app::probe_page_keys(&compiled.catalog, &sources).await);
+                found
+            }),
             Err(e) => {
                 eprintln!("patina: cannot start: {e}");
                 return ExitCode::FAILURE;

@@ -108,6 +108,45 @@ fn check_db_proves_mappings_against_the_database() {
 }
 
 #[test]
+fn check_db_tells_whether_page_keys_are_unique() {
+    // STSCD repeats; STSCD then JOBNO does not; a required parameter leaves it unknown.
+    let paged = |by: &str, filter: &str| {
+        format!(
+            "source = \"demo\"\n[[route]]\nid = \"p\"\npublic = true\npath = \"/p\"\n\
+             sql = \"SELECT JOBNO, STSCD FROM JOBMST{filter}\"\npage = {{ by = [{by}] }}\n\
+             params.plant = {{ type = \"string\", required = {} }}\n\
+             columns.JOBNO = \"job_number\"\ncolumns.STSCD = \"status\"\n",
+            !filter.contains("IS NULL")
+        )
+    };
+    let optional = " WHERE (CAST(:plant AS CHAR(3)) IS NULL OR PLNCD = :plant)";
+    let cases = [
+        (
+            paged("\"STSCD\"", optional),
+            Some("does not end in a unique combination"),
+        ),
+        (paged("\"STSCD\", \"-JOBNO\"", optional), None),
+        (
+            paged("\"STSCD\", \"JOBNO\"", " WHERE PLNCD = :plant"),
+            Some("cannot tell whether"),
+        ),
+    ];
+    for (mapping, warning) in cases {
+        let dir = project(&sqlite_config(), &[("v1/p.toml", &mapping)]);
+        let o = common::patina(&["check", "--db"], dir.path());
+        let (out, err) = (&o.out, &o.err);
+        assert!(o.ok(), "warnings only: {out}{err}");
+        match warning {
+            Some(w) => assert!(
+                err.contains("warning: route `p`: ") && err.contains(w),
+                "{mapping}\n{err}"
+            ),
+            None => assert!(!err.contains("page.by"), "{mapping}\n{err}"),
+        }
+    }
+}
+
+#[test]
 fn check_db_prepares_every_step_of_a_write_without_running_it() {
     let write = "source = \"demo\"\n[[route]]\nid = \"w\"\nmethod = \"POST\"\npublic = true\npath = \"/w/{n}\"\nparams.n = \"integer\"\nbody.text = \"string\"\ncolumns.NOTTX = \"text\"\n\n[[route.step]]\nsql = \"INSERT INTO JOBNOTE (JOBNO, NOTSQ, NOTTX, NOTBY, NOTDT) VALUES (:n, 1, :text, 'X', 0)\"\n\n[[route.step]]\nsql = \"SELECT NOTTX FROM JOBNOTE WHERE JOBNO = :n\"\n";
     let dir = project(&sqlite_config(), &[("v1/w.toml", write)]);

@@ -8,6 +8,8 @@
 //! codes) are in [`writes`], which reads what the gateway sends through [`recorder`].
 
 mod common;
+#[path = "mssql/paging.rs"]
+mod paging;
 #[path = "mssql/recorder.rs"]
 mod recorder;
 #[path = "mssql/writes.rs"]

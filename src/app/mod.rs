@@ -507,3 +507,85 @@ pub async fn check_against_sources(
     }
     out
 }
+
+/// How long a probe of a paged route's keys may run.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `check --db`: does each paged route's `page.by` end in a unique combination? Runs
+/// `SELECT COUNT(*) … GROUP BY <keys> HAVING COUNT(*) > 1` over the route's statement with
+/// every parameter unset (its default, else NULL). Repeated keys, and a route it cannot tell
+/// for (a required, path or claim parameter; a failed or slow probe), are warnings: rows that
+/// tie on every key can straddle two pages.
+pub async fn probe_page_keys(
+    catalog: &Catalog,
+    sources: &HashMap<String, Arc<Source>>,
+) -> Vec<Diagnostic> {
+    use crate::catalog::ParamLocation;
+    let mut out = Vec::new();
+    for route in &catalog.routes {
+        let (Some(page), Some(source)) = (&route.list.page, sources.get(&route.source)) else {
+            continue;
+        };
+        let keys: Vec<&str> = page.by.iter().map(|k| k.column.as_str()).collect();
+        let warn = |message: String, hint: &str| Diagnostic {
+            severity: Severity::Warning,
+            file: route.file.clone(),
+            line: 0,
+            column: 0,
+            message: format!("route `{}`: {message}", route.id),
+            hint: Some(hint.to_string()),
+        };
+        let binds: Option<Vec<crate::codec::BindValue>> = route
+            .bind_order
+            .iter()
+            .map(|&i| {
+                let p = &route.params[i];
+                (p.location == ParamLocation::Query && !p.required).then(|| {
+                    p.default
+                        .clone()
+                        .unwrap_or(crate::codec::BindValue::Null(p.ty.null_kind()))
+                })
+            })
+            .collect();
+        let Some(binds) = binds else {
+            out.push(warn(
+                format!(
+                    "cannot tell whether `page.by` ({}) ends in a unique combination: the statement needs a path, claim or required parameter",
+                    keys.join(", ")
+                ),
+                "make sure the last keys are the table's key (or a unique index), so that rows never tie",
+            ));
+            continue;
+        };
+        let sql: Arc<str> = Arc::from(route.list.dialect.duplicate_keys_sql(&route.sql, &keys));
+        let count = Arc::new(std::sync::Mutex::new(None));
+        let sink = Box::new(crate::encode::CountRows(Arc::clone(&count)));
+        let ran = tokio::time::timeout(
+            PROBE_TIMEOUT,
+            source.query(sql, binds, 1, Some(PROBE_TIMEOUT), sink),
+        )
+        .await
+        .unwrap_or(Err(SourceError::Timeout));
+        let repeated = *count
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match (ran, repeated) {
+            (Ok(_), Some(0)) => {}
+            (Ok(_), Some(n)) => out.push(warn(
+                format!(
+                    "`page.by` ({}) does not end in a unique combination: {n} key value(s) repeat (every parameter unset); rows that tie can straddle two pages and be served twice or never",
+                    keys.join(", ")
+                ),
+                "add the column(s) that tell the rows apart (the table's key) at the end of `page.by`",
+            )),
+            (Ok(_), None) | (Err(_), _) => out.push(warn(
+                format!(
+                    "cannot tell whether `page.by` ({}) ends in a unique combination: the probe did not finish",
+                    keys.join(", ")
+                ),
+                "make sure the last keys are the table's key (or a unique index), so that rows never tie",
+            )),
+        }
+    }
+    out
+}

@@ -130,7 +130,8 @@ impl RowSink for JsonRows {
             columns: columns.iter().map(|c| resolve(plan, c)).collect(),
         });
         self.mask = mask(&layout, self.fields.as_deref());
-        if let Some(page) = &mut self.page {
+        // A statement without a result set has no keys to find.
+        if let Some(page) = self.page.as_mut().filter(|_| !columns.is_empty()) {
             page.found.clear();
             for key in &page.keys {
                 let Some(i) = columns

@@ -762,6 +762,14 @@ fn parameter(p: &ParamPlan, range: Option<IntRange>) -> utoipa::openapi::path::P
 /// does not name.
 fn row_schema(r: &RoutePlan, shape: Option<&Described>) -> Schema {
     let mut b = ObjectBuilder::new().description(r.summary.clone());
+    // A read's `fields` may leave any field out, so only a write's row lists them as required.
+    let required = |b: ObjectBuilder, name: &str| {
+        if r.write.is_some() {
+            b.required(name)
+        } else {
+            b
+        }
+    };
     match shape {
         Some(shape) => {
             b = b.additional_properties(Some(AdditionalProperties::FreeForm(false)));
@@ -774,7 +782,7 @@ fn row_schema(r: &RoutePlan, shape: Option<&Described>) -> Schema {
                     plan.and_then(|p| p.description.as_deref()),
                     plan.and_then(|p| p.example.as_ref()),
                 );
-                b = b.property(&name, s).required(&name);
+                b = required(b.property(&name, s), &name);
             }
         }
         None => {
@@ -785,7 +793,7 @@ fn row_schema(r: &RoutePlan, shape: Option<&Described>) -> Schema {
                     c.description.as_deref(),
                     c.example.as_ref(),
                 );
-                b = b.property(&c.output, s).required(&c.output);
+                b = required(b.property(&c.output, s), &c.output);
             }
         }
     }

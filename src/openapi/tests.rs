@@ -60,7 +60,10 @@ columns.D = { name = "d", type = "time", format = "hhmmss" }
     assert_eq!(row["properties"]["b"]["type"], json!(["string", "null"]));
     assert_eq!(row["properties"]["b"]["format"], "date");
     assert_eq!(row["properties"]["c"]["enum"], json!(["released"]));
-    assert_eq!(row["required"], json!(["a", "b", "c", "d"]));
+    assert!(
+        row["required"].is_null(),
+        "`fields` may leave any field of a read out: {row}"
+    );
     assert!(doc["components"]["schemas"]["Problem"].is_object());
 }
 
