@@ -22,6 +22,8 @@ pub struct Cached {
     pub etag: String,
     /// The next page's cursor, when there is a next page.
     pub next: Option<Arc<str>>,
+    /// `Patina-Invalid-Fields`, when values that did not decode were served by their policy.
+    pub invalid: Option<Arc<str>>,
     /// How long the wait for a connection, the statement and the envelope took when this
     /// was made.
     pub acquire_time: Option<Duration>,
@@ -158,6 +160,7 @@ mod tests {
             rows,
             etag: String::new(),
             next: None,
+            invalid: None,
             acquire_time: None,
             db_time: None,
             encode_time: None,

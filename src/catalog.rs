@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::http::header::HeaderValue;
 
-use crate::codec::{BindValue, ColumnCodec, ColumnType, ParamType, Trim};
+use crate::codec::{BindValue, ColumnCodec, ColumnType, OnInvalid, ParamType, Trim};
 use crate::dialect::{Dialect, Placeholders};
 use crate::shape::ColumnInfo;
 
@@ -55,18 +55,25 @@ pub struct ColumnPlan {
     pub trim: Trim,
     pub null_if: Vec<String>,
     pub nullable: bool,
+    /// The column's own `on_invalid`; `None`: the route's (its source's, or the global).
+    pub on_invalid: Option<OnInvalid>,
+    /// Its stored values never appear in log lines.
+    pub sensitive: bool,
     pub description: Option<String>,
     pub example: Option<serde_json::Value>,
 }
 
 impl ColumnPlan {
-    /// The codec to use for a result column whose SQL type suggests `fallback`.
-    pub fn codec(&self, fallback: &ColumnType) -> ColumnCodec {
+    /// The codec to use for a result column whose SQL type suggests `fallback`; `on_invalid`
+    /// when the column names none.
+    pub fn codec(&self, fallback: &ColumnType, on_invalid: OnInvalid) -> ColumnCodec {
         ColumnCodec {
             ty: self.ty.clone().unwrap_or_else(|| fallback.clone()),
             trim: self.trim,
             null_if: self.null_if.clone(),
             nullable: self.nullable,
+            on_invalid: self.on_invalid.unwrap_or(on_invalid),
+            sensitive: self.sensitive,
         }
     }
 }
@@ -134,6 +141,10 @@ pub struct RoutePlan {
     pub write: Option<WritePlan>,
     /// A list route's paging, sorting, counts and exports (all off for other routes).
     pub list: ListPlan,
+    /// What a value no codec can decode becomes, for columns that say nothing themselves.
+    pub on_invalid: OnInvalid,
+    /// The columns that identify a row in log lines and scan reports (`key`, else `page.by`).
+    pub key: Vec<String>,
 }
 
 /// What a list route offers beyond its rows.
@@ -211,8 +222,14 @@ impl RoutePlan {
     pub fn output_of(&self, c: &ColumnInfo) -> (String, ColumnCodec) {
         let fallback = c.sql_type.default_codec();
         match self.column(&c.name) {
-            Some(p) => (p.output.clone(), p.codec(&fallback)),
-            None => (c.name.to_ascii_lowercase(), ColumnCodec::new(fallback)),
+            Some(p) => (p.output.clone(), p.codec(&fallback, self.on_invalid)),
+            None => (
+                c.name.to_ascii_lowercase(),
+                ColumnCodec {
+                    on_invalid: self.on_invalid,
+                    ..ColumnCodec::new(fallback)
+                },
+            ),
         }
     }
 

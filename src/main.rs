@@ -145,6 +145,32 @@ enum Command {
         #[arg(long, requires = "dialect")]
         table: Option<String>,
     },
+    /// Read routes' data through their codecs and report the stored values that do not
+    /// decode: exit 1 when any fails its route (on_invalid = "error"), 2 when a route could not
+    /// be scanned, else 0.
+    Scan {
+        #[arg(long, default_value = "patina.toml", env = "PATINA_CONFIG")]
+        config: PathBuf,
+        /// The route to scan (repeatable).
+        #[arg(long = "route", required_unless_present = "all")]
+        routes: Vec<String>,
+        /// Scan every read route.
+        #[arg(long, conflicts_with = "routes")]
+        all: bool,
+        /// Read at most this many rows per route.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// A parameter's value, NAME=VALUE (repeatable); optional parameters not given are
+        /// unset, so their filters let every row through.
+        #[arg(long = "param")]
+        params: Vec<String>,
+        /// Cancel a route's statement after this long.
+        #[arg(long, default_value = "1h")]
+        timeout: String,
+        /// text or json.
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
     /// Check the config and every mapping file; exit 1 on any error.
     Check {
         #[arg(long, default_value = "patina.toml", env = "PATINA_CONFIG")]
@@ -198,6 +224,15 @@ fn main() -> ExitCode {
             init_logging("text");
             check(&config, db)
         }
+        Command::Scan {
+            config,
+            routes,
+            all: _,
+            limit,
+            params,
+            timeout,
+            format,
+        } => scan(&config, routes, limit, &params, &timeout, &format),
     }
 }
 
@@ -429,6 +464,69 @@ fn write_openapi(config_path: &std::path::Path, out: &std::path::Path, db: bool)
         println!("wrote {}", path.display());
     }
     ExitCode::SUCCESS
+}
+
+fn scan(
+    config_path: &std::path::Path,
+    routes: Vec<String>,
+    limit: Option<usize>,
+    params: &[String],
+    timeout: &str,
+    format: &str,
+) -> ExitCode {
+    if !["text", "json"].contains(&format) {
+        eprintln!("patina: --format is text or json");
+        return ExitCode::from(2);
+    }
+    let Some(timeout) = patina::config::parse_duration(timeout) else {
+        eprintln!("patina: --timeout is not a duration (e.g. 30m)");
+        return ExitCode::from(2);
+    };
+    let mut pairs = Vec::new();
+    for p in params {
+        let Some((k, v)) = p.split_once('=') else {
+            eprintln!("patina: --param takes NAME=VALUE, not `{p}`");
+            return ExitCode::from(2);
+        };
+        pairs.push((k.to_string(), v.to_string()));
+    }
+    let Some(app::App { config, compiled }) = load(config_path) else {
+        return ExitCode::from(2);
+    };
+    let opts = app::scan::ScanOptions {
+        routes,
+        limit,
+        params: pairs,
+        timeout,
+        progress: format == "text",
+    };
+    let scanned = match runtime() {
+        Ok(rt) => rt.block_on(app::scan::scan(&config, &compiled.catalog, &opts)),
+        Err(e) => Err(e.to_string()),
+    };
+    let scans = match scanned {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("patina: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if format == "json" {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "routes": scans }))
+                .unwrap_or_default()
+        );
+    } else {
+        print!("{}", app::scan::render_text(&scans));
+    }
+    if scans.iter().any(|s| s.error.is_some()) {
+        ExitCode::from(2)
+    } else if scans.iter().any(|s| s.failing() > 0) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn check(config_path: &std::path::Path, db: bool) -> ExitCode {

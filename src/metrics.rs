@@ -53,6 +53,7 @@ impl Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     writes: Mutex<BTreeMap<(String, &'static str), u64>>,
+    undecodable: Mutex<BTreeMap<(String, String, &'static str), u64>>,
     deliveries: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// Attempts per finished delivery: counts per bucket of [`ATTEMPT_BUCKETS`], sum, count.
     attempts: Mutex<([u64; ATTEMPT_BUCKETS.len()], u64, u64)>,
@@ -88,6 +89,14 @@ impl Metrics {
         }
         if let Ok(mut m) = self.latency.lock() {
             m.entry(route.to_string()).or_default().observe(seconds);
+        }
+    }
+
+    /// Stored values of `field` that did not decode, served by `policy` (`error`, `null`, `raw`).
+    pub fn undecodable(&self, route: &str, field: &str, policy: &'static str, n: usize) {
+        if let Ok(mut m) = self.undecodable.lock() {
+            *m.entry((route.to_string(), field.to_string(), policy))
+                .or_default() += n as u64;
         }
     }
 
@@ -251,6 +260,20 @@ impl Metrics {
                     out,
                     "patina_writes_total{{route=\"{}\",outcome=\"{outcome}\"}} {n}",
                     escape(route)
+                );
+            }
+        }
+        out.push_str(
+            "# HELP patina_undecodable_values_total Stored values a column's codec could not decode, by route, field and on_invalid policy.\n",
+        );
+        out.push_str("# TYPE patina_undecodable_values_total counter\n");
+        if let Ok(m) = self.undecodable.lock() {
+            for ((route, field, policy), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "patina_undecodable_values_total{{route=\"{}\",field=\"{}\",policy=\"{policy}\"}} {n}",
+                    escape(route),
+                    escape(field)
                 );
             }
         }

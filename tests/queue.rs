@@ -44,11 +44,18 @@ WHERE JOBNO = :job_number AND NOTSQ = (SELECT MAX(NOTSQ) FROM JOBNOTE WHERE JOBN
 "#;
 
 fn gateway(db: &TestDb, config_extra: &str) -> (Gateway, String) {
+    // SQLite takes one writer at a time: more deliveries at once only wait for its lock (and
+    // retry), as in the demo's own config.
+    let config_extra = if db.dialect == "sqlite" && !config_extra.contains("[queue]") {
+        format!("[queue]\nconcurrency = 1\n{config_extra}")
+    } else {
+        config_extra.to_string()
+    };
     let gw = Gateway::start(
         db,
         &Options {
             mappings: Some(&[("v1/q.toml", MAPPING)]),
-            config_extra,
+            config_extra: &config_extra,
             ..Options::default()
         },
     );

@@ -6,6 +6,7 @@
 
 pub mod dlq;
 pub mod reload;
+pub mod scan;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -42,6 +43,7 @@ pub fn compile_catalog(config: &Config) -> Result<Compiled, LoadError> {
                 SourceInfo {
                     dialect: s.dialect,
                     placeholders,
+                    on_invalid: s.on_invalid.unwrap_or(config.on_invalid),
                 },
             )
         })

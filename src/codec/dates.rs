@@ -137,6 +137,9 @@ pub fn decode_date(text: &str, format: DateFormat) -> Result<Option<(i64, i64, i
             (y, m, d)
         }
     };
+    if !(1..=12).contains(&m) {
+        return fail(format!("`{}` has month {m}, out of range", clip(t)));
+    }
     if !is_valid_date(y, m, d) {
         return fail(format!("`{}` is not a valid calendar date", clip(t)));
     }

@@ -76,6 +76,10 @@ pub struct ColumnCodec {
     /// Whether null may be returned. A null in a column documented as never null is an error:
     /// the API document does not lie.
     pub nullable: bool,
+    /// What a stored value the codec cannot decode becomes.
+    pub on_invalid: OnInvalid,
+    /// Never write the stored value into a log line.
+    pub sensitive: bool,
 }
 
 impl ColumnCodec {
@@ -85,6 +89,56 @@ impl ColumnCodec {
             trim: Trim::None,
             null_if: Vec::new(),
             nullable: true,
+            on_invalid: OnInvalid::Error,
+            sensitive: false,
+        }
+    }
+
+    /// A stored value's text, trimmed as the column says: what `on_invalid = "raw"` serves.
+    pub fn raw_text(&self, cell: Cell<'_>) -> Option<String> {
+        match cell {
+            Cell::Null => None,
+            Cell::Text(b) | Cell::Binary(b) => {
+                Some(text::trim(&String::from_utf8_lossy(b), self.trim).to_string())
+            }
+            typed => {
+                let mut s = String::new();
+                typed.write_text(&mut s).ok()?;
+                Some(s)
+            }
+        }
+    }
+}
+
+/// What a column serves for a stored value its codec cannot decode (`on_invalid`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnInvalid {
+    /// Fail the request (500 `undecodable-value`): the default.
+    #[default]
+    Error,
+    /// Serve null in its place.
+    Null,
+    /// Serve the stored value as text (trimmed as the column says).
+    Raw,
+}
+
+impl OnInvalid {
+    pub const NAMES: [&'static str; 3] = ["error", "null", "raw"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "error" => Some(Self::Error),
+            "null" => Some(Self::Null),
+            "raw" => Some(Self::Raw),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Null => "null",
+            Self::Raw => "raw",
         }
     }
 }
@@ -127,6 +181,47 @@ impl Cell<'_> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecodeError {
     pub reason: String,
+}
+
+impl DecodeError {
+    /// What kind of bad value it is, in a word a DBA recognises (for `patina scan` and logs):
+    /// `blank`, `impossible date`, `month out of range`, `impossible time`, `non-numeric`,
+    /// `fractional`, `unknown code`, `null`, `not UTF-8`, `too long`, or `other`. `stored` is
+    /// the value's text as stored.
+    pub fn kind(&self, stored: Option<&str>) -> &'static str {
+        let r = self.reason.as_str();
+        if stored.is_some_and(|s| s.trim().is_empty()) {
+            return "blank";
+        }
+        if r.contains("month") && r.contains("out of range") {
+            "month out of range"
+        } else if r.contains("not a valid calendar date")
+            || r.contains("not a YYYY-MM-DD date")
+            || r.contains("digits for CYYMMDD")
+        {
+            "impossible date"
+        } else if r.contains("time") {
+            "impossible time"
+        } else if r.contains("fractional part") {
+            "fractional"
+        } else if r.contains("not a number")
+            || r.contains("not an integer")
+            || r.contains("not a decimal")
+            || r.contains("is negative")
+        {
+            "non-numeric"
+        } else if r.contains("not in the map") || r.contains("known flag value") {
+            "unknown code"
+        } else if r.contains("nullable = false") {
+            "null"
+        } else if r.contains("UTF-8") {
+            "not UTF-8"
+        } else if r.contains("longer than") || r.contains("38 digits") {
+            "too long"
+        } else {
+            "other"
+        }
+    }
 }
 
 fn fail<T>(reason: impl Into<String>) -> Result<T, DecodeError> {
@@ -286,6 +381,45 @@ mod test_support {
 mod tests {
     use super::*;
     use test_support::{json, text};
+
+    #[test]
+    fn an_undecodable_value_says_what_kind_it_is() {
+        let kind = |ty: ColumnType, stored: &str| {
+            let c = ColumnCodec {
+                trim: Trim::Both,
+                ..ColumnCodec::new(ty)
+            };
+            let e = json(&c, Cell::Text(stored.as_bytes())).expect_err(stored);
+            e.kind(Some(stored))
+        };
+        let cyymmdd = || ColumnType::Date(DateFormat::Cyymmdd);
+        assert_eq!(kind(cyymmdd(), "1230229"), "impossible date");
+        assert_eq!(kind(cyymmdd(), "1241301"), "month out of range");
+        assert_eq!(kind(cyymmdd(), "12400105"), "impossible date");
+        assert_eq!(
+            kind(ColumnType::Time(TimeFormat::Hhmmss), "240000"),
+            "impossible time"
+        );
+        assert_eq!(kind(ColumnType::Integer, "AB12"), "non-numeric");
+        assert_eq!(kind(ColumnType::Integer, "1.5"), "fractional");
+        assert_eq!(kind(ColumnType::Integer, "   "), "blank");
+        let codes = ColumnType::Code {
+            codes: vec![("Y".into(), "yes".into())],
+            unknown: UnknownCode::Error,
+        };
+        assert_eq!(kind(codes, "Q"), "unknown code");
+    }
+
+    #[test]
+    fn raw_text_is_trimmed_as_the_column_says() {
+        let c = ColumnCodec {
+            trim: Trim::End,
+            ..ColumnCodec::new(ColumnType::Integer)
+        };
+        assert_eq!(c.raw_text(Cell::Text(b"AB12  ")).as_deref(), Some("AB12"));
+        assert_eq!(c.raw_text(Cell::Int(7)).as_deref(), Some("7"));
+        assert_eq!(c.raw_text(Cell::Null), None);
+    }
 
     #[test]
     fn blank_sentinel_becomes_null() {

@@ -70,6 +70,9 @@ pub struct Config {
     /// `[server] cursor_key`: the secret page cursors are signed with; `None`: a key kept in
     /// the state folder.
     pub cursor_key: Option<Secret>,
+    /// `[server] on_invalid`: what an undecodable stored value becomes where neither the column
+    /// nor its source says.
+    pub on_invalid: crate::codec::OnInvalid,
     pub state: StateSettings,
     pub queue: QueueSettings,
     /// What is allowed but unwise (a password written in the file).
@@ -208,6 +211,20 @@ impl Config {
                     None
                 }
             });
+        let on_invalid = server.as_ref().and_then(|s| s.on_invalid.as_ref()).map_or(
+            crate::codec::OnInvalid::Error,
+            |o| {
+                crate::codec::OnInvalid::parse(o.get_ref()).unwrap_or_else(|| {
+                    diags.error_hint(
+                        &file,
+                        o.span(),
+                        format!("unknown `server.on_invalid` `{}`", o.get_ref()),
+                        format!("one of: {}", crate::codec::OnInvalid::NAMES.join(", ")),
+                    );
+                    crate::codec::OnInvalid::Error
+                })
+            },
+        );
         let state = StateSettings {
             dir: base.join(
                 raw.state
@@ -273,6 +290,7 @@ impl Config {
             audit_file,
             max_body_bytes,
             cursor_key,
+            on_invalid,
             state,
             queue,
             warnings: in_file_order(diags),

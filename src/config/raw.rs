@@ -34,6 +34,9 @@ pub(super) struct RawServer {
     pub tls: Option<RawTls>,
     /// Largest request body accepted, in bytes; beyond, 413. Default 1048576 (1 MiB).
     pub max_body_bytes: Option<Spanned<usize>>,
+    /// What a stored value no codec can decode becomes, unless its source or column says:
+    /// `error` (the request fails with 500, the default), `null` or `raw` (the stored text).
+    pub on_invalid: Option<Spanned<String>>,
     /// The secret page cursors are signed with (32 bytes or more; use `${VAR}`). Default: a
     /// random key kept in the state folder (`cursor.key`). Replicas need one shared key.
     pub cursor_key: Option<Spanned<String>>,
@@ -80,6 +83,9 @@ pub(super) struct RawCommon {
     pub login_timeout: Option<Spanned<String>>,
     /// Largest text value fetched, in bytes. Default 65536.
     pub max_text_bytes: Option<Spanned<usize>>,
+    /// What a stored value no codec can decode becomes on this source's routes, unless a
+    /// column says: `error`, `null` or `raw`. Default: `[server] on_invalid`.
+    pub on_invalid: Option<Spanned<String>>,
 }
 
 /// The options of a `kind = "odbc"` source (any ODBC driver).
@@ -125,6 +131,7 @@ pub(super) const COMMON_OPTIONS: &[&str] = &[
     "statement_timeout",
     "login_timeout",
     "max_text_bytes",
+    "on_invalid",
 ];
 pub(super) const ODBC_OPTIONS: &[&str] = &["connection_string"];
 pub(super) const MSSQL_OPTIONS: &[&str] = &[

@@ -82,6 +82,8 @@ pub struct SourceConfig {
     pub statement_timeout: Option<Duration>,
     pub login_timeout: Duration,
     pub max_text_bytes: usize,
+    /// `on_invalid` of this source's routes; `None`: the global one.
+    pub on_invalid: Option<crate::codec::OnInvalid>,
     /// What only this kind of source takes.
     pub target: SourceTarget,
 }
@@ -251,10 +253,23 @@ pub(super) fn compile_source(
         .max_text_bytes
         .as_ref()
         .map_or(65_536, |m| *m.get_ref());
+    let on_invalid = common.on_invalid.as_ref().and_then(|o| {
+        let parsed = crate::codec::OnInvalid::parse(o.get_ref());
+        if parsed.is_none() {
+            diags.error_hint(
+                file,
+                o.span(),
+                format!("source `{name}`: unknown `on_invalid` `{}`", o.get_ref()),
+                format!("one of: {}", crate::codec::OnInvalid::NAMES.join(", ")),
+            );
+        }
+        parsed
+    });
     if diags.errors().count() > errors_before {
         return None;
     }
     Some(SourceConfig {
+        on_invalid,
         name: name.to_string(),
         dialect: dialect?,
         pool_max,

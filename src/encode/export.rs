@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{Layout, LayoutCache, resolve, write_object};
+use super::{Invalid, InvalidTally, Layout, LayoutCache, resolve, write_cell, write_object};
 use crate::catalog::RoutePlan;
 use crate::codec::Cell;
 use crate::shape::ColumnInfo;
@@ -46,6 +46,7 @@ pub struct ExportRows {
     scratch: Vec<u8>,
     send: Sender,
     state: Arc<ExportState>,
+    invalid: Invalid,
 }
 
 /// Hands a chunk on; `false` when nobody takes chunks any more (the client went away).
@@ -73,6 +74,7 @@ impl ExportRows {
         state: Arc<ExportState>,
     ) -> Self {
         Self {
+            invalid: Invalid::new(&plan, Arc::default()),
             plan,
             cache,
             layout: None,
@@ -86,6 +88,13 @@ impl ExportRows {
             send,
             state,
         }
+    }
+
+    /// Count undecodable values in `tally`.
+    #[must_use]
+    pub fn tally(mut self, tally: Arc<InvalidTally>) -> Self {
+        self.invalid = Invalid::new(&self.plan, tally);
+        self
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
@@ -113,6 +122,7 @@ impl RowSink for ExportRows {
             columns: columns.iter().map(|c| resolve(plan, c)).collect(),
         });
         self.mask = super::mask(&layout, self.fields.as_deref());
+        self.invalid.begin(plan, columns);
         if self.format == ExportFormat::Csv {
             let mut first = true;
             for ((_, name, _), keep) in layout.columns.iter().zip(&self.mask) {
@@ -144,7 +154,7 @@ impl RowSink for ExportRows {
         };
         match self.format {
             ExportFormat::Ndjson => {
-                write_object(layout, &self.mask, cells, &mut self.out)?;
+                write_object(layout, &self.mask, cells, &mut self.out, &mut self.invalid)?;
                 self.out.push(b'\n');
             }
             ExportFormat::Csv => {
@@ -160,12 +170,13 @@ impl RowSink for ExportRows {
                     }
                     first = false;
                     self.scratch.clear();
-                    codec
-                        .write_json(*cell, &mut self.scratch)
-                        .map_err(|e| SinkError {
-                            column: name.clone(),
-                            reason: e.reason,
-                        })?;
+                    write_cell(
+                        (name, codec),
+                        *cell,
+                        cells,
+                        &mut self.scratch,
+                        &mut self.invalid,
+                    )?;
                     json_to_csv(&self.scratch, &mut self.out);
                 }
                 self.out.extend_from_slice(b"\r\n");

@@ -8,7 +8,11 @@ use std::sync::Arc;
 pub mod export;
 
 use crate::catalog::RoutePlan;
-use crate::codec::{BindKind, BindValue, Cell, ColumnCodec, write_json_string};
+use tracing::warn;
+
+use crate::codec::{
+    BindKind, BindValue, Cell, ColumnCodec, DecodeError, OnInvalid, write_json_string,
+};
 use crate::shape::{ColumnInfo, SqlType};
 use crate::source::{RowSink, SinkError};
 
@@ -57,6 +61,7 @@ pub struct JsonRows {
     fields: Option<Arc<[String]>>,
     mask: Vec<bool>,
     page: Option<PageCapture>,
+    invalid: Invalid,
     out: Vec<u8>,
     rows: usize,
 }
@@ -94,6 +99,7 @@ pub struct PageEnd {
 impl JsonRows {
     pub fn new(plan: Arc<RoutePlan>, cache: Arc<LayoutCache>) -> Self {
         Self {
+            invalid: Invalid::new(&plan, Arc::default()),
             plan,
             cache,
             layout: None,
@@ -103,6 +109,13 @@ impl JsonRows {
             out: Vec::with_capacity(512),
             rows: 0,
         }
+    }
+
+    /// Count undecodable values in `tally`.
+    #[must_use]
+    pub fn tally(mut self, tally: Arc<InvalidTally>) -> Self {
+        self.invalid = Invalid::new(&self.plan, tally);
+        self
     }
 
     /// Write only these output fields.
@@ -130,6 +143,7 @@ impl RowSink for JsonRows {
             columns: columns.iter().map(|c| resolve(plan, c)).collect(),
         });
         self.mask = mask(&layout, self.fields.as_deref());
+        self.invalid.begin(plan, columns);
         // A statement without a result set has no keys to find.
         if let Some(page) = self.page.as_mut().filter(|_| !columns.is_empty()) {
             page.found.clear();
@@ -184,7 +198,7 @@ impl RowSink for JsonRows {
                 reason: "rows before columns".into(),
             });
         };
-        write_object(layout, &self.mask, cells, &mut self.out)?;
+        write_object(layout, &self.mask, cells, &mut self.out, &mut self.invalid)?;
         self.rows += 1;
         Ok(())
     }
@@ -225,6 +239,157 @@ impl RowSink for CountRows {
     }
 }
 
+/// How many stored values each field failed to decode, by field and policy (`error`, `null`,
+/// `raw`): shared between a sink and whoever reports the result (the header, the metrics).
+#[derive(Debug, Default)]
+pub struct InvalidTally(std::sync::Mutex<Vec<(String, &'static str, usize)>>);
+
+impl InvalidTally {
+    fn add(&self, field: &str, policy: &'static str) {
+        let mut v = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match v.iter_mut().find(|(f, p, _)| f == field && *p == policy) {
+            Some(e) => e.2 += 1,
+            None => v.push((field.to_string(), policy, 1)),
+        }
+    }
+
+    /// Every (field, policy, count) so far.
+    pub fn counts(&self) -> Vec<(String, &'static str, usize)> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// `Patina-Invalid-Fields`: the fields served in place of values that did not decode, with
+    /// their counts (`due_on=2, status=1`); `None` when every value decoded.
+    pub fn header(&self) -> Option<String> {
+        let v = self.counts();
+        let served: Vec<String> = v
+            .iter()
+            .filter(|(_, p, _)| *p != "error")
+            .map(|(f, _, n)| format!("{f}={n}"))
+            .collect();
+        (!served.is_empty()).then(|| served.join(", "))
+    }
+}
+
+/// Lines logged per result about undecodable values; the rest are counted only.
+const INVALID_LOG_LINES: usize = 10;
+
+/// Where one result's undecodable values are counted and logged.
+#[derive(Debug, Default)]
+pub struct Invalid {
+    route: String,
+    tally: Arc<InvalidTally>,
+    /// The route's key columns: name and place in the result.
+    keys: Vec<(String, usize)>,
+    logged: usize,
+}
+
+impl Invalid {
+    pub fn new(route: &RoutePlan, tally: Arc<InvalidTally>) -> Self {
+        Self {
+            route: route.id.clone(),
+            tally,
+            keys: Vec::new(),
+            logged: 0,
+        }
+    }
+
+    /// Find the key columns in a result.
+    fn begin(&mut self, plan: &RoutePlan, columns: &[ColumnInfo]) {
+        self.keys = plan
+            .key
+            .iter()
+            .filter_map(|k| {
+                columns
+                    .iter()
+                    .position(|c| c.name.eq_ignore_ascii_case(k))
+                    .map(|i| (k.clone(), i))
+            })
+            .collect();
+        self.logged = 0;
+    }
+
+    /// The row's key as `JOBNO=100003, OPSEQ=20`.
+    pub fn row_key(&self, cells: &[Cell<'_>]) -> String {
+        self.keys
+            .iter()
+            .map(|(name, i)| {
+                let v = match cells.get(*i) {
+                    Some(Cell::Text(b)) => String::from_utf8_lossy(b).trim().to_string(),
+                    Some(Cell::Null) | None => "null".to_string(),
+                    Some(c) => {
+                        let mut s = String::new();
+                        let _ = c.write_text(&mut s);
+                        s
+                    }
+                };
+                format!("{name}={v}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn record(
+        &mut self,
+        name: &str,
+        codec: &ColumnCodec,
+        cell: Cell<'_>,
+        cells: &[Cell<'_>],
+        e: &DecodeError,
+    ) {
+        let policy = codec.on_invalid.name();
+        self.tally.add(name, policy);
+        if self.logged < INVALID_LOG_LINES {
+            self.logged += 1;
+            let stored = codec.raw_text(cell);
+            let kind = e.kind(stored.as_deref());
+            let key = self.row_key(cells);
+            if codec.sensitive {
+                warn!(route = %self.route, field = %name, policy, kind, key = %key, "a stored value does not decode");
+            } else {
+                warn!(route = %self.route, field = %name, policy, kind, key = %key, reason = %e.reason, "a stored value does not decode");
+            }
+        }
+    }
+}
+
+/// One value: decoded, or, when it does not decode, what its column's `on_invalid` says
+/// (counted and logged in `invalid`).
+pub(crate) fn write_cell(
+    (name, codec): (&str, &ColumnCodec),
+    cell: Cell<'_>,
+    cells: &[Cell<'_>],
+    out: &mut Vec<u8>,
+    invalid: &mut Invalid,
+) -> Result<(), SinkError> {
+    let start = out.len();
+    let Err(e) = codec.write_json(cell, out) else {
+        return Ok(());
+    };
+    invalid.record(name, codec, cell, cells, &e);
+    out.truncate(start);
+    match codec.on_invalid {
+        OnInvalid::Error => {
+            return Err(SinkError {
+                column: name.to_string(),
+                reason: e.reason,
+            });
+        }
+        OnInvalid::Null => out.extend_from_slice(b"null"),
+        OnInvalid::Raw => match codec.raw_text(cell) {
+            Some(t) => write_json_string(&t, out),
+            None => out.extend_from_slice(b"null"),
+        },
+    }
+    Ok(())
+}
+
 /// Which result columns are written: those whose output name is among `fields` (all without).
 pub(crate) fn mask(layout: &Layout, fields: Option<&[String]>) -> Vec<bool> {
     layout
@@ -240,6 +405,7 @@ pub(crate) fn write_object(
     mask: &[bool],
     cells: &[Cell<'_>],
     out: &mut Vec<u8>,
+    invalid: &mut Invalid,
 ) -> Result<(), SinkError> {
     out.push(b'{');
     let mut first = true;
@@ -252,10 +418,7 @@ pub(crate) fn write_object(
         }
         first = false;
         out.extend_from_slice(key);
-        codec.write_json(*cell, out).map_err(|e| SinkError {
-            column: name.clone(),
-            reason: e.reason,
-        })?;
+        write_cell((name, codec), *cell, cells, out, invalid)?;
     }
     out.push(b'}');
     Ok(())

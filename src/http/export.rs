@@ -61,15 +61,20 @@ pub(super) async fn serve(
         }
     });
     let export = Arc::new(ExportState::default());
-    let sink = Box::new(ExportRows::new(
-        Arc::clone(route),
-        Arc::clone(layout),
-        controls.fields.clone(),
-        export_format,
-        cap,
-        send,
-        Arc::clone(&export),
-    ));
+    let tally = Arc::new(crate::encode::InvalidTally::default());
+    let app = req.app_data::<actix_web::web::Data<AppState>>().cloned();
+    let sink = Box::new(
+        ExportRows::new(
+            Arc::clone(route),
+            Arc::clone(layout),
+            controls.fields.clone(),
+            export_format,
+            cap,
+            send,
+            Arc::clone(&export),
+        )
+        .tally(Arc::clone(&tally)),
+    );
     let task_route = Arc::clone(route);
     let started = std::time::Instant::now();
     actix_web::rt::spawn(async move {
@@ -83,6 +88,11 @@ pub(super) async fn serve(
                 sink,
             )
             .await;
+        if let Some(app) = &app {
+            for (field, policy, n) in tally.counts() {
+                app.metrics.undecodable(&route.id, &field, policy, n);
+            }
+        }
         let last = match result {
             Ok(q) => {
                 let (tail, rows) = q.sink.finish();

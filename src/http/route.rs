@@ -21,7 +21,7 @@ use crate::cache;
 use crate::catalog::{ParamLocation, RoutePlan};
 use crate::codec::{BindValue, write_json_string};
 use crate::cursor;
-use crate::encode::{CountRows, JsonRows, LayoutCache, PageCapture, PageEnd};
+use crate::encode::{CountRows, InvalidTally, JsonRows, LayoutCache, PageCapture, PageEnd};
 use crate::shape::IntRange;
 use crate::source::SourceError;
 
@@ -470,6 +470,9 @@ async fn run(
                 None => "private, no-cache".to_string(),
             },
         ));
+    if let Some(invalid) = &cached.invalid {
+        builder.insert_header(("patina-invalid-fields", invalid.as_ref()));
+    }
     if let Some(next) = &cached.next {
         let link = format!(
             "<{}?{}>; rel=\"next\"",
@@ -619,10 +622,12 @@ async fn execute(
         .page
         .as_ref()
         .map(|p| PageCapture::new(p.limit, p.keys.clone(), Arc::clone(&end)));
+    let tally = Arc::new(InvalidTally::default());
     let sink = Box::new(
         JsonRows::new(Arc::clone(route), Arc::clone(layout))
             .fields(fields)
-            .page(capture),
+            .page(capture)
+            .tally(Arc::clone(&tally)),
     );
     let db_started = Instant::now();
     let result = source
@@ -636,6 +641,9 @@ async fn execute(
         .await;
     let db_time = db_started.elapsed();
     state.metrics.query(&route.source, db_time.as_secs_f64());
+    for (field, policy, n) in tally.counts() {
+        state.metrics.undecodable(&route.id, &field, policy, n);
+    }
     let encode_started = Instant::now();
     let (sink, waited) = match result {
         Ok(q) => (q.sink, q.waited),
@@ -668,6 +676,7 @@ async fn execute(
         body: Arc::from(body),
         rows,
         next,
+        invalid: tally.header().map(Arc::from),
         acquire_time: Some(waited),
         db_time: Some(db_time.saturating_sub(waited)),
         encode_time: Some(encode_started.elapsed()),

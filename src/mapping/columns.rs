@@ -9,7 +9,7 @@ use super::fields::{
 };
 use super::raw::RawColumn;
 use crate::catalog::ColumnPlan;
-use crate::codec::{ColumnType, Trim, UnknownCode};
+use crate::codec::{ColumnType, OnInvalid, Trim, UnknownCode};
 use crate::diag::{Diagnostics, SourceFile};
 
 /// Check one column rule; `None` when it has an error (all of them reported).
@@ -35,6 +35,18 @@ pub(super) fn compile_column(
             format!("column `{cname}`: `name` is empty"),
         );
     }
+    let on_invalid = rc.on_invalid.as_ref().and_then(|o| {
+        let parsed = OnInvalid::parse(o.get_ref());
+        if parsed.is_none() {
+            diags.error_hint(
+                file,
+                o.span(),
+                format!("column `{cname}`: unknown `on_invalid` `{}`", o.get_ref()),
+                format!("one of: {}", OnInvalid::NAMES.join(", ")),
+            );
+        }
+        parsed
+    });
     if diags.errors().count() > errors_before {
         return None;
     }
@@ -45,6 +57,8 @@ pub(super) fn compile_column(
         trim,
         null_if,
         nullable: rc.nullable.unwrap_or(true),
+        on_invalid,
+        sensitive: rc.sensitive,
         description: rc.description,
         example: rc.example.as_ref().map(toml_to_json),
     })

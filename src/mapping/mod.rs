@@ -47,6 +47,8 @@ pub struct SourceInfo {
     pub dialect: Dialect,
     /// How the source's client library marks bound values.
     pub placeholders: Placeholders,
+    /// What an undecodable stored value becomes on its routes (the source's, else global).
+    pub on_invalid: crate::codec::OnInvalid,
 }
 
 /// A mapping file to compile, with the API version its folder names.

@@ -55,6 +55,9 @@ pub(super) struct RawRoute {
     pub(super) count: Option<Spanned<RawCount>>,
     /// Streaming NDJSON and CSV exports: `export = { max_rows = 1_000_000 }`.
     pub(super) export: Option<Spanned<RawExport>>,
+    /// The columns that identify a row in log lines and `patina scan` reports, e.g.
+    /// `["JOBNO"]` (default: `page.by`).
+    pub(super) key: Option<Spanned<Vec<String>>>,
     /// Overrides the file's `source`.
     pub(super) source: Option<Spanned<String>>,
     /// The statement, with `:name` parameters (or `[[route.step]]` for several).
@@ -234,6 +237,12 @@ pub(super) struct RawColumn {
     /// Whether the value may be null (default true). A null where `false` is promised fails
     /// the request rather than contradict the API document.
     pub(super) nullable: Option<bool>,
+    /// A stored value the codec cannot decode: `error` (500, the default), `null` or `raw`
+    /// (the stored text). Default: the source's `on_invalid`, else `[server] on_invalid`.
+    pub(super) on_invalid: Option<Spanned<String>>,
+    /// Keep the stored value out of log lines (logs name the row's key only).
+    #[serde(default)]
+    pub(super) sensitive: bool,
     pub(super) description: Option<String>,
     pub(super) example: Option<toml::Value>,
 }

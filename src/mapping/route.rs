@@ -85,6 +85,7 @@ pub(super) fn compile_route(
         SourceInfo {
             dialect: Dialect::Sqlite,
             placeholders: Placeholders::Question,
+            on_invalid: crate::codec::OnInvalid::Error,
         },
         |(_, i)| *i,
     );
@@ -132,6 +133,7 @@ pub(super) fn compile_route(
     } else {
         list::compile_list(&cx, &raw, &columns, &params, raw.sql.as_ref(), info, diags)
     };
+    let key = row_key(&cx, &raw, &list, diags);
     let max_rows = max_rows(&cx, &raw, default_max_rows, diags);
     let etag_fields = head::etag_fields(&cx, &raw, &columns, is_write, diags);
     check_access(&cx, &raw, diags);
@@ -176,6 +178,8 @@ pub(super) fn compile_route(
         etag_fields,
         write,
         list,
+        on_invalid: info.on_invalid,
+        key,
         id,
     })
 }
@@ -417,6 +421,38 @@ fn compile_columns(
         columns.push(c);
     }
     columns
+}
+
+/// The columns that identify a row in logs and scan reports: `key`, else the page keys.
+fn row_key(
+    cx: &RouteCx<'_>,
+    raw: &RawRoute,
+    list: &ListPlan,
+    diags: &mut Diagnostics,
+) -> Vec<String> {
+    match &raw.key {
+        Some(k) => {
+            for name in k.get_ref() {
+                if !is_identifier(name) {
+                    diags.error(
+                        cx.file,
+                        k.span(),
+                        format!(
+                            "route `{}`: `key` names `{name}`, which is not a column name",
+                            cx.id
+                        ),
+                    );
+                }
+            }
+            k.get_ref().clone()
+        }
+        None => list
+            .page
+            .iter()
+            .flat_map(|p| &p.by)
+            .map(|k| k.column.clone())
+            .collect(),
+    }
 }
 
 /// The row cap: the route's own, 1 for `one = true`, else the default.

@@ -24,6 +24,7 @@ pub(crate) fn sources() -> IndexMap<String, SourceInfo> {
             SourceInfo {
                 dialect,
                 placeholders,
+                on_invalid: crate::codec::OnInvalid::Error,
             },
         )
     })

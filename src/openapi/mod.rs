@@ -12,8 +12,8 @@ use serde_json::json;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{
-    AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat,
-    SchemaType, Type,
+    AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema,
+    SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
@@ -28,7 +28,9 @@ mod listing;
 mod queued;
 
 use crate::catalog::{Catalog, ParamLocation, ParamPlan, RoutePlan};
-use crate::codec::{BindValue, ColumnType, DateFormat, LikeAt, ParamType, TimeFormat, UnknownCode};
+use crate::codec::{
+    BindValue, ColumnType, DateFormat, LikeAt, OnInvalid, ParamType, TimeFormat, UnknownCode,
+};
 use crate::config::DocsInfo;
 use crate::shape::{Described, IntRange, Learned};
 
@@ -776,28 +778,51 @@ fn row_schema(r: &RoutePlan, shape: Option<&Described>) -> Schema {
             for c in &shape.columns {
                 let (name, codec) = r.output_of(c);
                 let plan = r.column(&c.name);
-                let s = column_schema(
-                    Some(&codec.ty),
-                    codec.nullable,
-                    plan.and_then(|p| p.description.as_deref()),
-                    plan.and_then(|p| p.example.as_ref()),
+                let s = served_schema(
+                    column_schema(
+                        Some(&codec.ty),
+                        codec.nullable || codec.on_invalid == OnInvalid::Null,
+                        plan.and_then(|p| p.description.as_deref()),
+                        plan.and_then(|p| p.example.as_ref()),
+                    ),
+                    codec.on_invalid,
                 );
                 b = required(b.property(&name, s), &name);
             }
         }
         None => {
             for c in &r.columns {
-                let s = column_schema(
-                    c.ty.as_ref(),
-                    c.nullable,
-                    c.description.as_deref(),
-                    c.example.as_ref(),
+                let policy = c.on_invalid.unwrap_or(r.on_invalid);
+                let s = served_schema(
+                    column_schema(
+                        c.ty.as_ref(),
+                        c.nullable || policy == OnInvalid::Null,
+                        c.description.as_deref(),
+                        c.example.as_ref(),
+                    ),
+                    policy,
                 );
                 b = required(b.property(&c.output, s), &c.output);
             }
         }
     }
     b.into()
+}
+
+/// A field as served under its `on_invalid`: with `raw`, the decoded value or, for a stored
+/// value that does not decode, that value's text.
+fn served_schema(decoded: ObjectBuilder, policy: OnInvalid) -> RefOr<Schema> {
+    match policy {
+        OnInvalid::Raw => OneOfBuilder::new()
+            .item(decoded)
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("The stored value as text: it does not decode.")),
+            )
+            .into(),
+        OnInvalid::Error | OnInvalid::Null => decoded.into(),
+    }
 }
 
 fn types(t: Type, nullable: bool) -> SchemaType {
