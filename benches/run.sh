@@ -12,7 +12,7 @@ cd "$PATINA_ROOT"
 
 seconds="${BENCH_SECONDS:-10}"
 pool="${BENCH_POOL:-16}"
-ensure_packages unixodbc-dev odbcinst odbc-postgresql postgresql-15 postgresql-client-15 wrk python3 curl redis-server
+ensure_packages unixodbc-dev odbcinst odbc-postgresql postgresql-15 postgresql-client-15 wrk python3 curl redis-server time
 
 echo "==> building patina (release)"
 cargo build --release --locked --quiet --bin patina --example odbc_point_loop
@@ -200,6 +200,11 @@ done
 read -r k1_rps k1_p50 k1_p99 k1_bad <<<"$(wrk_url page1 "/v1/operations")"
 read -r k2_rps k2_p50 k2_p99 k2_bad <<<"$(wrk_url page2001 "/v1/operations?cursor=$cursor")"
 kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true; gateway_pid=""
+echo "==> patina scan of the same 1,000,000 operations (every value through its codec)"
+/usr/bin/time -f "%M %e" -o "$work/scan.time" "$bin" scan --config "$work/export.toml" \
+  --route exportOperations --format json > "$work/scan.json" || true
+read -r scan_kb scan_s < "$work/scan.time"
+scan_rows=$(python3 -c "import json; print(json.load(open('$work/scan.json'))['routes'][0]['rows'])")
 
 echo "==> start-up with 500 routes"
 mkdir -p "$work/many/v1"
@@ -252,5 +257,6 @@ startup_ms=$(printf '%s\n' "${startups[@]}" | sort -n | sed -n 2p)
   echo "- gateway peak RSS over the runs: $(( rss_kb / 1024 )) MiB"
   echo "- start-up to first answer with 500 routes: ${startup_ms} ms (median of 3)"
   echo "- export of 1,000,000 operations (9 columns), one client: psql \\copy … TO STDOUT CSV $(rows_per_s $((psql_lines)) "$psql_ms") rows/s ($psql_ms ms); the gateway's CSV $(rows_per_s $((csv_lines - 1)) "$csv_ms") rows/s ($csv_ms ms, $((csv_lines - 1)) rows, $(python3 -c "print(f'{$psql_ms/max($csv_ms,1):.2f}')")× psql's rate); NDJSON $(rows_per_s "$nd_lines" "$nd_ms") rows/s ($nd_ms ms, $nd_lines rows); peak RSS of that gateway $(( export_rss_kb / 1024 )) MiB"
+  echo "- patina scan of the 1,000,000 operations (9 columns decoded, nothing served): $scan_rows rows in $scan_s s ($(python3 -c "print(f'{$scan_rows/max($scan_s,0.001):.0f}')") rows/s), peak RSS $(( scan_kb / 1024 )) MiB"
   echo "- keyset page of 50 operations, one connection: page 1 p50 $k1_p50 ms, p99 $k1_p99 ms ($k1_rps req/s); page 2,001 p50 $k2_p50 ms, p99 $k2_p99 ms ($k2_rps req/s); non-2xx $k1_bad/$k2_bad"
 } | tee "$work/results.md"
