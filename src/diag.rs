@@ -48,6 +48,54 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+impl Diagnostic {
+    fn level(&self) -> &'static str {
+        match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+
+    /// As a JSON object: `severity`, `file`, `line`, `column` (0 for the file as a whole),
+    /// `message`, `hint` (or null).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "severity": self.level(),
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "message": self.message,
+            "hint": self.hint,
+        })
+    }
+
+    /// As a GitHub Actions workflow command (`::error file=…,line=…,col=…::message`), which
+    /// the pull request shows on the line.
+    pub fn to_github(&self) -> String {
+        // Workflow commands end at a line break; `%`, CR and LF are escaped, and `,` and `:`
+        // too inside properties.
+        let data = |s: &str| {
+            s.replace('%', "%25")
+                .replace('\r', "%0D")
+                .replace('\n', "%0A")
+        };
+        let prop = |s: &str| data(s).replace(':', "%3A").replace(',', "%2C");
+        let mut message = self.message.clone();
+        if let Some(h) = &self.hint {
+            message.push_str("\nhint: ");
+            message.push_str(h);
+        }
+        let mut props = format!("file={}", prop(&self.file));
+        if self.line > 0 {
+            let _ = fmt::Write::write_fmt(
+                &mut props,
+                format_args!(",line={},col={}", self.line, self.column),
+            );
+        }
+        format!("::{} {props}::{}", self.level(), data(&message))
+    }
+}
+
 /// The text of one file, able to turn byte offsets into line and column.
 #[derive(Clone, Debug)]
 pub struct SourceFile {

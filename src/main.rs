@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use patina::app;
-use patina::diag::Severity;
+use patina::config::Config;
+use patina::diag::{Diagnostic, Severity};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -171,13 +172,17 @@ enum Command {
         #[arg(long, default_value = "text")]
         format: String,
     },
-    /// Check the config and every mapping file; exit 1 on any error.
+    /// Check the config and every mapping file: exit 0 when clean, 1 with warnings only, 2
+    /// with an error. An unset `${VAR}` is a warning here (and an error for `serve`).
     Check {
         #[arg(long, default_value = "patina.toml", env = "PATINA_CONFIG")]
         config: PathBuf,
         /// Also prepare every statement against its database and compare it with the mapping.
         #[arg(long)]
         db: bool,
+        /// text (stderr), json or github (workflow annotations), on stdout.
+        #[arg(long, default_value = "text")]
+        format: String,
     },
 }
 
@@ -220,9 +225,9 @@ fn main() -> ExitCode {
             claims,
             ttl,
         } => token(&config, &sub, &scopes, &claims, &ttl),
-        Command::Check { config, db } => {
+        Command::Check { config, db, format } => {
             init_logging("text");
-            check(&config, db)
+            check(&config, db, &format)
         }
         Command::Scan {
             config,
@@ -275,8 +280,8 @@ fn split_scopes(s: &str) -> Vec<String> {
         .collect()
 }
 
-fn load_config(path: &std::path::Path) -> Option<patina::config::Config> {
-    match patina::config::Config::load(path) {
+fn load_config(path: &std::path::Path) -> Option<Config> {
+    match Config::load(path) {
         Ok(c) => Some(c),
         Err(e) => {
             eprintln!("{e}");
@@ -529,55 +534,133 @@ fn scan(
     }
 }
 
-fn check(config_path: &std::path::Path, db: bool) -> ExitCode {
-    let Some(app::App { config, compiled }) = load(config_path) else {
-        return ExitCode::FAILURE;
-    };
-    for w in &compiled.warnings {
-        eprintln!("{w}");
+/// `patina check`: every finding, as text (stderr), JSON (stdout) or GitHub annotations
+/// (stdout). Exit 0 when clean, 1 with warnings only, 2 with an error.
+fn check(config_path: &std::path::Path, db: bool, format: &str) -> ExitCode {
+    if !["text", "json", "github"].contains(&format) {
+        eprintln!("patina: --format is text, json or github");
+        return ExitCode::from(2);
     }
-    let routes = compiled.catalog.routes.len();
-    let versions = compiled.catalog.versions().join(", ");
-    if db {
-        let sources = match app::start_sources(&config) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("patina: cannot start: {e}");
-                return ExitCode::FAILURE;
+    let mut found: Vec<Diagnostic> = Vec::new();
+    let mut summary = String::new();
+    match Config::load_for_check(config_path) {
+        Err(e) => found.extend(e.diagnostics),
+        Ok((mut config, unset)) => {
+            found.extend(unset.iter().map(|u| u.diagnostic.clone()));
+            // check --db connects only to sources whose variables are all set.
+            let skipped: Vec<String> = config
+                .sources
+                .iter()
+                .filter(|(_, s)| Config::unset_in(s))
+                .map(|(n, _)| n.clone())
+                .collect();
+            match app::App::from_config(config.clone()) {
+                Err(e) => found.extend(e.diagnostics),
+                Ok(app::App { compiled, .. }) => {
+                    found.extend(compiled.warnings.iter().cloned());
+                    let routes = compiled.catalog.routes.len();
+                    let versions = compiled.catalog.versions().join(", ");
+                    summary = format!("{routes} route(s) in {versions}");
+                    if db {
+                        for name in &skipped {
+                            let vars: Vec<&str> = unset
+                                .iter()
+                                .filter(|u| u.source.as_deref() == Some(name.as_str()))
+                                .map(|u| u.var.as_str())
+                                .collect();
+                            found.push(Diagnostic {
+                                severity: Severity::Error,
+                                file: config.file.display().to_string(),
+                                line: 0,
+                                column: 0,
+                                message: format!(
+                                    "source `{name}` is not checked against its database: {} not set",
+                                    if vars.is_empty() {
+                                        "a variable it needs is".to_string()
+                                    } else {
+                                        format!("`{}` is", vars.join("`, `"))
+                                    }
+                                ),
+                                hint: Some("export the variables of the sources check --db connects to".into()),
+                            });
+                            config.sources.shift_remove(name);
+                        }
+                        match check_db(&config, &compiled.catalog) {
+                            Ok(more) => found.extend(more),
+                            Err(e) => {
+                                eprintln!("patina: cannot start: {e}");
+                                return ExitCode::from(2);
+                            }
+                        }
+                        summary.push_str(", checked against their databases");
+                    }
+                }
             }
-        };
-        let found = match runtime() {
-            Ok(rt) => rt.block_on(async {
-                let mut found = app::check_against_sources(&compiled.catalog, &sources, None).await;
-                found.extend(app::probe_page_keys(&compiled.catalog, &sources).await);
-                found
-            }),
-            Err(e) => {
-                eprintln!("patina: cannot start: {e}");
-                return ExitCode::FAILURE;
+        }
+    }
+    let errors = found
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let warnings = found.len() - errors;
+    match format {
+        "json" => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "errors": errors,
+                "warnings": warnings,
+                "diagnostics": found.iter().map(Diagnostic::to_json).collect::<Vec<_>>(),
+            }))
+            .unwrap_or_default()
+        ),
+        "github" => {
+            for d in &found {
+                println!("{}", d.to_github());
             }
-        };
-        for d in &found {
-            eprintln!("{d}");
         }
-        let errors = found
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count();
-        if errors > 0 {
-            eprintln!("{errors} error(s) against the live database");
-            return ExitCode::FAILURE;
+        _ => {
+            for d in &found {
+                eprintln!("{d}");
+            }
         }
-        println!("ok: {routes} route(s) in {versions}, checked against their databases");
+    }
+    if errors > 0 {
+        if format == "text" {
+            eprintln!(
+                "{errors} error{} found; nothing was loaded",
+                if errors == 1 { "" } else { "s" }
+            );
+        }
+        ExitCode::from(2)
     } else {
-        println!("ok: {routes} route(s) in {versions}");
+        if format == "text" {
+            println!("ok: {summary}");
+        }
+        if warnings > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
     }
-    ExitCode::SUCCESS
+}
+
+/// `check --db`: prepare every statement on its database and probe the page keys.
+fn check_db(
+    config: &Config,
+    catalog: &patina::catalog::Catalog,
+) -> Result<Vec<Diagnostic>, String> {
+    let sources = app::start_sources(config)?;
+    let rt = runtime().map_err(|e| e.to_string())?;
+    Ok(rt.block_on(async {
+        let mut found = app::check_against_sources(catalog, &sources, None).await;
+        found.extend(app::probe_page_keys(catalog, &sources).await);
+        found
+    }))
 }
 
 fn dlq(config_path: &std::path::Path, action: DlqCmd) -> ExitCode {
     use patina::app::dlq::DlqAction;
-    let config = match patina::config::Config::load(config_path) {
+    let config = match Config::load(config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");

@@ -14,7 +14,7 @@ fn check_reports_every_mistake_in_the_config() {
     std::fs::write(dir.path().join("patina.toml"), config).expect("config");
     let ran = common::patina(&["check", "--config", "patina.toml"], dir.path());
     let stderr = &ran.err;
-    assert_eq!(ran.code, Some(1), "{stderr}");
+    assert_eq!(ran.code, Some(2), "errors: {stderr}");
     for want in [
         "patina.toml:3:1: error: unknown field `port`",
         "patina.toml:9:17: error: source `a`: `login_timeout` is not a duration",

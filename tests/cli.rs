@@ -42,7 +42,7 @@ fn check_reports_every_mistake_with_its_location() {
     );
     let o = common::patina(&["check"], dir.path());
     let (out, err) = (&o.out, &o.err);
-    assert_eq!(o.code, Some(1), "{out}{err}");
+    assert_eq!(o.code, Some(2), "errors: {out}{err}");
     for expected in [
         "mappings/v1/jobs.toml:8:23: error: parameter `job`: unknown type `integr`",
         "mappings/v1/jobs.toml:7:43: error: route `getJob`: `:job_no` is used in the SQL but not declared",
@@ -83,6 +83,63 @@ fn serve_refuses_a_broken_mapping() {
 }
 
 #[test]
+fn check_runs_without_the_production_secrets_and_speaks_json_and_github() {
+    // The JWT secret and one source's password are not set: a DBA checks the mappings anyway.
+    let config = format!(
+        "{}\n[sources.erp]\nkind = \"odbc\"\ndialect = \"postgres\"\n\
+         connection_string = \"Driver={{PostgreSQL Unicode}};Server=erp;Pwd=${{PATINA_TEST_UNSET_ERP_PW}}\"\n\n\
+         [auth.jwt]\nissuer = \"x\"\naudience = \"y\"\nhs256_secret = \"${{PATINA_TEST_UNSET_JWT}}\"\n",
+        sqlite_config()
+    );
+    let good = "source = \"demo\"\n[[route]]\nid = \"a\"\npublic = true\npath = \"/a\"\nsql = \"SELECT JOBNO FROM JOBMST\"\n";
+    let dir = project(&config, &[("v1/a.toml", good)]);
+    let o = common::patina(&["check"], dir.path());
+    let (out, err) = (&o.out, &o.err);
+    assert_eq!(o.code, Some(1), "warnings only: {out}{err}");
+    assert!(
+        err.contains("warning: environment variable `PATINA_TEST_UNSET_ERP_PW` is not set"),
+        "{err}"
+    );
+    assert!(
+        err.contains("patina.toml:9:"),
+        "the warning points at the variable: {err}"
+    );
+    assert!(err.contains("`PATINA_TEST_UNSET_JWT` is not set"), "{err}");
+    // check --db connects to the source it can, and says which it cannot.
+    let o = common::patina(&["check", "--db", "--format", "json"], dir.path());
+    assert_eq!(o.code, Some(2), "{}{}", o.out, o.err);
+    let report: serde_json::Value = serde_json::from_str(&o.out).expect("JSON");
+    assert_eq!(report["errors"], 1, "{report}");
+    let diags = report["diagnostics"].as_array().expect("diagnostics");
+    assert!(
+        diags.iter().any(|d| d["severity"] == "error"
+            && d["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("source `erp` is not checked")
+                    && m.contains("PATINA_TEST_UNSET_ERP_PW"))),
+        "{report}"
+    );
+    assert!(
+        diags
+            .iter()
+            .all(|d| d["file"].is_string() && d["line"].is_u64())
+    );
+    // GitHub annotations, one per finding, on the line.
+    let o = common::patina(&["check", "--format", "github"], dir.path());
+    assert_eq!(o.code, Some(1), "{}{}", o.out, o.err);
+    assert!(
+        o.out.lines().any(|l| l.starts_with("::warning file=")
+            && l.contains(",line=9,col=")
+            && l.contains("PATINA_TEST_UNSET_ERP_PW")),
+        "{}",
+        o.out
+    );
+    // serve still refuses to start without them.
+    let o = common::patina(&["serve", "--listen", "127.0.0.1:0"], dir.path());
+    assert_eq!(o.code, Some(1), "{}{}", o.out, o.err);
+}
+
+#[test]
 fn check_db_proves_mappings_against_the_database() {
     let good = "source = \"demo\"\n[[route]]\nid = \"a\"\npublic = true\npath = \"/a/{n}\"\nsql = \"SELECT JOBNO, JOBDS FROM JOBMST WHERE JOBNO = :n\"\nparams.n = \"integer\"\ncolumns.JOBDS = \"description\"\n";
     let dir = project(&sqlite_config(), &[("v1/a.toml", good)]);
@@ -95,7 +152,7 @@ fn check_db_proves_mappings_against_the_database() {
     let dir = project(&sqlite_config(), &[("v1/a.toml", wrong)]);
     let o = common::patina(&["check", "--db"], dir.path());
     let (out, err) = (&o.out, &o.err);
-    assert_eq!(o.code, Some(1), "{out}{err}");
+    assert_eq!(o.code, Some(2), "{out}{err}");
     assert!(
         err.contains("route `a`: mapped column `JOBDESC` is not in the result"),
         "{err}"
@@ -135,7 +192,7 @@ fn check_db_tells_whether_page_keys_are_unique() {
         let dir = project(&sqlite_config(), &[("v1/p.toml", &mapping)]);
         let o = common::patina(&["check", "--db"], dir.path());
         let (out, err) = (&o.out, &o.err);
-        assert!(o.ok(), "warnings only: {out}{err}");
+        assert_eq!(o.code, Some(i32::from(warning.is_some())), "{out}{err}");
         match warning {
             Some(w) => assert!(
                 err.contains("warning: route `p`: ") && err.contains(w),
@@ -162,7 +219,7 @@ fn check_db_prepares_every_step_of_a_write_without_running_it() {
     let dir = project(&sqlite_config(), &[("v1/w.toml", &wrong)]);
     let o = common::patina(&["check", "--db"], dir.path());
     let (out, err) = (&o.out, &o.err);
-    assert_eq!(o.code, Some(1), "{out}{err}");
+    assert_eq!(o.code, Some(2), "{out}{err}");
     assert!(
         err.contains("route `w`: step 2: source `demo` could not prepare the statement"),
         "{err}"
@@ -175,7 +232,7 @@ fn check_warns_when_scoped_routes_have_no_credentials_to_check() {
     let dir = project(&sqlite_config(), &[("v1/a.toml", scoped)]);
     let o = common::patina(&["check"], dir.path());
     let (out, err) = (&o.out, &o.err);
-    assert!(o.ok(), "a warning, not an error: {out}{err}");
+    assert_eq!(o.code, Some(1), "a warning, not an error: {out}{err}");
     assert!(
         err.contains(
             "1 route(s) need scopes, but [auth] configures no JWT keys and no API keys file"

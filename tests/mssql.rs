@@ -493,7 +493,12 @@ fn sql_server_example_configs_check_offline() {
                 ("PATINA_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ],
         );
-        assert!(ran.ok(), "{}: {}", example.display(), ran.err);
+        assert!(
+            ran.code.is_some_and(|c| c < 2),
+            "no errors (warnings are fine): {}: {}",
+            example.display(),
+            ran.err
+        );
     }
 }
 

@@ -226,7 +226,11 @@ fn every_type_decodes_and_timeouts_cancel_on_the_server() {
         &["check", "--config", cfg.to_str().expect("utf-8 path")],
         dir.path(),
     );
-    assert!(ran.ok(), "{}", ran.err);
+    assert!(
+        ran.code.is_some_and(|c| c < 2),
+        "no errors (warnings are fine): {}",
+        ran.err
+    );
     if mssql_url().is_none() {
         return;
     }
@@ -291,7 +295,7 @@ fn check_db_describes_every_statement() {
         dir.path(),
     );
     let stderr = &ran.err;
-    assert!(ran.ok(), "{stderr}");
+    assert!(ran.code.is_some_and(|c| c < 2), "{stderr}");
     assert!(!stderr.contains("error"), "{stderr}");
     assert!(
         !stderr.contains(&url),
@@ -385,7 +389,11 @@ fn writes_commit_or_roll_back_and_a_procedure_answers_through_its_return_code() 
         &["check", "--config", cfg.to_str().expect("utf-8 path")],
         dir.path(),
     );
-    assert!(ran.ok(), "{}", ran.err);
+    assert!(
+        ran.code.is_some_and(|c| c < 2),
+        "no errors (warnings are fine): {}",
+        ran.err
+    );
     let Some(url) = mssql_url() else { return };
     let _turn = take_turn();
     run_script(

@@ -136,6 +136,87 @@ impl Config {
         Self::parse(path, &text, &|v| std::env::var(v).ok())
     }
 
+    /// Read a config file for `patina check`: a `${VAR}` that is not set is not an error here
+    /// (a DBA checks mappings without the production secrets). It is read as a stand-in, which
+    /// [`Config::unset_in`] recognises, and each is returned as a warning with its place and
+    /// the source it belongs to, if any.
+    pub fn load_for_check(path: &Path) -> Result<(Config, Vec<Unset>), LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|e| LoadError {
+            diagnostics: {
+                let mut d = Diagnostics::new();
+                d.file_error(
+                    &path.display().to_string(),
+                    format!("cannot read the config file: {e}"),
+                    Some("pass another one with --config FILE".into()),
+                );
+                d.into_vec()
+            },
+        })?;
+        // The variables used without a `:-default` that the environment does not set.
+        let set = |v: &str| std::env::var(v).ok().filter(|x| !x.is_empty());
+        let mut missing: Vec<String> = Vec::new();
+        let mut rest = text.as_str();
+        while let Some(pos) = rest.find("${") {
+            let body = &rest[pos + 2..];
+            let Some(end) = body.find('}') else { break };
+            let inner = &body[..end];
+            if !inner.contains(":-") && set(inner).is_none() && !missing.iter().any(|m| m == inner)
+            {
+                missing.push(inner.to_string());
+            }
+            rest = &body[end..];
+        }
+        let config = Self::parse(path, &text, &|v| {
+            set(v).or_else(|| {
+                missing
+                    .iter()
+                    .any(|m| m == v)
+                    .then(|| format!("{UNSET_MARK}{v}>-stand-in-for-an-unset-variable"))
+            })
+        })?;
+        let file = SourceFile::new(path.display().to_string(), text.as_str());
+        let unset = missing
+            .into_iter()
+            .map(|var| {
+                let at = text.find(&format!("${{{var}")).unwrap_or(0);
+                let (line, column) = file.locate(at);
+                Unset {
+                    source: source_table_at(&text, at),
+                    diagnostic: Diagnostic {
+                        severity: crate::diag::Severity::Warning,
+                        file: file.name.clone(),
+                        line,
+                        column,
+                        message: format!("environment variable `{var}` is not set"),
+                        hint: Some(
+                            "checked with a stand-in; `serve` refuses to start without it, and `check --db` skips the source that needs it".into(),
+                        ),
+                    },
+                    var,
+                }
+            })
+            .collect();
+        Ok((config, unset))
+    }
+
+    /// Whether a source's settings hold a stand-in for an unset variable
+    /// ([`Config::load_for_check`]): such a source cannot be connected to.
+    pub fn unset_in(source: &SourceConfig) -> bool {
+        let secrets: Vec<&str> = match &source.target {
+            SourceTarget::Odbc { connection_string } => vec![connection_string.expose()],
+            SourceTarget::Mssql(m) => m
+                .ado
+                .iter()
+                .chain(m.password.iter())
+                .map(Secret::expose)
+                .chain(m.host.as_deref())
+                .chain(m.user.as_deref())
+                .chain(m.database.as_deref())
+                .collect(),
+        };
+        secrets.iter().any(|s| s.contains(UNSET_MARK))
+    }
+
     /// Check config text; `env` looks up `${VAR}` references.
     pub fn parse(
         path: &Path,
@@ -296,6 +377,46 @@ impl Config {
             warnings: in_file_order(diags),
         })
     }
+}
+
+/// What an unset variable is read as by [`Config::load_for_check`].
+const UNSET_MARK: &str = "<unset:";
+
+/// A `${VAR}` that `patina check` found unset.
+#[derive(Clone, Debug)]
+pub struct Unset {
+    pub var: String,
+    /// The `[sources.NAME]` table it is in, if any.
+    pub source: Option<String>,
+    /// The warning, at the variable's first place in the file.
+    pub diagnostic: Diagnostic,
+}
+
+/// The `[sources.NAME]` table a byte offset of the config text lies in.
+fn source_table_at(text: &str, at: usize) -> Option<String> {
+    let mut current = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if offset > at {
+            break;
+        }
+        let t = line.trim();
+        if t.starts_with('[') {
+            current = t
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .strip_prefix("sources.")
+                .map(|n| {
+                    n.split('.')
+                        .next()
+                        .unwrap_or(n)
+                        .trim_matches('"')
+                        .to_string()
+                });
+        }
+        offset += line.len();
+    }
+    current
 }
 
 /// The findings in the order of their place in the file (sections are read before they are

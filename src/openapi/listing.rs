@@ -70,7 +70,10 @@ pub(super) fn parameters(r: &RoutePlan) -> Vec<Parameter> {
             query(
                 "cursor",
                 "Where the page starts: `next` of the previous page (opaque; valid only with the same parameters and sort).".into(),
-                ObjectBuilder::new().schema_type(Type::String),
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .pattern(Some("^[A-Za-z0-9_-]+$")),
             )
             .build(),
         );
@@ -122,12 +125,12 @@ pub(super) fn parameters(r: &RoutePlan) -> Vec<Parameter> {
                 .parameter_in(ParameterIn::Header)
                 .required(Required::False)
                 .description(Some(
-                    "`count=exact` asks for `total` (RFC 7240); `Preference-Applied` says when it was counted.",
+                    "Preferences (RFC 7240): `count=exact` asks for `total`, and `Preference-Applied` says when it was counted. Other preferences are ignored, as RFC 7240 asks.",
                 ))
                 .schema(Some(
                     ObjectBuilder::new()
                         .schema_type(Type::String)
-                        .enum_values(Some(["count=exact"])),
+                        .examples(["count=exact"]),
                 ))
                 .build(),
         );
