@@ -52,6 +52,59 @@ impl SqlType {
             Self::Text | Self::Unsupported(_) => ColumnType::String,
         }
     }
+
+    /// Why a mapping's codec does not fit a column of this type (`check --db` warns), or
+    /// `None` when it does. Only what will fail or mislead: a numeric date on a text or DATE
+    /// column, an ISO date on a number, an exact decimal on a float, an integer on a column
+    /// with decimals, a number codec on text.
+    pub fn misfit(&self, ty: &ColumnType) -> Option<String> {
+        let numeric = matches!(self, Self::Integer | Self::Decimal { .. } | Self::Float);
+        match (ty, self) {
+            (ColumnType::Date(f @ (DateFormat::Cyymmdd | DateFormat::Yyyymmdd)), Self::Date | Self::Timestamp) => Some(format!(
+                "a `{}` date codec on a {} column, which the database already stores as a date",
+                f.name(),
+                self.name()
+            )),
+            (ColumnType::Date(f @ (DateFormat::Cyymmdd | DateFormat::Yyyymmdd)), Self::Float) => {
+                Some(format!("a `{}` date codec on a floating-point column", f.name()))
+            }
+            (ColumnType::Date(DateFormat::Iso), _) if numeric => Some(
+                "an ISO date codec on a numeric column: give it format = \"cyymmdd\" or \"yyyymmdd\"".into(),
+            ),
+            (ColumnType::Time(TimeFormat::Hhmmss), Self::Time | Self::Timestamp) => {
+                Some("an `hhmmss` time codec on a column the database stores as a time".into())
+            }
+            (ColumnType::Decimal { .. }, Self::Float) => Some(
+                "an exact decimal codec on a floating-point column: its digits are already rounded".into(),
+            ),
+            (ColumnType::Integer, Self::Decimal { scale, .. }) if *scale > 0 => Some(format!(
+                "an integer codec on a column with {scale} decimal place(s): a fraction fails the request"
+            )),
+            (ColumnType::Integer, Self::Float) => {
+                Some("an integer codec on a floating-point column".into())
+            }
+            (ColumnType::Integer | ColumnType::Number | ColumnType::Decimal { .. }, Self::Date | Self::Time | Self::Timestamp | Self::Binary | Self::Boolean) => {
+                Some(format!("a number codec on a {} column", self.name()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The type's name in messages.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Integer => "integer",
+            Self::Decimal { .. } => "decimal",
+            Self::Float => "floating-point",
+            Self::Boolean => "boolean",
+            Self::Date => "DATE",
+            Self::Time => "TIME",
+            Self::Timestamp => "TIMESTAMP",
+            Self::Text => "text",
+            Self::Binary => "binary",
+            Self::Unsupported(t) => t,
+        }
+    }
 }
 
 /// One result column.
@@ -199,5 +252,33 @@ mod tests {
         learned.set(7, Described::default());
         assert!(learned.get(7).is_none());
         assert_eq!(learned.version(), 2);
+    }
+
+    #[test]
+    fn codecs_that_do_not_fit_their_column_are_named() {
+        use crate::codec::{ColumnType, DateFormat};
+        let cyymmdd = ColumnType::Date(DateFormat::Cyymmdd);
+        let dec = |precision, scale| SqlType::Decimal { precision, scale };
+        assert!(
+            SqlType::Date
+                .misfit(&cyymmdd)
+                .is_some_and(|m| m.contains("`cyymmdd`"))
+        );
+        assert!(dec(7, 0).misfit(&cyymmdd).is_none(), "the legacy form");
+        assert!(
+            dec(7, 0)
+                .misfit(&ColumnType::Date(DateFormat::Iso))
+                .is_some()
+        );
+        let exact = ColumnType::Decimal {
+            scale: None,
+            as_string: false,
+        };
+        assert!(SqlType::Float.misfit(&exact).is_some());
+        assert!(dec(11, 3).misfit(&exact).is_none());
+        assert!(dec(11, 3).misfit(&ColumnType::Integer).is_some());
+        assert!(dec(9, 0).misfit(&ColumnType::Integer).is_none());
+        assert!(SqlType::Text.misfit(&ColumnType::String).is_none());
+        assert!(SqlType::Timestamp.misfit(&ColumnType::Integer).is_some());
     }
 }

@@ -204,6 +204,26 @@ fn check_db_tells_whether_page_keys_are_unique() {
 }
 
 #[test]
+fn check_db_warns_about_codecs_that_do_not_fit_their_column() {
+    // LSTUPD is a DATE: a CYYMMDD codec on it cannot decode a single value.
+    let drift = "source = \"demo\"\n[[route]]\nid = \"d\"\npublic = true\npath = \"/d\"\n\
+                 sql = \"SELECT CUSNO, CUSNM, LSTUPD FROM CUSMST\"\n\
+                 columns.LSTUPD = { name = \"updated_on\", type = \"date\", format = \"cyymmdd\" }\n\
+                 columns.CUSNM = { name = \"name\", type = \"string\" }\n";
+    let dir = project(&sqlite_config(), &[("v1/d.toml", drift)]);
+    let o = common::patina(&["check", "--db"], dir.path());
+    let (out, err) = (&o.out, &o.err);
+    assert_eq!(o.code, Some(1), "a warning: {out}{err}");
+    assert!(
+        err.contains(
+            "warning: route `d`: column `LSTUPD` (`updated_on`): a `cyymmdd` date codec on a DATE column"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("CUSNM"), "{err}");
+}
+
+#[test]
 fn check_db_prepares_every_step_of_a_write_without_running_it() {
     let write = "source = \"demo\"\n[[route]]\nid = \"w\"\nmethod = \"POST\"\npublic = true\npath = \"/w/{n}\"\nparams.n = \"integer\"\nbody.text = \"string\"\ncolumns.NOTTX = \"text\"\n\n[[route.step]]\nsql = \"INSERT INTO JOBNOTE (JOBNO, NOTSQ, NOTTX, NOTBY, NOTDT) VALUES (:n, 1, :text, 'X', 0)\"\n\n[[route.step]]\nsql = \"SELECT NOTTX FROM JOBNOTE WHERE JOBNO = :n\"\n";
     let dir = project(&sqlite_config(), &[("v1/w.toml", write)]);

@@ -478,6 +478,29 @@ pub async fn check_against_sources(
                 }
             }
         }
+        // Drift: a codec that no longer fits its column's type.
+        for col in &route.columns {
+            let Some(ty) = &col.ty else { continue };
+            let Some(c) = d
+                .columns
+                .iter()
+                .find(|c| c.name.eq_ignore_ascii_case(&col.db_name))
+            else {
+                continue;
+            };
+            // SQLite's driver reports every NUMERIC as floating point: its type says nothing.
+            if source.dialect() == crate::dialect::Dialect::Sqlite && c.sql_type == SqlType::Float {
+                continue;
+            }
+            if let Some(why) = c.sql_type.misfit(ty) {
+                out.push(diag(
+                    Severity::Warning,
+                    route,
+                    format!("column `{}` (`{}`): {why}", col.db_name, col.output),
+                    Some("check the column's type in the database and the codec in the mapping"),
+                ));
+            }
+        }
         for c in &d.columns {
             if let SqlType::Unsupported(t) = &c.sql_type {
                 // The ODBC driver hands such a value over as text; SQL Server's native

@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::catalog::{Catalog, ParamLocation, RoutePlan};
 use crate::codec::{BindValue, Cell, ColumnCodec};
 use crate::config::Config;
+use crate::encode::RowKey;
 use crate::shape::ColumnInfo;
 use crate::source::{RowSink, SinkError, Source, SourceError};
 
@@ -149,7 +150,7 @@ async fn scan_route(
     let sink = Box::new(ScanRows {
         route: Arc::clone(route),
         columns: Vec::new(),
-        keys: Vec::new(),
+        keys: RowKey::default(),
         scratch: Vec::with_capacity(256),
         found: Arc::clone(&state),
         rows: Arc::clone(&rows),
@@ -278,8 +279,8 @@ struct ScanRows {
     route: Arc<RoutePlan>,
     /// Per result column: its name, output name and codec.
     columns: Vec<(String, String, ColumnCodec)>,
-    /// The key columns' names and places.
-    keys: Vec<(String, usize)>,
+    /// The key columns' places.
+    keys: RowKey,
     scratch: Vec<u8>,
     found: Arc<Mutex<Vec<ColumnScan>>>,
     rows: Arc<AtomicU64>,
@@ -294,17 +295,7 @@ impl RowSink for ScanRows {
                 (c.name.clone(), field, codec)
             })
             .collect();
-        self.keys = self
-            .route
-            .key
-            .iter()
-            .filter_map(|k| {
-                columns
-                    .iter()
-                    .position(|c| c.name.eq_ignore_ascii_case(k))
-                    .map(|i| (k.clone(), i))
-            })
-            .collect();
+        self.keys = RowKey::find(&self.route, columns);
         let mut found = self
             .found
             .lock()
@@ -335,22 +326,7 @@ impl RowSink for ScanRows {
             }
         }
         if !failures.is_empty() {
-            let key = self
-                .keys
-                .iter()
-                .map(|(name, i)| {
-                    let v = cells.get(*i).and_then(|c| match c {
-                        Cell::Text(b) => Some(String::from_utf8_lossy(b).trim().to_string()),
-                        Cell::Null => None,
-                        c => {
-                            let mut s = String::new();
-                            c.write_text(&mut s).ok().map(|()| s)
-                        }
-                    });
-                    format!("{name}={}", v.as_deref().unwrap_or("null"))
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
+            let key = self.keys.of(cells);
             let mut found = self
                 .found
                 .lock()

@@ -31,6 +31,14 @@ impl DateFormat {
             _ => None,
         }
     }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Iso => "iso",
+            Self::Cyymmdd => "cyymmdd",
+            Self::Yyyymmdd => "yyyymmdd",
+        }
+    }
 }
 
 /// How a legacy time of day is stored.

@@ -280,44 +280,29 @@ impl InvalidTally {
 /// Lines logged per result about undecodable values; the rest are counted only.
 const INVALID_LOG_LINES: usize = 10;
 
-/// Where one result's undecodable values are counted and logged.
-#[derive(Debug, Default)]
-pub struct Invalid {
-    route: String,
-    tally: Arc<InvalidTally>,
-    /// The route's key columns: name and place in the result.
-    keys: Vec<(String, usize)>,
-    logged: usize,
-}
+/// The columns that identify a row (a route's `key`), found in one result.
+#[derive(Debug, Default, Clone)]
+pub struct RowKey(Vec<(String, usize)>);
 
-impl Invalid {
-    pub fn new(route: &RoutePlan, tally: Arc<InvalidTally>) -> Self {
-        Self {
-            route: route.id.clone(),
-            tally,
-            keys: Vec::new(),
-            logged: 0,
-        }
+impl RowKey {
+    /// The route's key columns, where they are in `columns` (those missing are left out).
+    pub fn find(plan: &RoutePlan, columns: &[ColumnInfo]) -> Self {
+        Self(
+            plan.key
+                .iter()
+                .filter_map(|k| {
+                    columns
+                        .iter()
+                        .position(|c| c.name.eq_ignore_ascii_case(k))
+                        .map(|i| (k.clone(), i))
+                })
+                .collect(),
+        )
     }
 
-    /// Find the key columns in a result.
-    fn begin(&mut self, plan: &RoutePlan, columns: &[ColumnInfo]) {
-        self.keys = plan
-            .key
-            .iter()
-            .filter_map(|k| {
-                columns
-                    .iter()
-                    .position(|c| c.name.eq_ignore_ascii_case(k))
-                    .map(|i| (k.clone(), i))
-            })
-            .collect();
-        self.logged = 0;
-    }
-
-    /// The row's key as `JOBNO=100003, OPSEQ=20`.
-    pub fn row_key(&self, cells: &[Cell<'_>]) -> String {
-        self.keys
+    /// A row's key as `JOBNO=100003, OPSEQ=20` (empty when the route names none).
+    pub fn of(&self, cells: &[Cell<'_>]) -> String {
+        self.0
             .iter()
             .map(|(name, i)| {
                 let v = match cells.get(*i) {
@@ -334,6 +319,32 @@ impl Invalid {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// Where one result's undecodable values are counted and logged.
+#[derive(Debug, Default)]
+pub struct Invalid {
+    route: String,
+    tally: Arc<InvalidTally>,
+    keys: RowKey,
+    logged: usize,
+}
+
+impl Invalid {
+    pub fn new(route: &RoutePlan, tally: Arc<InvalidTally>) -> Self {
+        Self {
+            route: route.id.clone(),
+            tally,
+            keys: RowKey::default(),
+            logged: 0,
+        }
+    }
+
+    /// Find the key columns in a result.
+    fn begin(&mut self, plan: &RoutePlan, columns: &[ColumnInfo]) {
+        self.keys = RowKey::find(plan, columns);
+        self.logged = 0;
+    }
 
     fn record(
         &mut self,
@@ -349,7 +360,7 @@ impl Invalid {
             self.logged += 1;
             let stored = codec.raw_text(cell);
             let kind = e.kind(stored.as_deref());
-            let key = self.row_key(cells);
+            let key = self.keys.of(cells);
             if codec.sensitive {
                 warn!(route = %self.route, field = %name, policy, kind, key = %key, "a stored value does not decode");
             } else {

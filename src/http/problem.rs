@@ -291,15 +291,6 @@ impl Problem {
     }
 
     pub fn response(&self, instance: &str, request_id: &str) -> HttpResponse {
-        let body = Body {
-            ty: format!("/problems/{}", self.slug),
-            title: self.title,
-            status: self.status.as_u16(),
-            detail: &self.detail,
-            instance,
-            request_id,
-            errors: &self.errors,
-        };
         let mut b = HttpResponseBuilder::new(self.status);
         b.insert_header((
             header::CONTENT_TYPE,
@@ -319,6 +310,6 @@ impl Problem {
                 b.append_header((name.clone(), v));
             }
         }
-        b.body(serde_json::to_vec(&body).unwrap_or_default())
+        b.body(self.to_json(instance, request_id))
     }
 }
