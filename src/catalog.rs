@@ -45,6 +45,15 @@ pub struct ParamPlan {
     pub claim: Option<String>,
 }
 
+impl ParamPlan {
+    /// What the parameter is bound as when a request does not give it: its default, else NULL.
+    pub fn unset(&self) -> BindValue {
+        self.default
+            .clone()
+            .unwrap_or_else(|| BindValue::Null(self.ty.null_kind()))
+    }
+}
+
 /// A checked column rule. `ty: None` means "decide from the column's SQL type".
 #[derive(Clone, Debug)]
 pub struct ColumnPlan {

@@ -565,11 +565,7 @@ pub async fn probe_page_keys(
             .iter()
             .map(|&i| {
                 let p = &route.params[i];
-                (p.location == ParamLocation::Query && !p.required).then(|| {
-                    p.default
-                        .clone()
-                        .unwrap_or(crate::codec::BindValue::Null(p.ty.null_kind()))
-                })
+                (p.location == ParamLocation::Query && !p.required).then(|| p.unset())
             })
             .collect();
         let Some(binds) = binds else {

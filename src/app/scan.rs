@@ -140,7 +140,8 @@ async fn scan_route(
             return report;
         }
     };
-    let total = if opts.progress {
+    let shown = opts.progress && std::io::stderr().is_terminal();
+    let total = if shown {
         count(route, source, &binds).await
     } else {
         None
@@ -164,7 +165,7 @@ async fn scan_route(
         sink,
     );
     let started = Instant::now();
-    let result = if opts.progress && std::io::stderr().is_terminal() {
+    let result = if shown {
         let progress = async {
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -178,7 +179,7 @@ async fn scan_route(
     } else {
         query.await
     };
-    if opts.progress && std::io::stderr().is_terminal() {
+    if shown {
         eprint!("\r\x1b[2K");
     }
     report.rows = rows.load(Ordering::Relaxed);
@@ -218,10 +219,7 @@ fn binds(route: &RoutePlan, given: &[(String, String)]) -> Result<Vec<BindValue>
                 missing.push(p.name.as_str());
                 continue;
             }
-            None => p
-                .default
-                .clone()
-                .unwrap_or_else(|| BindValue::Null(p.ty.null_kind())),
+            None => p.unset(),
         };
         values.push(v);
     }

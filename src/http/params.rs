@@ -155,10 +155,7 @@ pub fn param_values(
                 });
                 continue;
             }
-            None => p
-                .default
-                .clone()
-                .unwrap_or_else(|| BindValue::Null(p.ty.null_kind())),
+            None => p.unset(),
         };
         values.push(v);
     }

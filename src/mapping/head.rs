@@ -275,19 +275,5 @@ pub(super) fn check_write_head(cx: &RouteCx<'_>, raw: &RawRoute, diags: &mut Dia
             "remove it; a write answers with the rows its last step returns",
         );
     }
-    for (name, span) in [
-        ("page", raw.page.as_ref().map(Spanned::span)),
-        ("sort", raw.sort.as_ref().map(Spanned::span)),
-        ("count", raw.count.as_ref().map(Spanned::span)),
-        ("export", raw.export.as_ref().map(Spanned::span)),
-    ] {
-        if let Some(span) = span {
-            diags.error_hint(
-                cx.file,
-                span,
-                format!("route `{}`: `{name}` applies only to list reads", cx.id),
-                format!("remove `{name}`"),
-            );
-        }
-    }
+    super::list::reject_list_options(cx, raw, "list reads", "", diags);
 }

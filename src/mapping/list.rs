@@ -40,21 +40,7 @@ pub(super) fn compile_list(
         ..ListPlan::default()
     };
     if raw.one {
-        for (name, span) in [
-            ("page", raw.page.as_ref().map(Spanned::span)),
-            ("sort", raw.sort.as_ref().map(Spanned::span)),
-            ("count", raw.count.as_ref().map(Spanned::span)),
-            ("export", raw.export.as_ref().map(Spanned::span)),
-        ] {
-            if let Some(span) = span {
-                diags.error_hint(
-                    cx.file,
-                    span,
-                    format!("route `{}`: `{name}` applies only to list routes", cx.id),
-                    format!("remove `{name}`, or `one = true`"),
-                );
-            }
-        }
+        reject_list_options(cx, raw, "list routes", ", or `one = true`", diags);
         reserved_names(cx, params, &["fields"], diags);
         return plan;
     }
@@ -261,6 +247,32 @@ pub(super) fn compile_list(
     }
     reserved_names(cx, params, &["fields"], diags);
     plan
+}
+
+/// Report each of `page`, `sort`, `count` and `export` a route gives where they do not apply:
+/// "applies only to {to}", hint "remove `x`{or}".
+pub(super) fn reject_list_options(
+    cx: &RouteCx<'_>,
+    raw: &RawRoute,
+    to: &str,
+    or: &str,
+    diags: &mut Diagnostics,
+) {
+    for (name, span) in [
+        ("page", raw.page.as_ref().map(Spanned::span)),
+        ("sort", raw.sort.as_ref().map(Spanned::span)),
+        ("count", raw.count.as_ref().map(Spanned::span)),
+        ("export", raw.export.as_ref().map(Spanned::span)),
+    ] {
+        if let Some(span) = span {
+            diags.error_hint(
+                cx.file,
+                span,
+                format!("route `{}`: `{name}` applies only to {to}", cx.id),
+                format!("remove `{name}`{or}"),
+            );
+        }
+    }
 }
 
 fn countable_or_error(
