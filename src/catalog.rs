@@ -59,6 +59,8 @@ impl ParamPlan {
 pub struct ColumnPlan {
     /// The column name as the mapping wrote it; matched case-insensitively.
     pub db_name: String,
+    /// Where the mapping names it (1-based line of `columns.NAME`), for findings about it.
+    pub line: usize,
     pub output: String,
     pub ty: Option<ColumnType>,
     pub trim: Trim,
@@ -103,6 +105,38 @@ pub struct Deprecation {
     pub since: HeaderDate,
     /// The header value is the date as an HTTP-date.
     pub sunset: Option<HeaderDate>,
+    /// The route that replaces this one: `Link: <...>; rel="successor-version"`.
+    pub successor: Option<Successor>,
+}
+
+/// A deprecated route's replacement: its id and its full path (with `{param}`s, which the
+/// deprecated route's request fills in).
+#[derive(Clone, Debug)]
+pub struct Successor {
+    pub id: String,
+    /// Empty until every route is compiled; then the successor's full path.
+    pub path: String,
+}
+
+impl Successor {
+    /// The successor's URL for a request with these (raw, percent-encoded) path values.
+    pub fn link(&self, path_params: &[(String, String)]) -> String {
+        let mut out = String::with_capacity(self.path.len());
+        let mut rest = self.path.as_str();
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let Some(close) = rest[open..].find('}') else {
+                break;
+            };
+            let name = &rest[open + 1..open + close];
+            if let Some((_, v)) = path_params.iter().find(|(k, _)| k == name) {
+                out.push_str(v);
+            }
+            rest = &rest[open + close + 1..];
+        }
+        out.push_str(rest);
+        format!("<{out}>; rel=\"successor-version\"")
+    }
 }
 
 /// Everything needed to serve one route.
@@ -116,6 +150,8 @@ pub struct RoutePlan {
     pub path: String,
     /// The mapping file, for log lines.
     pub file: String,
+    /// The 1-based line where the route's table starts in `file`, for findings about it.
+    pub line: usize,
     pub summary: Option<String>,
     pub description: Option<String>,
     /// From the mapping, or the mapping file's name.
@@ -132,6 +168,9 @@ pub struct RoutePlan {
     pub statement_timeout: Option<Duration>,
     /// Set when the route is deprecated: its dates and their response headers.
     pub deprecation: Option<Deprecation>,
+    /// Why breaking changes to this route's published document are accepted (`patina check`
+    /// compares it with `openapi/<version>.json`).
+    pub accept_breaking: Option<String>,
     /// One object (404 when no row) rather than a list.
     pub one: bool,
     /// Row cap for list routes.

@@ -34,6 +34,8 @@ impl fmt::Display for Diagnostic {
         };
         if self.line == 0 {
             write!(f, "{}: {level}: {}", self.file, self.message)?;
+        } else if self.column == 0 {
+            write!(f, "{}:{}: {level}: {}", self.file, self.line, self.message)?;
         } else {
             write!(
                 f,

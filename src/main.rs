@@ -2,6 +2,7 @@
 //! `dedup-table`. Parses arguments
 //! and prints; what each command does lives in the library (`serve` is [`patina::app::App`]).
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -172,6 +173,12 @@ enum Command {
         #[arg(long, default_value = "text")]
         format: String,
     },
+    /// Write the editor schemas (JSON Schema) of mapping files and of patina.toml to
+    /// DIR/mapping.schema.json and DIR/config.schema.json.
+    Schema {
+        #[arg(long, default_value = "schemas")]
+        out: PathBuf,
+    },
     /// Check the config and every mapping file: exit 0 when clean, 1 with warnings only, 2
     /// with an error. An unset `${VAR}` is a warning here (and an error for `serve`).
     Check {
@@ -212,6 +219,7 @@ fn main() -> ExitCode {
         }
         Command::Openapi { config, out, db } => write_openapi(&config, &out, db),
         Command::Keys { config, action } => keys(&config, action),
+        Command::Schema { out } => write_schemas(&out),
         Command::Dlq { config, action } => dlq(&config, action),
         Command::DedupTable {
             config,
@@ -238,6 +246,29 @@ fn main() -> ExitCode {
             timeout,
             format,
         } => scan(&config, routes, limit, &params, &timeout, &format),
+    }
+}
+
+/// The editor schemas, each followed by a newline, as committed under `schemas/`.
+fn write_schemas(out: &std::path::Path) -> ExitCode {
+    let files = [
+        ("mapping.schema.json", patina::mapping::mapping_schema()),
+        ("config.schema.json", patina::config::config_schema()),
+    ];
+    let result = std::fs::create_dir_all(out).and_then(|()| {
+        files.iter().try_for_each(|(name, schema)| {
+            let text = format!("{}\n", serde_json::to_string_pretty(schema)?);
+            std::fs::write(out.join(name), text)?;
+            eprintln!("wrote {}", out.join(name).display());
+            Ok(())
+        })
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cannot write the schemas to {}: {e}", out.display());
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -543,6 +574,7 @@ fn check(config_path: &std::path::Path, db: bool, format: &str) -> ExitCode {
     }
     let mut found: Vec<Diagnostic> = Vec::new();
     let mut summary = String::new();
+    let mut accepted: Vec<String> = Vec::new();
     match Config::load_for_check(config_path) {
         Err(e) => found.extend(e.diagnostics),
         Ok((mut config, unset)) => {
@@ -561,6 +593,7 @@ fn check(config_path: &std::path::Path, db: bool, format: &str) -> ExitCode {
                     let routes = compiled.catalog.routes.len();
                     let versions = compiled.catalog.versions().join(", ");
                     summary = format!("{routes} route(s) in {versions}");
+                    let learned = patina::shape::Learned::new(routes);
                     if db {
                         for name in &skipped {
                             let vars: Vec<&str> = unset
@@ -585,7 +618,7 @@ fn check(config_path: &std::path::Path, db: bool, format: &str) -> ExitCode {
                             });
                             config.sources.shift_remove(name);
                         }
-                        match check_db(&config, &compiled.catalog) {
+                        match check_db(&config, &compiled.catalog, &learned) {
                             Ok(more) => found.extend(more),
                             Err(e) => {
                                 eprintln!("patina: cannot start: {e}");
@@ -593,6 +626,23 @@ fn check(config_path: &std::path::Path, db: bool, format: &str) -> ExitCode {
                             }
                         }
                         summary.push_str(", checked against their databases");
+                    }
+                    // Response bodies are compared only when every route was described.
+                    let published = app::published::check_published(
+                        &config,
+                        &compiled.catalog,
+                        &learned,
+                        db && skipped.is_empty(),
+                    );
+                    found.extend(published.diagnostics);
+                    accepted = published.accepted;
+                    if !published.compared.is_empty() {
+                        let _ = write!(
+                            summary,
+                            ", compared with the published {} in {}",
+                            published.compared.join(", "),
+                            config.published_dir.display()
+                        );
                     }
                 }
             }
@@ -610,6 +660,7 @@ fn check(config_path: &std::path::Path, db: bool, format: &str) -> ExitCode {
                 "errors": errors,
                 "warnings": warnings,
                 "diagnostics": found.iter().map(Diagnostic::to_json).collect::<Vec<_>>(),
+                "accepted_breaking_changes": accepted,
             }))
             .unwrap_or_default()
         ),
@@ -634,6 +685,9 @@ fn check(config_path: &std::path::Path, db: bool, format: &str) -> ExitCode {
         ExitCode::from(2)
     } else {
         if format == "text" {
+            for a in &accepted {
+                println!("accepted breaking change: {a}");
+            }
             println!("ok: {summary}");
         }
         if warnings > 0 {
@@ -648,11 +702,12 @@ fn check(config_path: &std::path::Path, db: bool, format: &str) -> ExitCode {
 fn check_db(
     config: &Config,
     catalog: &patina::catalog::Catalog,
+    learned: &patina::shape::Learned,
 ) -> Result<Vec<Diagnostic>, String> {
     let sources = app::start_sources(config)?;
     let rt = runtime().map_err(|e| e.to_string())?;
     Ok(rt.block_on(async {
-        let mut found = app::check_against_sources(catalog, &sources, None).await;
+        let mut found = app::check_against_sources(catalog, &sources, Some(learned)).await;
         found.extend(app::probe_page_keys(catalog, &sources).await);
         found
     }))

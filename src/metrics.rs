@@ -13,6 +13,9 @@ const BUCKETS: [f64; 12] = [
     0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
+/// Most route/client pairs kept for calls to deprecated routes.
+const DEPRECATED_SERIES: usize = 1000;
+
 /// Bucket bounds of attempts per finished delivery.
 const ATTEMPT_BUCKETS: [u32; 7] = [1, 2, 3, 5, 8, 13, 21];
 
@@ -53,6 +56,8 @@ impl Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     writes: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Calls to deprecated routes by route and client identity.
+    deprecated: Mutex<BTreeMap<(String, String), u64>>,
     undecodable: Mutex<BTreeMap<(String, String, &'static str), u64>>,
     deliveries: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// Attempts per finished delivery: counts per bucket of [`ATTEMPT_BUCKETS`], sum, count.
@@ -89,6 +94,19 @@ impl Metrics {
         }
         if let Ok(mut m) = self.latency.lock() {
             m.entry(route.to_string()).or_default().observe(seconds);
+        }
+    }
+
+    /// A call to a deprecated route by `client` (its identity label). Past
+    /// [`DEPRECATED_SERIES`] route/client pairs, new clients are counted as `other`.
+    pub fn deprecated_call(&self, route: &str, client: &str) {
+        if let Ok(mut m) = self.deprecated.lock() {
+            let key = (route.to_string(), client.to_string());
+            if m.len() >= DEPRECATED_SERIES && !m.contains_key(&key) {
+                *m.entry((route.to_string(), "other".into())).or_default() += 1;
+            } else {
+                *m.entry(key).or_default() += 1;
+            }
         }
     }
 
@@ -260,6 +278,20 @@ impl Metrics {
                     out,
                     "patina_writes_total{{route=\"{}\",outcome=\"{outcome}\"}} {n}",
                     escape(route)
+                );
+            }
+        }
+        out.push_str(
+            "# HELP patina_deprecated_requests_total Calls to deprecated routes, by route and client identity (sub:, key:, anonymous).\n",
+        );
+        out.push_str("# TYPE patina_deprecated_requests_total counter\n");
+        if let Ok(m) = self.deprecated.lock() {
+            for ((route, client), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "patina_deprecated_requests_total{{route=\"{}\",client=\"{}\"}} {n}",
+                    escape(route),
+                    escape(client)
                 );
             }
         }

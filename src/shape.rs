@@ -112,6 +112,8 @@ impl SqlType {
 pub struct ColumnInfo {
     pub name: String,
     pub sql_type: SqlType,
+    /// Whether the database lets it be NULL; `None` when the driver does not say.
+    pub nullable: Option<bool>,
 }
 
 /// The integers a parameter's SQL type holds.
@@ -235,6 +237,7 @@ mod tests {
                 columns: vec![ColumnInfo {
                     name: "A".into(),
                     sql_type: SqlType::Integer,
+                    nullable: None,
                 }],
                 params: vec![],
             },

@@ -29,7 +29,8 @@ fn check_accepts_the_demo() {
     let o = common::patina(&["check"], Path::new(common::ROOT));
     let (out, err) = (&o.out, &o.err);
     assert!(o.ok(), "{out}{err}");
-    assert!(out.contains("ok: 17 route(s) in v1"), "{out}");
+    assert!(out.contains("ok: 18 route(s) in v1, v2"), "{out}");
+    assert!(out.contains("compared with the published v1, v2"), "{out}");
 }
 
 #[test]
@@ -258,5 +259,212 @@ fn check_warns_when_scoped_routes_have_no_credentials_to_check() {
             "1 route(s) need scopes, but [auth] configures no JWT keys and no API keys file"
         ),
         "{err}"
+    );
+}
+
+#[test]
+fn check_db_reports_drift_at_the_mapping_line() {
+    // A column renamed in the database (CUSNAME is CUSNM), a nullable column promised as
+    // never null, and a CYYMMDD codec on a DATE column: each at its own line.
+    let drift = "source = \"demo\"\n[[route]]\nid = \"d\"\npublic = true\npath = \"/d\"\n\
+                 sql = \"SELECT * FROM CUSMST\"\n\
+                 columns.CUSNAME = \"name\"\n\
+                 columns.LSTUPD = { name = \"updated_on\", type = \"date\", format = \"cyymmdd\", nullable = false }\n\
+                 columns.CUSNO = { name = \"number\", type = \"integer\", nullable = false }\n";
+    let dir = project(&sqlite_config(), &[("v1/d.toml", drift)]);
+    let o = common::patina(&["check", "--db", "--format", "json"], dir.path());
+    assert_eq!(o.code, Some(2), "{}{}", o.out, o.err);
+    let report: serde_json::Value = serde_json::from_str(&o.out).expect("json");
+    let found: Vec<(String, u64, String)> = report["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .map(|d| {
+            (
+                d["severity"].as_str().unwrap_or_default().to_string(),
+                d["line"].as_u64().unwrap_or_default(),
+                d["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let has = |severity: &str, line: u64, text: &str| {
+        found
+            .iter()
+            .any(|(s, l, m)| s == severity && *l == line && m.contains(text))
+    };
+    assert!(
+        has("error", 7, "mapped column `CUSNAME` is not in the result"),
+        "{found:#?}"
+    );
+    assert!(
+        has(
+            "warning",
+            8,
+            "column `LSTUPD` (`updated_on`) is nullable in the database but `nullable = false` here"
+        ),
+        "{found:#?}"
+    );
+    assert!(
+        has("warning", 8, "a `cyymmdd` date codec on a DATE column"),
+        "{found:#?}"
+    );
+    assert!(
+        !found.iter().any(|(_, _, m)| m.contains("CUSNO")),
+        "CUSNO is NOT NULL: {found:#?}"
+    );
+    let text = common::patina(&["check", "--db"], dir.path());
+    assert!(
+        text.err
+            .contains("mappings/v1/d.toml:7: error: route `d`: mapped column `CUSNAME`"),
+        "{}",
+        text.err
+    );
+}
+
+const PUBLISHED_V1: &str = "source = \"demo\"
+
+[[route]]
+id = \"getCustomer\"
+public = true
+one = true
+path = \"/customers/{n}\"
+sql = \"SELECT CUSNO, CUSNM, CUSSC FROM CUSMST WHERE CUSNO = :n\"
+params.n = { type = \"integer\", minimum = 1 }
+columns.CUSNO = { name = \"number\", type = \"integer\", nullable = false }
+columns.CUSNM = { name = \"name\", type = \"string\", trim = \"end\" }
+columns.CUSSC = { name = \"status\", codes = { A = \"active\", I = \"inactive\", H = \"credit_hold\" } }
+
+[[route]]
+id = \"searchCustomers\"
+public = true
+path = \"/customers\"
+sql = \"SELECT CUSNO FROM CUSMST WHERE (CAST(:state AS CHAR(2)) IS NULL OR CUSST = :state)\"
+params.state = { type = \"string\", max_length = 2 }
+columns.CUSNO = { name = \"number\", type = \"integer\", nullable = false }
+
+[[route]]
+id = \"countCustomers\"
+public = true
+one = true
+path = \"/customers-count\"
+sql = \"SELECT COUNT(*) AS N FROM CUSMST\"
+columns.N = { name = \"count\", type = \"integer\" }
+";
+
+#[test]
+fn check_refuses_breaking_changes_to_a_published_version() {
+    let dir = project(&sqlite_config(), &[("v1/c.toml", PUBLISHED_V1)]);
+    let mapping = dir.path().join("mappings/v1/c.toml");
+    let published = common::patina(&["openapi", "--db", "--out", "openapi"], dir.path());
+    assert!(published.ok(), "{}{}", published.out, published.err);
+    let o = common::patina(&["check", "--db"], dir.path());
+    assert!(o.ok(), "unchanged: {}{}", o.out, o.err);
+    assert!(
+        o.out.contains("compared with the published v1"),
+        "{}",
+        o.out
+    );
+
+    // Additions pass: a new field, a new optional parameter, a new route, a new version.
+    let added = PUBLISHED_V1
+        .replace("SELECT CUSNO, CUSNM, CUSSC FROM", "SELECT CUSNO, CUSNM, CUSSC, CUSCT FROM")
+        .replace(
+            "params.state = { type = \"string\", max_length = 2 }",
+            "params.state = { type = \"string\", max_length = 5 }\nparams.city = { type = \"string\" }",
+        )
+        .replace("WHERE (CAST(:state", "WHERE (CAST(:city AS CHAR(20)) IS NULL OR CUSCT = :city) AND (CAST(:state")
+        + "\n[[route]]\nid = \"newRoute\"\npublic = true\npath = \"/new\"\nsql = \"SELECT CUSNO FROM CUSMST\"\n";
+    std::fs::write(&mapping, &added).expect("write");
+    let v2 = dir.path().join("mappings/v2");
+    std::fs::create_dir_all(&v2).expect("v2");
+    let v2_text = PUBLISHED_V1
+        .replace("id = \"getCustomer\"", "id = \"getCustomerV2\"")
+        .replace("id = \"searchCustomers\"", "id = \"searchCustomersV2\"")
+        .replace("id = \"countCustomers\"", "id = \"countCustomersV2\"");
+    std::fs::write(v2.join("c.toml"), v2_text).expect("v2 mapping");
+    let o = common::patina(&["check", "--db"], dir.path());
+    assert!(o.ok(), "additions are fine: {}{}", o.out, o.err);
+    std::fs::remove_dir_all(&v2).expect("rm v2");
+
+    // Breaks: a field removed, a type changed, a parameter made required, a route gone.
+    let broken = PUBLISHED_V1
+        .replace("SELECT CUSNO, CUSNM, CUSSC FROM", "SELECT CUSNO, CUSSC FROM")
+        .replace("columns.CUSNM = { name = \"name\", type = \"string\", trim = \"end\" }\n", "")
+        .replace(
+            "columns.CUSNO = { name = \"number\", type = \"integer\", nullable = false }\ncolumns.CUSSC",
+            "columns.CUSNO = { name = \"number\", type = \"string\", nullable = false }\ncolumns.CUSSC",
+        )
+        .replace(
+            "params.state = { type = \"string\", max_length = 2 }",
+            "params.state = { type = \"string\", max_length = 2, required = true }",
+        );
+    let broken = &broken[..broken
+        .find("[[route]]\nid = \"countCustomers\"")
+        .expect("third route")];
+    std::fs::write(&mapping, broken).expect("write");
+    let o = common::patina(&["check", "--db"], dir.path());
+    assert_eq!(o.code, Some(2), "{}{}", o.out, o.err);
+    for expected in [
+        "mappings/v1/c.toml:4: error: route `getCustomer` (GET /v1/customers/{n}) breaks its published document",
+        "field `name` of response 200 was removed",
+        "type of field `number` of response 200 changed from integer to string",
+        "mappings/v1/c.toml:14: error: route `searchCustomers` (GET /v1/customers) breaks its published document",
+        "parameter `state` became required",
+        "openapi/v1.json: error: route `countCustomers` (GET /v1/customers-count) breaks its published document",
+        "the route is gone",
+    ] {
+        assert!(
+            o.err.contains(expected),
+            "missing `{expected}` in:\n{}",
+            o.err
+        );
+    }
+    // Without the database, what does not depend on it is still judged.
+    let offline = common::patina(&["check"], dir.path());
+    assert_eq!(offline.code, Some(2), "{}", offline.err);
+    assert!(
+        offline.err.contains("parameter `state` became required"),
+        "{}",
+        offline.err
+    );
+    assert!(offline.err.contains("the route is gone"), "{}", offline.err);
+    assert!(!offline.err.contains("was removed"), "{}", offline.err);
+
+    // Accepted on the routes that still exist; the route that is gone still fails.
+    let accepted = broken
+        .replace(
+            "id = \"getCustomer\"\n",
+            "id = \"getCustomer\"\naccept_breaking = \"number is a string now; agreed with the app team\"\n",
+        )
+        .replace(
+            "id = \"searchCustomers\"\n",
+            "id = \"searchCustomers\"\naccept_breaking = \"state is required; agreed\"\n",
+        );
+    std::fs::write(&mapping, &accepted).expect("write");
+    let o = common::patina(&["check", "--db"], dir.path());
+    assert_eq!(o.code, Some(2), "{}{}", o.out, o.err);
+    assert!(!o.err.contains("getCustomer`"), "{}", o.err);
+    assert!(o.err.contains("route `countCustomers`"), "{}", o.err);
+    let restored = format!(
+        "{accepted}{}",
+        &PUBLISHED_V1[PUBLISHED_V1
+            .find("[[route]]\nid = \"countCustomers\"")
+            .expect("third")..]
+    );
+    std::fs::write(&mapping, restored).expect("write");
+    let o = common::patina(&["check", "--db", "--format", "json"], dir.path());
+    assert!(o.ok(), "{}{}", o.out, o.err);
+    let report: serde_json::Value = serde_json::from_str(&o.out).expect("json");
+    let accepted = report["accepted_breaking_changes"]
+        .as_array()
+        .expect("list");
+    assert_eq!(accepted.len(), 4, "{accepted:#?}");
+    assert!(
+        accepted
+            .iter()
+            .any(|a| a.as_str().is_some_and(|a| a.contains(
+                "field `name` of response 200 was removed (accepted: number is a string now"
+            ))),
+        "{accepted:#?}"
     );
 }

@@ -134,11 +134,86 @@ fn deprecated_routes_say_so() {
             .header("deprecation")
             .is_none()
     );
-    let doc = gw.get("/openapi/v1.json").json();
     assert_eq!(
-        doc["paths"]["/v1/jobs/{job_number}/routing"]["get"]["deprecated"],
-        true
+        r.header("link"),
+        Some("</v1/jobs/100001/operations>; rel=\"successor-version\"")
     );
+    let doc = gw.get("/openapi/v1.json").json();
+    let routing = &doc["paths"]["/v1/jobs/{job_number}/routing"]["get"];
+    assert_eq!(routing["deprecated"], true);
+    assert!(routing["responses"]["200"]["headers"]["Link"].is_object());
+    assert!(
+        routing["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("Use `listJobOperations`")),
+        "{routing}"
+    );
+}
+
+#[test]
+fn v1_and_v2_answer_side_by_side_and_v1_points_to_its_successor() {
+    let gw = Gateway::repo_demo();
+    let v1 = gw.get("/v1/jobs/100001");
+    assert_eq!(v1.status, 200, "{}", v1.text);
+    assert_eq!(v1.header("deprecation"), Some("@1796083200"), "2026-12-01");
+    assert_eq!(v1.header("sunset"), Some("Fri, 31 Dec 2027 00:00:00 GMT"));
+    assert_eq!(
+        v1.header("link"),
+        Some("</v2/jobs/100001>; rel=\"successor-version\"")
+    );
+    // Errors of a deprecated route say so too.
+    let missing = gw.get("/v1/jobs/999999");
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        missing.header("link"),
+        Some("</v2/jobs/999999>; rel=\"successor-version\"")
+    );
+    let v2 = gw.get("/v2/jobs/100001");
+    assert_eq!(v2.status, 200, "{}", v2.text);
+    assert!(v2.header("deprecation").is_none());
+    assert!(v2.header("link").is_none());
+    let (a, b) = (v1.json(), v2.json());
+    assert_eq!(a["job_number"], b["job_number"]);
+    assert!(
+        a["unit_price"].is_number() && b["unit_price"].is_string(),
+        "{a} {b}"
+    );
+    let digits = b["unit_price"].as_str().expect("a string");
+    assert!(
+        v1.text.contains(&format!("\"unit_price\":{digits}")),
+        "the same digits: {} {}",
+        v1.text,
+        v2.text
+    );
+    assert!(b["customer_name"].is_string() && a.get("customer_name").is_none());
+    assert!(a["quantity_ordered"].is_number() && b["ordered"].is_string());
+    // Each version has its document; v1's points to v2.
+    let d1 = gw.get("/openapi/v1.json").json();
+    let d2 = gw.get("/openapi/v2.json").json();
+    let get1 = &d1["paths"]["/v1/jobs/{job_number}"]["get"];
+    assert_eq!(get1["deprecated"], true);
+    assert!(
+        get1["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("Use `getJobV2` (`/v2/jobs/{job_number}`)")),
+        "{get1}"
+    );
+    let get2 = &d2["paths"]["/v2/jobs/{job_number}"]["get"];
+    assert_eq!(get2["operationId"], "getJobV2");
+    assert!(get2.get("deprecated").is_none_or(|d| d == false));
+    let init = gw.get("/docs/swagger-initializer.js").text;
+    assert!(
+        init.contains("/openapi/v1.json") && init.contains("/openapi/v2.json"),
+        "{init}"
+    );
+    // Who still calls v1: counted by route and client identity.
+    let metrics = gw.get("/metrics").text;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("patina_deprecated_requests_total{route=\"getJob\",client=\"sub:"))
+        .unwrap_or_else(|| panic!("no count of getJob's callers:\n{metrics}"));
+    assert!(line.ends_with(" 2"), "{line}");
+    assert!(!metrics.contains("patina_deprecated_requests_total{route=\"getJobV2\""));
 }
 
 /// Columns mapped without a `type` (served as their SQL type decides) and columns the mapping
@@ -170,8 +245,11 @@ fn served_rows_validate_against_the_document(db: &common::TestDb) {
     let root = Path::new(common::ROOT).join("mappings/v1");
     let jobs = std::fs::read_to_string(root.join("jobs.toml")).expect("jobs.toml");
     let customers = std::fs::read_to_string(root.join("customers.toml")).expect("customers.toml");
+    // getJob names its successor in v2.
+    let jobs_v2 = std::fs::read_to_string(root.join("../v2/jobs.toml")).expect("v2/jobs.toml");
     let files = [
         ("v1/jobs.toml", jobs.as_str()),
+        ("v2/jobs.toml", jobs_v2.as_str()),
         ("v1/customers.toml", customers.as_str()),
         ("v1/drift.toml", DRIFT),
     ];

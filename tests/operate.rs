@@ -142,7 +142,7 @@ fn metrics_and_server_timing() {
         "patina_query_duration_seconds_count{source=\"demo\"} 4",
         "patina_pool_connections{source=\"demo\",state=\"in_use\"} 0",
         "patina_rate_limited_total 0",
-        "patina_routes 17",
+        "patina_routes 18",
     ] {
         assert!(m.text.contains(line), "missing `{line}` in:\n{}", m.text);
     }

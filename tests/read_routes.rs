@@ -140,7 +140,7 @@ fn one_row_miss_is_404(db: &TestDb) {
     assert_eq!(p["instance"], "/v1/jobs/999999");
     let r = gw.get("/v1/nothing/here");
     r.problem(404, "not-found");
-    let r = gw.get("/v2/jobs/100001");
+    let r = gw.get("/v9/jobs/100001");
     r.problem(404, "not-found");
 }
 

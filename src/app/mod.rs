@@ -5,6 +5,7 @@
 //! step's logic lives in its own module.
 
 pub mod dlq;
+pub mod published;
 pub mod reload;
 pub mod scan;
 
@@ -366,11 +367,13 @@ pub async fn check_against_sources(
                 hint: Option<&str>| Diagnostic {
         severity,
         file: route.file.clone(),
-        line: 0,
+        line: route.line,
         column: 0,
         message: format!("route `{}`: {message}", route.id),
         hint: hint.map(str::to_string),
     };
+    // A finding about one mapped column points at its line.
+    let at = |line: usize, d: Diagnostic| Diagnostic { line, ..d };
     for (index, route) in catalog.routes.iter().enumerate() {
         let Some(source) = sources.get(&route.source) else {
             continue;
@@ -385,6 +388,7 @@ pub async fn check_against_sources(
                 .collect(),
         };
         let many = statements.len() > 1;
+        let last_sql = statements.last().map(|(sql, _)| Arc::clone(sql));
         let mut last = None;
         for (k, (sql, binds)) in statements.into_iter().enumerate() {
             let step = if many {
@@ -469,18 +473,27 @@ pub async fn check_against_sources(
                     .any(|c| c.name.eq_ignore_ascii_case(&col.db_name))
                 {
                     let have: Vec<&str> = d.columns.iter().map(|c| c.name.as_str()).collect();
-                    out.push(diag(
-                        Severity::Error,
-                        route,
-                        format!("mapped column `{}` is not in the result", col.db_name),
-                        Some(&format!("the statement returns: {}", have.join(", "))),
+                    out.push(at(
+                        col.line,
+                        diag(
+                            Severity::Error,
+                            route,
+                            format!(
+                                "mapped column `{}` is not in the result (renamed or dropped?)",
+                                col.db_name
+                            ),
+                            Some(&format!(
+                                "the statement returns: {}; update the SQL or the mapping",
+                                have.join(", ")
+                            )),
+                        ),
                     ));
                 }
             }
         }
-        // Drift: a codec that no longer fits its column's type.
+        // Drift: a codec that no longer fits its column's type; a column the database now
+        // lets be NULL where the mapping promises a value.
         for col in &route.columns {
-            let Some(ty) = &col.ty else { continue };
             let Some(c) = d
                 .columns
                 .iter()
@@ -488,16 +501,43 @@ pub async fn check_against_sources(
             else {
                 continue;
             };
+            // Drivers call every computed column (`… AS NAME`) nullable: only a column read
+            // as stored is judged.
+            if !col.nullable
+                && c.nullable == Some(true)
+                && !last_sql
+                    .as_deref()
+                    .is_some_and(|sql| computed_in(sql, &col.db_name))
+            {
+                out.push(at(
+                    col.line,
+                    diag(
+                        Severity::Warning,
+                        route,
+                        format!(
+                            "column `{}` (`{}`) is nullable in the database but `nullable = false` here: a NULL would fail the request",
+                            col.db_name, col.output
+                        ),
+                        Some("if it can be NULL, remove nullable = false or add null_if; if not (a NOT NULL column behind an outer join, say), the warning can stay"),
+                    ),
+                ));
+            }
+            let Some(ty) = &col.ty else { continue };
             // SQLite's driver reports every NUMERIC as floating point: its type says nothing.
             if source.dialect() == crate::dialect::Dialect::Sqlite && c.sql_type == SqlType::Float {
                 continue;
             }
             if let Some(why) = c.sql_type.misfit(ty) {
-                out.push(diag(
-                    Severity::Warning,
-                    route,
-                    format!("column `{}` (`{}`): {why}", col.db_name, col.output),
-                    Some("check the column's type in the database and the codec in the mapping"),
+                out.push(at(
+                    col.line,
+                    diag(
+                        Severity::Warning,
+                        route,
+                        format!("column `{}` (`{}`): {why}", col.db_name, col.output),
+                        Some(
+                            "check the column's type in the database and the codec in the mapping",
+                        ),
+                    ),
                 ));
             }
         }
@@ -531,6 +571,15 @@ pub async fn check_against_sources(
         }
     }
     out
+}
+
+/// Whether `sql` names `column` as the alias of something it computes (`… AS column`).
+fn computed_in(sql: &str, column: &str) -> bool {
+    regex::Regex::new(&format!(
+        r#"(?i)\bAS\s+"?{}"?(\W|$)"#,
+        regex::escape(column)
+    ))
+    .is_ok_and(|re| re.is_match(sql))
 }
 
 /// How long a probe of a paged route's keys may run.

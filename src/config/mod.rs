@@ -12,6 +12,7 @@ mod auth;
 mod env;
 mod mssql;
 mod raw;
+mod schema;
 mod source;
 mod state;
 #[cfg(test)]
@@ -28,6 +29,7 @@ use crate::secret::Secret;
 pub use auth::{AuthSettings, JwtSettings, RateSettings, RateSpec};
 pub use env::{expand_env, redact_connection_string};
 pub use mssql::{Encrypt, MssqlTarget, Trust};
+pub use schema::{OnInvalidName, config_schema, schema_for};
 pub use source::{SourceConfig, SourceKind, SourceTarget};
 pub use state::{RedisSettings, StateBackend, Unreachable};
 
@@ -58,6 +60,9 @@ pub struct Config {
     pub max_rows: usize,
     pub sources: IndexMap<String, SourceConfig>,
     pub docs: DocsInfo,
+    /// Where the published documents are (`[docs] published`, default `openapi` beside this
+    /// file): `patina check` compares each version's document with `<version>.json` there.
+    pub published_dir: PathBuf,
     pub cors_origins: Vec<String>,
     /// Certificate chain and key files, when TLS is terminated here.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -354,6 +359,12 @@ impl Config {
             mappings_dir: base.join(mappings_dir),
             max_rows,
             sources,
+            published_dir: base.join(
+                raw.docs
+                    .as_ref()
+                    .and_then(|d| d.published.as_deref())
+                    .unwrap_or("openapi"),
+            ),
             docs: DocsInfo {
                 title: raw.docs.as_ref().and_then(|d| d.title.clone()),
                 description: raw.docs.as_ref().and_then(|d| d.description.clone()),

@@ -8,24 +8,29 @@
 use std::ops::Range;
 
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+use super::schema::{BackendName, DialectName, EncryptName, OnInvalidName, UnreachableName};
 use super::source::SourceKind;
 use crate::diag::{Diagnostics, SourceFile};
 
 /// `[server]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawServer {
     /// Address to listen on, e.g. `127.0.0.1:8080` (port 0 picks a free port).
+    #[schemars(with = "Option<String>")]
     pub listen: Option<Spanned<String>>,
     /// Folder holding one sub-folder per API version (`v1/`, `v2/`) of mapping files; relative
     /// to the config file. Default `mappings`.
+    #[schemars(with = "Option<String>")]
     pub mappings: Option<Spanned<String>>,
     /// Upper bound on rows a list route returns when the route sets none. Default 1000.
+    #[schemars(with = "Option<usize>")]
     pub max_rows: Option<Spanned<usize>>,
     /// Browser origins allowed to call the API (CORS), e.g. `https://dash.example.com`.
     #[serde(default)]
@@ -33,17 +38,20 @@ pub(super) struct RawServer {
     /// Terminate TLS here: PEM certificate chain and private key, relative to this file.
     pub tls: Option<RawTls>,
     /// Largest request body accepted, in bytes; beyond, 413. Default 1048576 (1 MiB).
+    #[schemars(with = "Option<usize>")]
     pub max_body_bytes: Option<Spanned<usize>>,
     /// What a stored value no codec can decode becomes, unless its source or column says:
     /// `error` (the request fails with 500, the default), `null` or `raw` (the stored text).
+    #[schemars(with = "Option<OnInvalidName>")]
     pub on_invalid: Option<Spanned<String>>,
     /// The secret page cursors are signed with (32 bytes or more; use `${VAR}`). Default: a
     /// random key kept in the state folder (`cursor.key`). Replicas need one shared key.
+    #[schemars(with = "Option<String>")]
     pub cursor_key: Option<Spanned<String>>,
 }
 
 /// `[server.tls]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTls {
     pub cert_file: String,
@@ -51,76 +59,99 @@ pub(super) struct RawTls {
 }
 
 /// `[sources.NAME.pool]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPool {
     /// Connections for this source (for ODBC, one worker thread each). Default 4.
+    #[schemars(with = "Option<usize>")]
     pub max: Option<Spanned<usize>>,
     /// How long a request waits for a free connection before 503. Default `2s`.
+    #[schemars(with = "Option<String>")]
     pub acquire_timeout: Option<Spanned<String>>,
     /// Statements running at once, at most (at most `max`; default `max`): protects the
     /// database from the gateway.
+    #[schemars(with = "Option<usize>")]
     pub max_concurrent: Option<Spanned<usize>>,
     /// Requests that may wait for a connection; beyond, 503 at once. Default 64.
+    #[schemars(with = "Option<usize>")]
     pub max_waiting: Option<Spanned<usize>>,
     /// Consecutive connection failures that open the circuit breaker. Default 5.
+    #[schemars(with = "Option<u32>")]
     pub breaker_failures: Option<Spanned<u32>>,
     /// How long the open breaker fails fast before probing again (doubles, with jitter, while
     /// the source stays down; at most 60s). Default `2s`.
+    #[schemars(with = "Option<String>")]
     pub breaker_cooldown: Option<Spanned<String>>,
 }
 
 /// The options of `[sources.NAME]` that every kind takes.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCommon {
     /// `db2i`, `mssql`, `postgres` or `sqlite`.
+    #[schemars(with = "Option<DialectName>")]
     pub dialect: Option<Spanned<String>>,
     pub pool: Option<RawPool>,
     /// Longest a statement may run before the driver cancels it (e.g. `5s`).
+    #[schemars(with = "Option<String>")]
     pub statement_timeout: Option<Spanned<String>>,
     /// Longest a login may take. Default `5s`.
+    #[schemars(with = "Option<String>")]
     pub login_timeout: Option<Spanned<String>>,
     /// Largest text value fetched, in bytes. Default 65536.
+    #[schemars(with = "Option<usize>")]
     pub max_text_bytes: Option<Spanned<usize>>,
     /// What a stored value no codec can decode becomes on this source's routes, unless a
     /// column says: `error`, `null` or `raw`. Default: `[server] on_invalid`.
+    #[schemars(with = "Option<OnInvalidName>")]
     pub on_invalid: Option<Spanned<String>>,
 }
 
 /// The options of a `kind = "odbc"` source (any ODBC driver).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawOdbc {
     /// ODBC connection string; `${VAR}` is read from the environment.
+    #[schemars(with = "Option<String>")]
     pub connection_string: Option<Spanned<String>>,
 }
 
 /// The options of a `kind = "mssql"` source (SQL Server's native protocol): these fields, or an
 /// ADO.NET-style `connection_string`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMssql {
     /// ADO.NET connection string (`Server=tcp:host,1433;Database=...`).
+    #[schemars(with = "Option<String>")]
     pub connection_string: Option<Spanned<String>>,
     /// Server host name or address.
+    #[schemars(with = "Option<String>")]
     pub host: Option<Spanned<String>>,
     /// TCP port. Default 1433, or what the SQL Browser reports for `instance`.
+    #[schemars(with = "Option<u16>")]
     pub port: Option<Spanned<u16>>,
     /// Named instance (`SQLEXPRESS`); its port is asked from the SQL Browser (UDP 1434).
+    #[schemars(with = "Option<String>")]
     pub instance: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub database: Option<Spanned<String>>,
     /// SQL login; `${VAR}` is read from the environment.
+    #[schemars(with = "Option<String>")]
     pub user: Option<Spanned<String>>,
     /// `${VAR}` is read from the environment; never write the password into the file.
+    #[schemars(with = "Option<String>")]
     pub password: Option<Spanned<String>>,
     /// `required` (default), `strict` (TDS 8, TLS before login), `login_only` or `off`.
+    #[schemars(with = "Option<EncryptName>")]
     pub encrypt: Option<Spanned<String>>,
     /// PEM file of the CA (or the certificate itself) that signed the server's certificate.
+    #[schemars(with = "Option<String>")]
     pub trust_ca_file: Option<Spanned<String>>,
     /// Accept any server certificate: for development only.
+    #[schemars(with = "Option<bool>")]
     pub trust_server_certificate: Option<Spanned<bool>>,
     /// Shown in the server's session list. Default `patina`.
+    #[schemars(with = "Option<String>")]
     pub application_name: Option<Spanned<String>>,
 }
 
@@ -168,17 +199,20 @@ pub(super) struct RawSource {
 }
 
 /// `[docs]`: the generated OpenAPI documents.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDocs {
     /// Title of every version's document (the version is appended).
     pub title: Option<String>,
     /// Introduction shown at the top of Swagger UI (Markdown).
     pub description: Option<String>,
+    /// The folder of the published documents (`<version>.json`), relative to this file;
+    /// `patina check` refuses breaking changes to them. Default `openapi`.
+    pub published: Option<String>,
 }
 
 /// `[auth.jwt]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawJwt {
     /// Required `iss`.
@@ -186,23 +220,30 @@ pub(super) struct RawJwt {
     /// Required `aud`.
     pub audience: Option<String>,
     /// Shared secret for HS256 tokens (at least 32 bytes); use `${VAR}`.
+    #[schemars(with = "Option<String>")]
     pub hs256_secret: Option<Spanned<String>>,
     /// PEM public key of the identity provider, relative to this file.
+    #[schemars(with = "Option<String>")]
     pub public_key_file: Option<Spanned<String>>,
     /// The one algorithm that key verifies: RS256, RS384, RS512, PS256, ES256, ES384, EdDSA.
+    #[schemars(with = "Option<String>")]
     pub public_key_algorithm: Option<Spanned<String>>,
     /// JWKS document (a file), re-read on schedule and when a token names an unknown key.
+    #[schemars(with = "Option<String>")]
     pub jwks_file: Option<Spanned<String>>,
     /// JWKS URL of the identity provider (HTTPS), fetched likewise.
+    #[schemars(with = "Option<String>")]
     pub jwks_url: Option<Spanned<String>>,
     /// How often the JWKS is re-read. Default `10m`.
+    #[schemars(with = "Option<String>")]
     pub jwks_refresh: Option<Spanned<String>>,
     /// Clock skew allowed on `exp` and `nbf`. Default `30s`.
+    #[schemars(with = "Option<String>")]
     pub leeway: Option<Spanned<String>>,
 }
 
 /// `[auth]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAuth {
     pub jwt: Option<RawJwt>,
@@ -213,18 +254,20 @@ pub(super) struct RawAuth {
 }
 
 /// `[rate_limit]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRateLimit {
     /// Per identity across all routes, e.g. `600/minute`.
+    #[schemars(with = "Option<String>")]
     pub default: Option<Spanned<String>>,
     /// Proxies whose `X-Forwarded-For` names the client.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub trusted_proxies: Vec<Spanned<String>>,
 }
 
 /// `[audit]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAudit {
     /// JSON-lines file; without it, records go to the log under the `audit` target.
@@ -232,34 +275,42 @@ pub(super) struct RawAudit {
 }
 
 /// `[state]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawState {
     /// Folder of the embedded store (idempotency keys), relative to this file. Default `data`.
     pub dir: Option<String>,
     /// How long the first answer to an `Idempotency-Key` is kept for replays. Default `24h`.
+    #[schemars(with = "Option<String>")]
     pub idempotency_ttl: Option<Spanned<String>>,
     /// `embedded` (default: the store file in `dir`) or `redis` (shared by every replica).
+    #[schemars(with = "Option<BackendName>")]
     pub backend: Option<Spanned<String>>,
     /// `redis://` or `rediss://` (TLS) URL, password included; use `${VAR}`.
+    #[schemars(with = "Option<String>")]
     pub redis_url: Option<Spanned<String>>,
     /// What rate limits do while Redis cannot be reached: `open` (let requests through) or
     /// `closed` (answer 503). Default `open`.
+    #[schemars(with = "Option<UnreachableName>")]
     pub redis_unreachable: Option<Spanned<String>>,
 }
 
 /// `[queue]`: the write queue of `delivery = "queued"` routes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawQueue {
     /// Most deliveries waiting at once; beyond it writes are refused with 503. Default 100000.
+    #[schemars(with = "Option<usize>")]
     pub max_pending: Option<Spanned<usize>>,
     /// Deliveries running at once. Default 8.
+    #[schemars(with = "Option<usize>")]
     pub concurrency: Option<Spanned<usize>>,
     /// How long a delivery taken by one gateway is held for it (Redis: then another replica
     /// may take it). Default `2m`.
+    #[schemars(with = "Option<String>")]
     pub lease: Option<Spanned<String>>,
     /// How long a delivered write's status stays readable. Default `168h` (a week).
+    #[schemars(with = "Option<String>")]
     pub keep_delivered: Option<Spanned<String>>,
 }
 

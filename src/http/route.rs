@@ -103,6 +103,10 @@ pub(super) async fn serve(
     if let Some(d) = rate {
         rate_headers(&mut res, d);
     }
+    if route.deprecation.is_some() {
+        deprecation_headers(route, path_params, &mut res);
+        state.metrics.deprecated_call(&route.id, &identity_label);
+    }
     let total = started.elapsed();
     timing.header(&mut res, total);
     state
@@ -453,10 +457,9 @@ async fn run(
         h.split(',')
             .any(|t| t.trim().trim_start_matches("W/") == etag)
     }) {
-        let mut res = HttpResponse::NotModified()
+        let res = HttpResponse::NotModified()
             .insert_header((header::ETAG, etag))
             .finish();
-        deprecation_headers(route, &mut res);
         return Ok((res, cached.rows));
     }
     let mut builder = HttpResponse::Ok();
@@ -491,9 +494,8 @@ async fn run(
         }
         None => {}
     }
-    let mut res = builder.body(body.to_vec());
+    let res = builder.body(body.to_vec());
     let rows = cached.rows;
-    deprecation_headers(route, &mut res);
     timing.encode = cached
         .encode_time
         .filter(|_| outcome == cache::Outcome::Miss);
@@ -767,9 +769,13 @@ fn out_of_range(route: &RoutePlan, placeholder: usize, range: &IntRange) -> Prob
     }
 }
 
-/// `Deprecation` (RFC 9745) and `Sunset` (RFC 8594) on deprecated routes.
-/// The values were built when the mapping was compiled.
-fn deprecation_headers(route: &RoutePlan, res: &mut HttpResponse) {
+/// `Deprecation` (RFC 9745), `Sunset` (RFC 8594) and the successor's `Link` on every answer
+/// of a deprecated route. The dates' values were built when the mapping was compiled.
+fn deprecation_headers(
+    route: &RoutePlan,
+    path_params: &[(String, String)],
+    res: &mut HttpResponse,
+) {
     let Some(d) = &route.deprecation else {
         return;
     };
@@ -780,5 +786,12 @@ fn deprecation_headers(route: &RoutePlan, res: &mut HttpResponse) {
     );
     if let Some(s) = &d.sunset {
         headers.insert(HeaderName::from_static("sunset"), s.header.clone());
+    }
+    if let Some(link) = d
+        .successor
+        .as_ref()
+        .and_then(|s| HeaderValue::from_str(&s.link(path_params)).ok())
+    {
+        headers.append(header::LINK, link);
     }
 }

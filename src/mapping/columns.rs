@@ -52,6 +52,7 @@ pub(super) fn compile_column(
     }
     Some(ColumnPlan {
         db_name: cname.clone(),
+        line: file.locate(name.span().start).0,
         output,
         ty,
         trim,
@@ -162,14 +163,18 @@ fn boolean_column(
     rc: &RawColumn,
     diags: &mut Diagnostics,
 ) -> ColumnType {
+    // Stored values are compared trimmed (CHAR padding), so `" "` means a blank.
+    let trimmed = |v: &Spanned<Vec<String>>| -> Vec<String> {
+        v.get_ref().iter().map(|s| s.trim().to_string()).collect()
+    };
     let tv = rc
         .true_values
         .as_ref()
-        .map_or_else(ColumnType::default_true_values, |v| v.get_ref().clone());
+        .map_or_else(ColumnType::default_true_values, trimmed);
     let fv = rc
         .false_values
         .as_ref()
-        .map_or_else(ColumnType::default_false_values, |v| v.get_ref().clone());
+        .map_or_else(ColumnType::default_false_values, trimmed);
     if let Some(both) = tv.iter().find(|t| fv.contains(t)) {
         diags.error(
             file,
@@ -197,9 +202,10 @@ fn code_column(
         .codes
         .as_ref()
         .map(|c| {
+            // Stored codes are compared trimmed, so `" "` is the blank code.
             c.get_ref()
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.trim().to_string(), v.clone()))
                 .collect()
         })
         .unwrap_or_default();

@@ -22,6 +22,7 @@ mod params;
 mod path;
 mod raw;
 mod route;
+mod schema;
 mod statement;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -40,6 +41,7 @@ use crate::diag::{Diagnostic, Diagnostics, LoadError, SourceFile};
 use crate::dialect::{Dialect, Placeholders};
 
 pub use load::load_dir;
+pub use schema::mapping_schema;
 
 /// What mapping compilation needs to know about a configured source.
 #[derive(Clone, Copy, Debug)]
@@ -95,6 +97,7 @@ pub fn compile(
     }
     check_across_files(&routes, &mut diags);
     resolve_etag_routes(&mut routes, &mut diags);
+    resolve_successors(&mut routes, &mut diags);
     if diags.has_errors() {
         return Err(LoadError {
             diagnostics: diags.into_vec(),
@@ -192,6 +195,67 @@ fn resolve_etag_routes(routes: &mut [Located<'_>], diags: &mut Diagnostics) {
         let plan = Arc::make_mut(plan);
         if let Some(m) = plan.write.as_mut().and_then(|w| w.if_match.as_mut()) {
             m.binds = read_binds;
+        }
+    }
+}
+
+/// A deprecated route's `successor` names another route whose path parameters this route's
+/// path has too (its request fills them into the `Link`).
+fn resolve_successors(routes: &mut [Located<'_>], diags: &mut Diagnostics) {
+    let paths: HashMap<String, (String, Vec<String>)> = routes
+        .iter()
+        .map(|(p, _, _)| {
+            let params = p
+                .params
+                .iter()
+                .filter(|q| q.location == crate::catalog::ParamLocation::Path)
+                .map(|q| q.name.clone())
+                .collect();
+            (p.id.clone(), (p.path.clone(), params))
+        })
+        .collect();
+    for (plan, file, span) in routes.iter_mut() {
+        let Some(id) = plan
+            .deprecation
+            .as_ref()
+            .and_then(|d| d.successor.as_ref())
+            .map(|s| s.id.clone())
+        else {
+            continue;
+        };
+        let Some((path, needs)) = paths.get(&id).filter(|_| id != plan.id) else {
+            diags.error_hint(
+                file,
+                span.clone(),
+                format!(
+                    "route `{}`: `successor` names `{id}`, which is no other route",
+                    plan.id
+                ),
+                "name the id of the route that replaces this one (often in the next version)",
+            );
+            continue;
+        };
+        let own: Vec<&String> = plan
+            .params
+            .iter()
+            .filter(|q| q.location == crate::catalog::ParamLocation::Path)
+            .map(|q| &q.name)
+            .collect();
+        if let Some(missing) = needs.iter().find(|n| !own.contains(n)) {
+            diags.error_hint(
+                file,
+                span.clone(),
+                format!(
+                    "route `{}`: successor `{id}`'s path takes `{missing}`, which this route's path does not",
+                    plan.id
+                ),
+                "name a successor whose path parameters this route's path has (same names)",
+            );
+            continue;
+        }
+        let plan = Arc::make_mut(plan);
+        if let Some(s) = plan.deprecation.as_mut().and_then(|d| d.successor.as_mut()) {
+            s.path.clone_from(path);
         }
     }
 }

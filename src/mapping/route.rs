@@ -21,7 +21,7 @@ use super::params::compile_param;
 use super::raw::{self, Entry, RawColumn, RawParam, RawRoute};
 use super::{MappingFile, SourceInfo, head, list, path, statement, write};
 use crate::catalog::{
-    ColumnPlan, Deprecation, HeaderDate, ListPlan, ParamLocation, ParamPlan, RoutePlan,
+    ColumnPlan, Deprecation, HeaderDate, ListPlan, ParamLocation, ParamPlan, RoutePlan, Successor,
 };
 use crate::codec::{DateFormat, ParamType};
 use crate::config::RateSpec;
@@ -159,6 +159,7 @@ pub(super) fn compile_route(
         method,
         path: format!("/{}{}", mf.version, raw.path.get_ref()),
         file: file.name.clone(),
+        line: file.locate(raw.id.span().start).0,
         summary: raw.summary,
         description: raw.description,
         tags,
@@ -168,6 +169,7 @@ pub(super) fn compile_route(
         cache,
         statement_timeout,
         deprecation,
+        accept_breaking: raw.accept_breaking.as_ref().map(|a| a.get_ref().clone()),
         one: raw.one,
         max_rows,
         source,
@@ -601,9 +603,28 @@ fn deprecation(cx: &RouteCx<'_>, raw: &RawRoute, diags: &mut Diagnostics) -> Opt
             _ => {}
         }
     }
+    let successor = raw.successor.as_ref().and_then(|s| {
+        if raw.deprecated.is_none() {
+            diags.error_hint(
+                cx.file,
+                s.span(),
+                format!(
+                    "route `{}` has a `successor` but is not `deprecated`",
+                    cx.id
+                ),
+                "add deprecated = \"YYYY-MM-DD\", or remove successor",
+            );
+            return None;
+        }
+        Some(Successor {
+            id: s.get_ref().clone(),
+            path: String::new(),
+        })
+    });
     Some(Deprecation {
         since: deprecated?,
         sunset,
+        successor,
     })
 }
 

@@ -563,3 +563,35 @@ fn paging_mistakes_are_reported_where_they_are() {
         );
     }
 }
+
+#[test]
+fn a_blank_flag_or_code_is_written_as_a_space() {
+    // Stored values are compared trimmed: `" "` in the mapping means a blank CHAR(1).
+    let text = r#"source = "db"
+[[route]]
+id = "flags"
+public = true
+path = "/flags"
+sql = "SELECT RUSHF, STSCD FROM JOBMST"
+columns.RUSHF = { name = "rush", type = "boolean", true_values = ["Y"], false_values = ["N", " "] }
+columns.STSCD = { name = "status", codes = { R = "released", " " = "none" } }
+"#;
+    let c = compile_text("flags.toml", text, &sources()).expect("compiles");
+    let route = &c.routes[0];
+    let mut out = Vec::new();
+    let rush = route.column("RUSHF").expect("RUSHF").codec(
+        &crate::codec::ColumnType::String,
+        crate::codec::OnInvalid::Error,
+    );
+    rush.write_json(crate::codec::Cell::Text(b" "), &mut out)
+        .expect("a blank flag is false");
+    out.push(b' ');
+    let status = route.column("STSCD").expect("STSCD").codec(
+        &crate::codec::ColumnType::String,
+        crate::codec::OnInvalid::Error,
+    );
+    status
+        .write_json(crate::codec::Cell::Text(b" "), &mut out)
+        .expect("a blank code");
+    assert_eq!(String::from_utf8_lossy(&out), "false \"none\"");
+}

@@ -24,6 +24,7 @@ use utoipa::openapi::{
     OpenApiBuilder, PathItem, PathsBuilder, Ref, RefOr, Required,
 };
 
+pub mod breaking;
 mod listing;
 mod queued;
 
@@ -249,6 +250,24 @@ fn operation(
                 .build(),
         );
     }
+    if r.deprecation
+        .as_ref()
+        .is_some_and(|d| d.successor.is_some())
+    {
+        let paged = r.write.is_none() && !r.one && r.list.page.is_some();
+        ok = ok.header(
+            "Link",
+            HeaderBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .description(Some(if paged {
+                    "`<…>; rel=\"successor-version\"` (RFC 5829): the route that replaces this \
+                     one; and `<…>; rel=\"next\"` (RFC 8288): the next page, when there is one."
+                } else {
+                    "`<…>; rel=\"successor-version\"` (RFC 5829): the route that replaces this one."
+                }))
+                .build(),
+        );
+    }
     let mut description = r.description.clone().unwrap_or_default();
     if let Some(d) = &r.deprecation {
         if !description.is_empty() {
@@ -257,6 +276,13 @@ fn operation(
         let _ = write!(description, "**Deprecated** since {}.", d.since.date);
         if let Some(s) = &d.sunset {
             let _ = write!(description, " Removed after {}.", s.date);
+        }
+        if let Some(s) = &d.successor {
+            let _ = write!(
+                description,
+                " Use `{}` (`{}`) instead; responses name it in `Link: <...>; rel=\"successor-version\"`.",
+                s.id, s.path
+            );
         }
     }
     let mut op = OperationBuilder::new()

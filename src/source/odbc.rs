@@ -581,7 +581,16 @@ fn describe_result(
         let name = meta.col_name(i)?;
         let dt = meta.col_data_type(i)?;
         let (sql_type, desc) = classify_type(dt, max_text);
-        columns.push(ColumnInfo { name, sql_type });
+        let nullable = match meta.col_nullability(i)? {
+            odbc_api::Nullability::Nullable => Some(true),
+            odbc_api::Nullability::NoNulls => Some(false),
+            odbc_api::Nullability::Unknown => None,
+        };
+        columns.push(ColumnInfo {
+            name,
+            sql_type,
+            nullable,
+        });
         descs.push(desc);
     }
     Ok((columns, descs))

@@ -384,6 +384,7 @@ async fn feed(
                     .map(|c| ColumnInfo {
                         name: c.name().to_string(),
                         sql_type: sql_type(c.column_type()),
+                        nullable: None,
                     })
                     .collect();
                 began = true;
@@ -527,6 +528,7 @@ async fn describe(conn: &mut Conn, sql: &str) -> Result<Described, SourceError> 
         columns.push(ColumnInfo {
             name: name.unwrap_or_default().to_string(),
             sql_type: sql_type_named(ty.unwrap_or("sql_variant")),
+            nullable: row.try_get::<bool, _>("is_nullable").ok().flatten(),
         });
     }
     Ok(Described {
