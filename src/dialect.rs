@@ -20,6 +20,13 @@ pub enum Dialect {
     Sqlite,
 }
 
+/// What a bind of [`Dialect::keys_sql`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyBind {
+    Table,
+    Schema,
+}
+
 impl Dialect {
     pub const NAMES: [&'static str; 4] = ["db2i", "mssql", "postgres", "sqlite"];
     pub const ALL: [Self; 4] = [Self::Db2i, Self::Mssql, Self::Postgres, Self::Sqlite];
@@ -193,6 +200,68 @@ impl Dialect {
     pub fn count_sql(self, sql: &str) -> String {
         let sql = sql.trim_end().trim_end_matches(';').trim_end();
         format!("SELECT COUNT(*) FROM (\n{sql}\n) COUNT_ALL")
+    }
+
+    /// `patina introspect --schema`: the statement listing the tables of schema `?` (bound
+    /// once, as text), as rows of (schema, table). SQLite has one schema and binds nothing.
+    pub fn tables_sql(self) -> (&'static str, usize) {
+        match self {
+            Self::Sqlite => (
+                "SELECT 'main', name FROM sqlite_master WHERE type = 'table' \
+                 AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                0,
+            ),
+            Self::Db2i => (
+                "SELECT TABLE_SCHEMA, TABLE_NAME FROM QSYS2.SYSTABLES \
+                 WHERE TABLE_SCHEMA = UPPER(CAST(? AS VARCHAR(128))) AND TABLE_TYPE IN ('T', 'P') \
+                 ORDER BY TABLE_NAME",
+                1,
+            ),
+            Self::Postgres | Self::Mssql => (
+                "SELECT TABLE_SCHEMA, TABLE_NAME FROM INFORMATION_SCHEMA.TABLES \
+                 WHERE TABLE_TYPE = 'BASE TABLE' AND LOWER(TABLE_SCHEMA) = LOWER(CAST(? AS VARCHAR(128))) \
+                 ORDER BY TABLE_NAME",
+                1,
+            ),
+        }
+    }
+
+    /// `patina introspect`: the statement listing the key columns of a table — its primary
+    /// key, then its unique constraints — as rows of (key name, column), in key order. The
+    /// binds (as text): table, then schema (`""` for the default), as many as the count says.
+    pub fn keys_sql(self) -> (&'static str, &'static [KeyBind]) {
+        match self {
+            // The primary key (a rowid alias included), then each unique index.
+            Self::Sqlite => (
+                "SELECT 'PRIMARY', name FROM (SELECT name, pk FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk) \
+                 UNION ALL \
+                 SELECT K.name, C.name FROM (SELECT name, seq FROM pragma_index_list(?) WHERE \"unique\" = 1 AND origin <> 'pk' ORDER BY seq) K \
+                 JOIN pragma_index_info(K.name) C",
+                &[KeyBind::Table, KeyBind::Table],
+            ),
+            Self::Db2i => (
+                "SELECT C.CONSTRAINT_NAME, K.COLUMN_NAME FROM QSYS2.SYSCST C \
+                 JOIN QSYS2.SYSKEYCST K ON K.CONSTRAINT_SCHEMA = C.CONSTRAINT_SCHEMA \
+                 AND K.CONSTRAINT_NAME = C.CONSTRAINT_NAME \
+                 WHERE C.CONSTRAINT_TYPE IN ('PRIMARY KEY', 'UNIQUE') \
+                 AND C.TABLE_NAME = UPPER(CAST(? AS VARCHAR(128))) \
+                 AND C.TABLE_SCHEMA = UPPER(CAST(? AS VARCHAR(128))) \
+                 ORDER BY CASE C.CONSTRAINT_TYPE WHEN 'PRIMARY KEY' THEN 0 ELSE 1 END, \
+                 C.CONSTRAINT_NAME, K.ORDINAL_POSITION",
+                &[KeyBind::Table, KeyBind::Schema],
+            ),
+            Self::Postgres | Self::Mssql => (
+                "SELECT TC.CONSTRAINT_NAME, KCU.COLUMN_NAME FROM INFORMATION_SCHEMA.TABLE_CONSTRAINTS TC \
+                 JOIN INFORMATION_SCHEMA.KEY_COLUMN_USAGE KCU ON KCU.CONSTRAINT_NAME = TC.CONSTRAINT_NAME \
+                 AND KCU.CONSTRAINT_SCHEMA = TC.CONSTRAINT_SCHEMA AND KCU.TABLE_NAME = TC.TABLE_NAME \
+                 WHERE TC.CONSTRAINT_TYPE IN ('PRIMARY KEY', 'UNIQUE') \
+                 AND LOWER(TC.TABLE_NAME) = LOWER(CAST(? AS VARCHAR(128))) \
+                 AND (CAST(? AS VARCHAR(128)) = '' OR LOWER(TC.TABLE_SCHEMA) = LOWER(CAST(? AS VARCHAR(128)))) \
+                 ORDER BY CASE TC.CONSTRAINT_TYPE WHEN 'PRIMARY KEY' THEN 0 ELSE 1 END, \
+                 TC.CONSTRAINT_NAME, KCU.ORDINAL_POSITION",
+                &[KeyBind::Table, KeyBind::Schema, KeyBind::Schema],
+            ),
+        }
     }
 
     /// A statement that touches no table, to see whether the database answers.

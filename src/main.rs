@@ -173,6 +173,39 @@ enum Command {
         #[arg(long, default_value = "text")]
         format: String,
     },
+    /// Print a mapping file for a table (or every table of a schema, or one SELECT) from what
+    /// its database says: columns and codecs, the key, a list and a by-key route.
+    Introspect {
+        #[arg(long, default_value = "patina.toml", env = "PATINA_CONFIG")]
+        config: PathBuf,
+        /// The source (a `[sources.NAME]` of the config) to read.
+        #[arg(long)]
+        source: String,
+        /// A table, `LIB.FILE` or `FILE`.
+        #[arg(long, required_unless_present_any = ["schema", "sql"], conflicts_with_all = ["schema", "sql"])]
+        table: Option<String>,
+        /// Every table of this schema (library).
+        #[arg(long, conflicts_with = "sql")]
+        schema: Option<String>,
+        /// One SELECT statement: a list route over it.
+        #[arg(long)]
+        sql: Option<String>,
+        /// Read the distinct values of one- and two-letter CHAR columns (a `codes` stub, or a
+        /// Y/N flag) and of numbers named like dates (CYYMMDD or YYYYMMDD): one GROUP BY per
+        /// such column over the whole table.
+        #[arg(long)]
+        sample: bool,
+        /// The resource's name (`--name job` → /jobs, listJobs, getJob) instead of one made
+        /// from the table's.
+        #[arg(long)]
+        name: Option<String>,
+        /// More abbreviations for JSON names: a TOML file of `ABBR = "word"` lines.
+        #[arg(long)]
+        names: Option<PathBuf>,
+        /// The `#:schema` line's target, relative to where the file will be.
+        #[arg(long, default_value = "../../schemas/mapping.schema.json")]
+        schema_path: String,
+    },
     /// Write the editor schemas (JSON Schema) of mapping files and of patina.toml to
     /// DIR/mapping.schema.json and DIR/config.schema.json.
     Schema {
@@ -220,6 +253,39 @@ fn main() -> ExitCode {
         Command::Openapi { config, out, db } => write_openapi(&config, &out, db),
         Command::Keys { config, action } => keys(&config, action),
         Command::Schema { out } => write_schemas(&out),
+        Command::Introspect {
+            config,
+            source,
+            table,
+            schema,
+            sql,
+            sample,
+            name,
+            names,
+            schema_path,
+        } => {
+            let target = match (table, schema, sql) {
+                (Some(t), _, _) => app::introspect::Target::Table(t),
+                (_, Some(s), _) => app::introspect::Target::Schema(s),
+                (_, _, Some(q)) => app::introspect::Target::Sql(q),
+                _ => unreachable!("clap requires one of --table, --schema, --sql"),
+            };
+            introspect(
+                &config,
+                &app::introspect::Request {
+                    source,
+                    target,
+                    sample,
+                    name,
+                    schema: schema_path,
+                    command: std::env::args()
+                        .skip(1)
+                        .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
+                        .fold("patina".to_string(), |acc, a| acc + " " + &a),
+                },
+                names.as_deref(),
+            )
+        }
         Command::Dlq { config, action } => dlq(&config, action),
         Command::DedupTable {
             config,
@@ -246,6 +312,44 @@ fn main() -> ExitCode {
             timeout,
             format,
         } => scan(&config, routes, limit, &params, &timeout, &format),
+    }
+}
+
+/// `patina introspect`: the mapping file on stdout; exit 2 when the database cannot say.
+fn introspect(
+    config_path: &std::path::Path,
+    req: &app::introspect::Request,
+    names: Option<&std::path::Path>,
+) -> ExitCode {
+    let mut dict = app::introspect::Dictionary::default();
+    if let Some(path) = names {
+        let extended = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| dict.extend_from_toml(&t));
+        if let Err(e) = extended {
+            eprintln!("patina: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    let config = match Config::load_for_check(config_path) {
+        Ok((config, _)) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let made = runtime()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(app::introspect::introspect(&config, req, &dict)));
+    match made {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("patina: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -114,6 +114,10 @@ pub struct ColumnInfo {
     pub sql_type: SqlType,
     /// Whether the database lets it be NULL; `None` when the driver does not say.
     pub nullable: Option<bool>,
+    /// Text columns: the declared length in characters, when the driver says.
+    pub width: Option<usize>,
+    /// Text columns: fixed width (`CHAR`), padded with spaces.
+    pub fixed: bool,
 }
 
 /// The integers a parameter's SQL type holds.
@@ -238,6 +242,8 @@ mod tests {
                     name: "A".into(),
                     sql_type: SqlType::Integer,
                     nullable: None,
+                    width: None,
+                    fixed: false,
                 }],
                 params: vec![],
             },

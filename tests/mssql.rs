@@ -601,3 +601,130 @@ fn a_self_signed_server_certificate_can_be_trusted_by_itself() {
     let r = gw.anonymous("/v1/parts/7");
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+/// `patina introspect` on SQL Server: the table described by `sp_describe_first_result_set`,
+/// its key from INFORMATION_SCHEMA (the dialect's statement, with `@P1…`), codes and date forms
+/// from GROUP BY samples; the output passes `patina check`.
+#[test]
+fn introspect_reads_a_table_through_the_tds_statements_it_sends() {
+    let mock = Mock::start();
+    let text_col = |name: &str, ty: &str| {
+        Row::new(vec![
+            ColumnValue::Int(0),
+            ColumnValue::NVarChar(name.into()),
+            ColumnValue::NVarChar(ty.into()),
+        ])
+    };
+    // The test server finds a call's answer by an upper-case text in it: here the statement
+    // `sp_describe_first_result_set` is asked about.
+    mock.register(
+        "SELECT * FROM DBO.JOBMST",
+        QueryResponse::new(
+            vec![
+                ColumnDefinition::new("is_hidden", SqlDataType::Int),
+                ColumnDefinition::new("name", SqlDataType::NVarChar),
+                ColumnDefinition::new("system_type_name", SqlDataType::NVarChar),
+            ],
+            vec![
+                text_col("JOBNO", "numeric(9,0)"),
+                text_col("JOBDS", "char(40)"),
+                text_col("STSCD", "char(1)"),
+                text_col("DUEDT", "numeric(7,0)"),
+                text_col("UNTPR", "decimal(15,4)"),
+                text_col("LSTUPD", "date"),
+            ],
+        ),
+    );
+    // The key statement exactly as the dialect writes it, `?` numbered for TDS.
+    let (keys_sql, _) = patina::dialect::Dialect::Mssql.keys_sql();
+    let mut n = 0;
+    let keys_sql: String = keys_sql
+        .chars()
+        .map(|c| {
+            if c == '?' {
+                n += 1;
+                format!("@P{n}")
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    mock.register(
+        &keys_sql.to_ascii_uppercase(),
+        QueryResponse::new(
+            vec![
+                ColumnDefinition::new("CONSTRAINT_NAME", SqlDataType::NVarChar),
+                ColumnDefinition::new("COLUMN_NAME", SqlDataType::NVarChar),
+            ],
+            vec![Row::new(vec![
+                ColumnValue::NVarChar("PK_JOBMST".into()),
+                ColumnValue::NVarChar("JOBNO".into()),
+            ])],
+        ),
+    );
+    let sample = |col: &str, values: &[&str]| {
+        QueryResponse::new(
+            vec![
+                ColumnDefinition::new(col, SqlDataType::NVarChar),
+                ColumnDefinition::new("N", SqlDataType::Int),
+            ],
+            values
+                .iter()
+                .map(|v| {
+                    Row::new(vec![
+                        ColumnValue::NVarChar((*v).into()),
+                        ColumnValue::Int(1),
+                    ])
+                })
+                .collect(),
+        )
+    };
+    mock.register(
+        "SELECT STSCD, COUNT(*) FROM DBO.JOBMST GROUP BY STSCD ORDER BY 2 DESC",
+        sample("STSCD", &["R", "C", "H"]),
+    );
+    mock.register(
+        "SELECT DUEDT, COUNT(*) FROM DBO.JOBMST GROUP BY DUEDT ORDER BY 2 DESC",
+        sample("DUEDT", &["1240215", "0"]),
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::create_dir_all(dir.path().join("mappings/v1")).expect("mappings");
+    std::fs::write(
+        dir.path().join("patina.toml"),
+        format!(
+            "[sources.erp]\nkind = \"mssql\"\nhost = \"127.0.0.1\"\nport = {}\nencrypt = \"off\"\n\
+             database = \"ERP\"\nuser = \"patina\"\npassword = \"${{PATINA_TEST_MSSQL_PASSWORD:-not-a-secret}}\"\n",
+            mock.port
+        ),
+    )
+    .expect("config");
+    let o = common::patina(
+        &[
+            "introspect",
+            "--source",
+            "erp",
+            "--table",
+            "DBO.JOBMST",
+            "--sample",
+        ],
+        dir.path(),
+    );
+    assert!(o.ok(), "{}{}", o.out, o.err);
+    let text = o.out;
+    for expected in [
+        "page = { by = [\"JOBNO\"], size = 100, max = 1000 }",
+        "FROM DBO.JOBMST\nWHERE JOBNO = :job_number",
+        "params.job_number = { type = \"integer\" }",
+        "columns.JOBNO = { name = \"job_number\", type = \"integer\" }",
+        "columns.JOBDS = { name = \"job_description\", type = \"string\", trim = \"end\" }",
+        "columns.STSCD = { name = \"status_code\", codes = { R = \"r\", C = \"c\", H = \"h\" } }",
+        "columns.DUEDT = { name = \"due_date\", type = \"date\", format = \"cyymmdd\" }",
+        "columns.UNTPR = { name = \"unit_price\", type = \"decimal\", scale = 4 }",
+        "columns.LSTUPD = { name = \"last_updated\", type = \"date\" }",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    std::fs::write(dir.path().join("mappings/v1/jobs.toml"), &text).expect("write");
+    let o = common::patina(&["check"], dir.path());
+    assert!(!o.err.contains("error:"), "{}{}", o.out, o.err);
+}

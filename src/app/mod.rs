@@ -5,6 +5,7 @@
 //! step's logic lives in its own module.
 
 pub mod dlq;
+pub mod introspect;
 pub mod published;
 pub mod reload;
 pub mod scan;

@@ -586,10 +586,21 @@ fn describe_result(
             odbc_api::Nullability::NoNulls => Some(false),
             odbc_api::Nullability::Unknown => None,
         };
+        let (width, fixed) = match dt {
+            DataType::Char { length } | DataType::WChar { length } => {
+                (length.map(NonZeroUsize::get), true)
+            }
+            DataType::Varchar { length } | DataType::WVarchar { length } => {
+                (length.map(NonZeroUsize::get), false)
+            }
+            _ => (None, false),
+        };
         columns.push(ColumnInfo {
             name,
             sql_type,
             nullable,
+            width,
+            fixed,
         });
         descs.push(desc);
     }

@@ -20,10 +20,20 @@ try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 1600 } });
   await page.goto(`${base}/docs/`);
   await page.waitForSelector('.opblock', { timeout: 15000 });
-  const paths = await page.$$eval('.opblock-summary-path', (els) => els.map((e) => e.getAttribute('data-path')));
-  for (const p of ['/v1/jobs/{job_number}', '/v1/jobs', '/v1/customers/{customer_number}']) {
-    if (!paths.includes(p)) await fail(`Swagger UI does not list ${p}: ${paths}`);
+  const listed = () => page.$$eval('.opblock-summary-path', (els) => els.map((e) => e.getAttribute('data-path')));
+  // The newest version opens first; the selector holds every version.
+  let paths = await listed();
+  if (!paths.includes('/v2/jobs/{job_number}')) await fail(`Swagger UI does not open with v2: ${paths}`);
+  await page.selectOption('.topbar select', { label: 'v1' });
+  await page.waitForSelector('.opblock-summary-path[data-path="/v1/jobs"]', { timeout: 15000 });
+  paths = await listed();
+  for (const p of ['/v1/jobs', '/v1/jobs/{job_number}', '/v1/jobs/{job_number}/operations',
+    '/v1/customers', '/v1/customers/{customer_number}', '/v1/customers/{customer_number}/jobs',
+    '/v1/jobs/{job_number}/notes', '/v1/jobs/{job_number}/notes/{sequence}', '/v1/orders',
+    '/v1/orders/{order_number}']) {
+    if (!paths.includes(p)) await fail(`Swagger UI does not list ${p} under v1: ${paths}`);
   }
+  console.log('Swagger UI: v2 opens first; v1 lists every demo route');
   // Authorize with the bearer token.
   await page.click('.auth-wrapper button.authorize');
   const bearer = page.locator('.auth-container').filter({ hasText: 'bearerAuth' });

@@ -385,6 +385,8 @@ async fn feed(
                         name: c.name().to_string(),
                         sql_type: sql_type(c.column_type()),
                         nullable: None,
+                        width: None,
+                        fixed: false,
                     })
                     .collect();
                 began = true;
@@ -525,14 +527,32 @@ async fn describe(conn: &mut Conn, sql: &str) -> Result<Described, SourceError> 
         }
         let name: Option<&str> = row.try_get("name").ok().flatten();
         let ty: Option<&str> = row.try_get("system_type_name").ok().flatten();
+        let type_name = ty.unwrap_or("sql_variant");
+        let (width, fixed) = text_width(type_name);
         columns.push(ColumnInfo {
             name: name.unwrap_or_default().to_string(),
-            sql_type: sql_type_named(ty.unwrap_or("sql_variant")),
+            sql_type: sql_type_named(type_name),
             nullable: row.try_get::<bool, _>("is_nullable").ok().flatten(),
+            width,
+            fixed,
         });
     }
     Ok(Described {
         columns,
         params: vec![ParamShape::default(); params],
     })
+}
+
+/// The declared length of a `char(10)`, `nchar(2)`, `varchar(30)` or `nvarchar(30)` system type
+/// name, and whether it is fixed width.
+fn text_width(type_name: &str) -> (Option<usize>, bool) {
+    let lower = type_name.to_ascii_lowercase();
+    let Some((base, rest)) = lower.split_once('(') else {
+        return (None, false);
+    };
+    let fixed = matches!(base, "char" | "nchar");
+    if !fixed && !matches!(base, "varchar" | "nvarchar") {
+        return (None, false);
+    }
+    (rest.trim_end_matches(')').parse().ok(), fixed)
 }
