@@ -16,11 +16,13 @@ start_gateway() {
   target/debug/patina serve --config "$1" --listen "127.0.0.1:$port" >"$2" 2>&1 &
   GATEWAY_PIDS+=("$!")
   GATEWAY_URL="http://127.0.0.1:$port"
-  for _ in $(seq 1 100); do
-    curl -fsS "$GATEWAY_URL/healthz" >/dev/null 2>&1 && return 0
+  # Ready: listening, and its database answers (a source that failed to connect at start is
+  # retried behind its breaker; the checks start once it is up).
+  for _ in $(seq 1 300); do
+    curl -fsS "$GATEWAY_URL/readyz" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  echo "gateway did not start; its log:" >&2; cat "$2" >&2; return 1
+  echo "gateway did not become ready; its log:" >&2; cat "$2" >&2; return 1
 }
 
 api_checks() {
