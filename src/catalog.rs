@@ -139,6 +139,22 @@ impl Successor {
     }
 }
 
+/// A read route's shadow: the same answer asked of another database for a share of requests,
+/// off the request path, and compared with what was served (the migration bridge).
+#[derive(Clone, Debug)]
+pub struct Shadow {
+    /// The route as the shadow runs it: its source, statement and columns, the route's
+    /// parameters; its statement timeout is the shadow's `timeout`.
+    pub plan: Arc<RoutePlan>,
+    /// The share of requests compared, in (0, 1].
+    pub sample: f64,
+    pub timeout: Duration,
+    /// Shadow statements of this route at once; beyond, a request is not compared.
+    pub concurrency: usize,
+    /// The route orders its rows: positions must agree.
+    pub ordered: bool,
+}
+
 /// Everything needed to serve one route.
 #[derive(Clone, Debug)]
 pub struct RoutePlan {
@@ -168,6 +184,11 @@ pub struct RoutePlan {
     pub statement_timeout: Option<Duration>,
     /// Set when the route is deprecated: its dates and their response headers.
     pub deprecation: Option<Deprecation>,
+    /// Reads: the migration bridge's second answer, compared off the request path.
+    pub shadow: Option<Arc<Shadow>>,
+    /// Direct writes: the same write as a queued route on the new database (id `<id>#mirror`),
+    /// queued after the route's own commits.
+    pub mirror: Option<Arc<RoutePlan>>,
     /// Why breaking changes to this route's published document are accepted (`patina check`
     /// compares it with `openapi/<version>.json`).
     pub accept_breaking: Option<String>,
@@ -547,7 +568,12 @@ impl Catalog {
     }
 
     /// A route by its id, with its index.
+    /// A route by id; `<id>#mirror` is the mirror of route `<id>`.
     pub fn route_by_id(&self, id: &str) -> Option<(usize, &Arc<RoutePlan>)> {
+        if let Some(base) = id.strip_suffix("#mirror") {
+            let &i = self.by_id.get(base)?;
+            return Some((i, self.routes[i].mirror.as_ref()?));
+        }
         let &i = self.by_id.get(id)?;
         Some((i, &self.routes[i]))
     }

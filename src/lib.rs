@@ -3,6 +3,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod bridge;
 pub mod cache;
 pub mod catalog;
 pub mod clock;

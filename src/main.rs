@@ -212,6 +212,18 @@ enum Command {
         #[arg(long, default_value = "schemas")]
         out: PathBuf,
     },
+    /// The migration bridge: how well shadow answers agree with the served ones.
+    Bridge {
+        #[arg(
+            long,
+            default_value = "patina.toml",
+            env = "PATINA_CONFIG",
+            global = true
+        )]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: BridgeCmd,
+    },
     /// Check the config and every mapping file: exit 0 when clean, 1 with warnings only, 2
     /// with an error. An unset `${VAR}` is a warning here (and an error for `serve`).
     Check {
@@ -221,6 +233,26 @@ enum Command {
         #[arg(long)]
         db: bool,
         /// text (stderr), json or github (workflow annotations), on stdout.
+        #[arg(long, default_value = "text")]
+        format: String,
+        /// Cut-over guard: refuse every route with a `shadow` whose answers agreed less than
+        /// this share (e.g. 0.99) over `--agreement-window`, per the bridge log.
+        #[arg(long)]
+        min_agreement: Option<f64>,
+        /// The window of `--min-agreement`.
+        #[arg(long, default_value = "24h", requires = "min_agreement")]
+        agreement_window: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BridgeCmd {
+    /// Agreement per route (compared, equal, different, errors; the fields that differ most).
+    Report {
+        /// Only the last DURATION of the log (e.g. 24h).
+        #[arg(long)]
+        window: Option<String>,
+        /// text or json.
         #[arg(long, default_value = "text")]
         format: String,
     },
@@ -299,10 +331,32 @@ fn main() -> ExitCode {
             claims,
             ttl,
         } => token(&config, &sub, &scopes, &claims, &ttl),
-        Command::Check { config, db, format } => {
+        Command::Check {
+            config,
+            db,
+            format,
+            min_agreement,
+            agreement_window,
+        } => {
             init_logging("text");
-            check(&config, db, &format)
+            let guard = match min_agreement.map(|m| (m, agreement_window)) {
+                None => None,
+                Some((m, w)) => match patina::config::parse_duration(&w) {
+                    Some(d) if (0.0..=1.0).contains(&m) => Some((m, d, w)),
+                    _ => {
+                        eprintln!(
+                            "patina: --min-agreement is a share from 0 to 1 and --agreement-window a duration (24h)"
+                        );
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            check(&config, db, &format, guard.as_ref())
         }
+        Command::Bridge {
+            config,
+            action: BridgeCmd::Report { window, format },
+        } => bridge_report(&config, window.as_deref(), &format),
         Command::Scan {
             config,
             routes,
@@ -671,7 +725,73 @@ fn scan(
 
 /// `patina check`: every finding, as text (stderr), JSON (stdout) or GitHub annotations
 /// (stdout). Exit 0 when clean, 1 with warnings only, 2 with an error.
-fn check(config_path: &std::path::Path, db: bool, format: &str) -> ExitCode {
+/// `patina bridge report`.
+fn bridge_report(config_path: &std::path::Path, window: Option<&str>, format: &str) -> ExitCode {
+    if !["text", "json"].contains(&format) {
+        eprintln!("patina: --format is text or json");
+        return ExitCode::from(2);
+    }
+    let window = match window.map(|w| patina::config::parse_duration(w).ok_or(w)) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(w)) => {
+            eprintln!("patina: --window `{w}` is not a duration (e.g. 24h)");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match Config::load_for_check(config_path) {
+        Ok((c, _)) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (routes, unreadable) = match app::bridge::summarize(&config, window) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("patina: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if format == "json" {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "log": config.bridge_log.display().to_string(),
+                "routes": routes,
+                "unreadable_lines": unreadable,
+            }))
+            .unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    if routes.is_empty() {
+        println!("no comparisons in {}", config.bridge_log.display());
+    }
+    for r in &routes {
+        let agreement = r
+            .agreement
+            .map_or_else(|| "-".to_string(), |a| format!("{:.2}%", a * 100.0));
+        println!(
+            "{}: agreement {agreement} ({} equal, {} different, {} errors of {} compared)",
+            r.route, r.equal, r.different, r.errors, r.compared
+        );
+        for (field, n) in &r.top_differences {
+            println!("    {field}: differs in {n}");
+        }
+    }
+    if unreadable > 0 {
+        eprintln!("patina: {unreadable} line(s) of the log could not be read");
+    }
+    ExitCode::SUCCESS
+}
+
+fn check(
+    config_path: &std::path::Path,
+    db: bool,
+    format: &str,
+    guard: Option<&(f64, std::time::Duration, String)>,
+) -> ExitCode {
     if !["text", "json", "github"].contains(&format) {
         eprintln!("patina: --format is text, json or github");
         return ExitCode::from(2);
@@ -730,6 +850,20 @@ fn check(config_path: &std::path::Path, db: bool, format: &str) -> ExitCode {
                             }
                         }
                         summary.push_str(", checked against their databases");
+                    }
+                    if let Some((min, window, text)) = guard {
+                        match app::bridge::guard(
+                            &config,
+                            &compiled.catalog,
+                            *min,
+                            (*window, text.as_str()),
+                        ) {
+                            Ok(more) => found.extend(more),
+                            Err(e) => {
+                                eprintln!("patina: {e}");
+                                return ExitCode::from(2);
+                            }
+                        }
                     }
                     // Response bodies are compared only when every route was described.
                     let published = app::published::check_published(

@@ -56,6 +56,10 @@ impl Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     writes: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Shadow comparisons by route and result (`equal`, `different`, `error`, `skipped`).
+    shadow: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Shadow statements' time, by route.
+    shadow_latency: Mutex<BTreeMap<String, Histogram>>,
     /// Calls to deprecated routes by route and client identity.
     deprecated: Mutex<BTreeMap<(String, String), u64>>,
     undecodable: Mutex<BTreeMap<(String, String, &'static str), u64>>,
@@ -94,6 +98,18 @@ impl Metrics {
         }
         if let Ok(mut m) = self.latency.lock() {
             m.entry(route.to_string()).or_default().observe(seconds);
+        }
+    }
+
+    /// A shadow comparison's result, and how long the shadow statement took.
+    pub fn shadow(&self, route: &str, result: &'static str, seconds: Option<f64>) {
+        if let Ok(mut m) = self.shadow.lock() {
+            *m.entry((route.to_string(), result)).or_default() += 1;
+        }
+        if let Some(s) = seconds
+            && let Ok(mut m) = self.shadow_latency.lock()
+        {
+            m.entry(route.to_string()).or_default().observe(s);
         }
     }
 
@@ -278,6 +294,32 @@ impl Metrics {
                     out,
                     "patina_writes_total{{route=\"{}\",outcome=\"{outcome}\"}} {n}",
                     escape(route)
+                );
+            }
+        }
+        out.push_str(
+            "# HELP patina_shadow_comparisons_total Shadow answers compared with the served one, by route and result (equal, different, error, skipped).\n",
+        );
+        out.push_str("# TYPE patina_shadow_comparisons_total counter\n");
+        if let Ok(m) = self.shadow.lock() {
+            for ((route, result), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "patina_shadow_comparisons_total{{route=\"{}\",result=\"{result}\"}} {n}",
+                    escape(route)
+                );
+            }
+        }
+        out.push_str(
+            "# HELP patina_shadow_duration_seconds Time of the shadow statement, by route (beside patina_request_duration_seconds).\n",
+        );
+        out.push_str("# TYPE patina_shadow_duration_seconds histogram\n");
+        if let Ok(m) = self.shadow_latency.lock() {
+            for (route, h) in m.iter() {
+                h.render(
+                    &mut out,
+                    "patina_shadow_duration_seconds",
+                    &format!("route=\"{}\"", escape(route)),
                 );
             }
         }

@@ -10,7 +10,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["secret", "clock", "diag"],
     &["codec", "dialect", "state"],
-    &["sql", "config", "shape", "cursor"],
+    &["sql", "config", "shape", "cursor", "bridge"],
     &["catalog", "cache"],
     &["mapping", "metrics"],
     &["source"],

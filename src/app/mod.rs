@@ -4,6 +4,7 @@
 //! integration test go through [`App::start`]. Owns the order in which things are built; each
 //! step's logic lives in its own module.
 
+pub mod bridge;
 pub mod dlq;
 pub mod introspect;
 pub mod published;
@@ -294,7 +295,8 @@ fn build(
     };
     let mut state = AppState::new(Arc::clone(catalog), config.docs.clone(), sources, security)
         .with_writes(config.max_body_bytes, config.state.clone())
-        .with_queue(config.queue);
+        .with_queue(config.queue)
+        .with_bridge_log(config.bridge_log.clone());
     let shared = redis.is_some();
     if let Some((redis, unreachable)) = redis {
         state = state.with_redis(redis, unreachable);

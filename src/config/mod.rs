@@ -80,6 +80,8 @@ pub struct Config {
     pub on_invalid: crate::codec::OnInvalid,
     pub state: StateSettings,
     pub queue: QueueSettings,
+    /// The migration bridge's log of shadow comparisons (`[bridge] log`).
+    pub bridge_log: PathBuf,
     /// What is allowed but unwise (a password written in the file).
     pub warnings: Vec<Diagnostic>,
 }
@@ -383,6 +385,11 @@ impl Config {
             max_body_bytes,
             cursor_key,
             on_invalid,
+            bridge_log: raw
+                .bridge
+                .as_ref()
+                .and_then(|b| b.log.as_deref())
+                .map_or_else(|| state.dir.join("bridge.jsonl"), |l| base.join(l)),
             state,
             queue,
             warnings: in_file_order(diags),

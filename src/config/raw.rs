@@ -314,6 +314,15 @@ pub(super) struct RawQueue {
     pub keep_delivered: Option<Spanned<String>>,
 }
 
+/// `[bridge]`: the migration bridge (routes with a `shadow`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBridge {
+    /// The log of shadow comparisons (JSON lines), relative to this file. Default
+    /// `bridge.jsonl` in the state folder.
+    pub log: Option<String>,
+}
+
 /// The whole file. A section that did not deserialize is `None` (its mistakes are reported).
 #[derive(Debug, Default)]
 pub(super) struct RawConfig {
@@ -324,10 +333,11 @@ pub(super) struct RawConfig {
     pub audit: Option<RawAudit>,
     pub state: Option<RawState>,
     pub queue: Option<RawQueue>,
+    pub bridge: Option<RawBridge>,
     pub sources: IndexMap<String, RawSource>,
 }
 
-const SECTIONS: &str = "server, docs, auth, rate_limit, audit, state, queue, sources";
+const SECTIONS: &str = "server, docs, auth, rate_limit, audit, state, queue, bridge, sources";
 
 impl RawConfig {
     /// Read the document, reporting every mistake found in it. `None` when the text is not
@@ -351,6 +361,7 @@ impl RawConfig {
                 "audit" => raw.audit = section(file, value, diags),
                 "state" => raw.state = section(file, value, diags),
                 "queue" => raw.queue = section(file, value, diags),
+                "bridge" => raw.bridge = section(file, value, diags),
                 "sources" => raw.sources = sources(file, value, diags),
                 other => diags.error_hint(
                     file,

@@ -9,8 +9,8 @@ use schemars::JsonSchema;
 use serde_json::Value;
 
 use super::raw::{
-    RawAudit, RawAuth, RawCommon, RawDocs, RawMssql, RawOdbc, RawQueue, RawRateLimit, RawServer,
-    RawState,
+    RawAudit, RawAuth, RawBridge, RawCommon, RawDocs, RawMssql, RawOdbc, RawQueue, RawRateLimit,
+    RawServer, RawState,
 };
 
 /// The schema of `T` as an editor wants it: draft 7, and no `null` (TOML has none; an option
@@ -74,6 +74,7 @@ struct ConfigFile {
     audit: Option<RawAudit>,
     state: Option<RawState>,
     queue: Option<RawQueue>,
+    bridge: Option<RawBridge>,
     /// The databases, by the name mapping files give as `source`.
     sources: Option<IndexMap<String, SourceTable>>,
 }

@@ -14,6 +14,7 @@ mod queue;
 pub use queue::view as delivery_view;
 mod route;
 mod script;
+mod shadow;
 mod write;
 
 use std::collections::HashMap;
@@ -70,6 +71,10 @@ pub struct AppState {
     redis: Option<Arc<crate::state::redis::Redis>>,
     /// The secret page cursors are signed with.
     cursor_key: crate::cursor::CursorKey,
+    /// The migration bridge's log of shadow comparisons.
+    bridge_log: Arc<crate::bridge::Log>,
+    /// Shadow statements running per route, bounded by the route's `shadow.concurrency`.
+    shadow_slots: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
 impl AppState {
@@ -89,6 +94,28 @@ impl AppState {
     /// The write queue's settings.
     pub fn queue_settings(&self) -> crate::config::QueueSettings {
         self.queue
+    }
+
+    /// Log shadow comparisons to this file.
+    #[must_use]
+    pub fn with_bridge_log(mut self, path: std::path::PathBuf) -> Self {
+        self.bridge_log = Arc::new(crate::bridge::Log::new(path));
+        self
+    }
+
+    /// The slots of a route's shadow statements (made with `size` on first use; a reload that
+    /// changes the size gets a new set).
+    fn shadow_slots(&self, route: &str, size: usize) -> Arc<tokio::sync::Semaphore> {
+        let mut slots = self
+            .shadow_slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = format!("{route}\u{1f}{size}");
+        Arc::clone(
+            slots
+                .entry(key)
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(size))),
+        )
     }
 
     /// Sign page cursors with `key` (else with a random key of this process).
@@ -216,6 +243,8 @@ impl AppState {
             delivery_wake: tokio::sync::Notify::new(),
             redis: None,
             cursor_key: crate::cursor::CursorKey::generate(),
+            bridge_log: Arc::new(crate::bridge::Log::new("data/bridge.jsonl".into())),
+            shadow_slots: std::sync::Mutex::new(HashMap::new()),
         }
     }
 

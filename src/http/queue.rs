@@ -133,6 +133,38 @@ pub(super) async fn accept(
     }
 }
 
+/// Queue a direct write's mirror (the same request, for the new database) after the write
+/// committed. The client's answer is the write's; a mirror that cannot be queued is logged
+/// and counted (`patina_writes_total{outcome="mirror-not-queued"}`), never silent.
+pub(super) async fn mirror(
+    state: &AppState,
+    r: &Request<'_>,
+    (mirror, params, objects, bytes): (
+        std::sync::Arc<crate::catalog::RoutePlan>,
+        Vec<crate::codec::BindValue>,
+        Vec<Object>,
+        Vec<u8>,
+    ),
+) {
+    let Some(queue) = mirror.write.as_ref().and_then(|w| w.queue.as_ref()) else {
+        return;
+    };
+    let request = Request {
+        req: r.req,
+        payload: None,
+        route: &mirror,
+        identity: r.identity,
+        params,
+        path_params: r.path_params,
+        claims: r.claims.clone(),
+        generation: r.generation,
+    };
+    if let Err(p) = accept(state, &request, queue, &objects, bytes, None).await {
+        error!(route = %r.route.id, problem = %p.slug, "the write committed, but its mirror could not be queued for the new database");
+        state.metrics.write(&mirror.id, "mirror-not-queued");
+    }
+}
+
 /// The text of the order key's value (empty for none).
 fn key_text(v: ValueRef, params: &[crate::codec::BindValue], objects: &[Object]) -> String {
     let b = match v {

@@ -354,6 +354,7 @@ async fn run(
     identity: &Identity,
     timing: &mut Timing,
 ) -> Result<(HttpResponse, usize), Problem> {
+    let run_started = Instant::now();
     let query = req.query_string();
     let (controls, rest, mut errors) = list::split_query(route, query);
     let params = match params::param_values(route, path_params, &rest, &|c| identity.claim(c)) {
@@ -429,6 +430,33 @@ async fn run(
     timing.cache = route.cache.map(|_| outcome);
     if route.cache.is_some() {
         state.metrics.cache(outcome);
+    }
+    if route.shadow.is_some() {
+        super::shadow::compare_later(
+            req.app_data::<actix_web::web::Data<AppState>>().cloned(),
+            route,
+            &controls,
+            &params,
+            super::shadow::Served {
+                body: if route.one && cached.rows == 0 {
+                    Arc::from(Vec::new())
+                } else {
+                    Arc::clone(&cached.body)
+                },
+                time: run_started.elapsed(),
+                params: path_params
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
+                        (k.clone(), v.into_owned())
+                    })
+                    .chain(
+                        form_urlencoded::parse(query.as_bytes())
+                            .map(|(k, v)| (k.into_owned(), v.into_owned())),
+                    )
+                    .collect(),
+            },
+        );
     }
     if route.one && cached.rows == 0 {
         return Err(Problem::not_found("No row matches these parameters."));
@@ -608,7 +636,7 @@ pub(super) fn bind_problem(route: &RoutePlan, e: BindError) -> Problem {
 
 /// Run the planned statement and build the response body (cacheable: no per-request parts
 /// beyond what the plan holds).
-async fn execute(
+pub(super) async fn execute(
     state: &AppState,
     route: &Arc<RoutePlan>,
     layout: &Arc<LayoutCache>,

@@ -76,8 +76,23 @@ pub(super) async fn serve(state: &AppState, mut r: Request<'_>) -> Result<HttpRe
         let key = key.map(|k| (format!("{}\n{}\n{k}", r.identity, r.route.id), fingerprint));
         return super::queue::accept(state, &r, queue, &objects, bytes, key).await;
     }
+    // A mirrored write is queued for the new database once this one has committed.
+    let mirror = r.route.mirror.as_ref().map(|m| {
+        (
+            Arc::clone(m),
+            r.params.clone(),
+            objects.clone(),
+            bytes.clone(),
+        )
+    });
     let Some(key) = key else {
-        return direct(state, r.route, plan, r.params, objects, if_match).await;
+        let answer = direct(state, r.route, plan, r.params.clone(), objects, if_match).await;
+        if let (Some(m), Ok(res)) = (mirror, &answer)
+            && res.status().is_success()
+        {
+            super::queue::mirror(state, &r, m).await;
+        }
+        return answer;
     };
     let keys = state.keys().map_err(|e| {
         error!(error = %e, "the idempotency records cannot be reached");
@@ -98,7 +113,12 @@ pub(super) async fn serve(state: &AppState, mut r: Request<'_>) -> Result<HttpRe
             return Err(state_unavailable());
         }
     }
-    let answer = direct(state, r.route, plan, r.params, objects, if_match).await;
+    let answer = direct(state, r.route, plan, r.params.clone(), objects, if_match).await;
+    if let (Some(m), Ok(res)) = (mirror, &answer)
+        && res.status().is_success()
+    {
+        super::queue::mirror(state, &r, m).await;
+    }
     let rid = super::request_id_of(r.req);
     let response = match answer {
         Ok(res) => res,

@@ -11,6 +11,7 @@
 //! the checks that span files (unique ids, one route per method and path).
 
 mod body;
+mod bridge;
 mod columns;
 mod delivery;
 mod fields;

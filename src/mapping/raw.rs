@@ -141,6 +141,15 @@ pub(super) struct RawRoute {
     /// delivery's transaction (effect exactly once).
     #[schemars(with = "Option<String>")]
     pub(super) dedup_table: Option<Spanned<String>>,
+    /// Reads: the same answer from another database, compared off the request path:
+    /// `shadow = { source = "newdb", sql = "...", sample = 0.1, columns.NEW_COL = "field" }`.
+    #[schemars(with = "Option<RawShadow>")]
+    pub(super) shadow: Option<Spanned<RawShadow>>,
+    /// Direct writes: the same write on the new database, delivered through the write queue
+    /// after the route's own commits: `[route.mirror]` with `source`, `sql` (or
+    /// `[[route.mirror.step]]`), `dedup_table`, `retry`, `order_key`.
+    #[schemars(with = "Option<RawMirror>")]
+    pub(super) mirror: Option<Spanned<RawMirror>>,
     /// Queued writes: `retry = { base = "1s", cap = "5m", max_attempts = 20, max_age = "24h" }`.
     #[schemars(with = "Option<RawRetry>")]
     pub(super) retry: Option<Spanned<RawRetry>>,
@@ -172,6 +181,61 @@ pub(super) enum RawCount {
 pub(super) struct RawExport {
     #[schemars(with = "Option<usize>")]
     pub(super) max_rows: Option<Spanned<usize>>,
+}
+
+/// `shadow = { ... }` of a read route: the migration bridge's second answer. `source`, `sql`
+/// and `columns` are compiled from the route's table as a route of their own (`shadow.rs`);
+/// reading them here checks their shape.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[allow(dead_code)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawShadow {
+    /// The new database (a source of patina.toml).
+    #[schemars(with = "String")]
+    pub(super) source: Spanned<String>,
+    /// Its statement, with the route's `:name` parameters.
+    #[schemars(with = "String")]
+    pub(super) sql: Spanned<String>,
+    /// The share of requests compared, from 0 (none) to 1 (all). Default 1.
+    #[schemars(with = "Option<f64>")]
+    pub(super) sample: Option<Spanned<f64>>,
+    /// How long a shadow statement may run. Default `2s`.
+    #[schemars(with = "Option<String>")]
+    pub(super) timeout: Option<Spanned<String>>,
+    /// Shadow statements of this route running at once; beyond, a request is not compared.
+    /// Default 4.
+    #[schemars(with = "Option<usize>")]
+    pub(super) concurrency: Option<Spanned<usize>>,
+    /// The new statement's columns, decoded into the route's public fields, as `columns`.
+    #[schemars(with = "Option<IndexMap<String, super::schema::ColumnEntry>>")]
+    pub(super) columns: Option<Spanned<toml::Value>>,
+}
+
+/// `mirror = { ... }` of a direct write: the migration bridge's mirrored write. Compiled from
+/// the route's table as a queued route of its own (`bridge.rs`); reading it here checks its
+/// shape.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(super) struct RawMirror {
+    /// The new database (a source of patina.toml).
+    #[schemars(with = "String")]
+    pub(super) source: Spanned<String>,
+    /// The statement, with the route's `:name` parameters and body fields (or `step`).
+    #[schemars(with = "Option<String>")]
+    pub(super) sql: Option<Spanned<String>>,
+    /// Statements run in order in one transaction.
+    #[schemars(with = "Option<Vec<RawStep>>")]
+    pub(super) step: Option<Spanned<Vec<RawStep>>>,
+    /// The table on the new database that records delivered ids (effect exactly once).
+    #[schemars(with = "Option<String>")]
+    pub(super) dedup_table: Option<Spanned<String>>,
+    /// How the mirrored write is retried while the new database is away.
+    #[schemars(with = "Option<RawRetry>")]
+    pub(super) retry: Option<Spanned<RawRetry>>,
+    /// The parameter or body field whose value keeps mirrored writes in order.
+    #[schemars(with = "Option<String>")]
+    pub(super) order_key: Option<Spanned<String>>,
 }
 
 /// `retry = { ... }` of a queued write.
@@ -354,7 +418,7 @@ pub(super) fn deserialize<T: serde::de::DeserializeOwned>(
         Err(e) => {
             let msg = e.message().trim().to_string();
             let hint = if msg.starts_with("unknown field") {
-                format!("check the spelling; see the {what} fields in the README")
+                format!("check the spelling; see the {what} fields in mappings/README.md")
             } else if msg.starts_with("missing field") {
                 format!("add it to the {what}")
             } else {

@@ -150,6 +150,34 @@ pub(super) fn compile_route(
         raw.tags
     };
 
+    let derive = super::bridge::Derive {
+        mf,
+        route: value,
+        table,
+        file_source,
+        sources,
+        default_max_rows,
+    };
+    let shadow = raw.shadow.as_ref().and_then(|sh| {
+        super::bridge::compile_shadow(
+            &derive,
+            &cx,
+            sh,
+            is_write || list.page.is_some(),
+            raw.sql.as_ref().map(|s| s.get_ref().as_str()),
+            diags,
+        )
+    });
+    let mirror = raw.mirror.as_ref().and_then(|m| {
+        super::bridge::compile_mirror(
+            &derive,
+            &cx,
+            m.span(),
+            is_write,
+            write.as_ref().is_some_and(|w| w.queue.is_some()),
+            diags,
+        )
+    });
     if diags.errors().count() > errors_before {
         return None;
     }
@@ -170,6 +198,8 @@ pub(super) fn compile_route(
         statement_timeout,
         deprecation,
         accept_breaking: raw.accept_breaking.as_ref().map(|a| a.get_ref().clone()),
+        shadow,
+        mirror,
         one: raw.one,
         max_rows,
         source,

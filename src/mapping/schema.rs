@@ -55,7 +55,7 @@ enum ParamEntry {
 #[derive(JsonSchema)]
 #[serde(untagged)]
 #[allow(dead_code)]
-enum ColumnEntry {
+pub(super) enum ColumnEntry {
     /// The JSON field name.
     Name(String),
     Full(Box<RawColumn>),

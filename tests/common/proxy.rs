@@ -50,6 +50,12 @@ impl Proxy {
                             continue;
                         };
                         let mut s = streams.lock().expect("lock");
+                        // Cut while this one was being accepted: it must not outlive the cut.
+                        if !up.load(Ordering::SeqCst) {
+                            let _ = client.shutdown(Shutdown::Both);
+                            let _ = server.shutdown(Shutdown::Both);
+                            continue;
+                        }
                         s.push(client.try_clone().expect("clone"));
                         s.push(server.try_clone().expect("clone"));
                         drop(s);
@@ -97,10 +103,13 @@ impl Proxy {
     }
 
     pub fn cut(&self) {
-        self.up.store(false, Ordering::Relaxed);
-        for s in self.streams.lock().expect("lock").drain(..) {
+        // Under the streams' lock, so that a connection being accepted sees it (see `serve`).
+        let mut streams = self.streams.lock().expect("lock");
+        self.up.store(false, Ordering::SeqCst);
+        for s in streams.drain(..) {
             let _ = s.shutdown(Shutdown::Both);
         }
+        drop(streams);
         std::thread::sleep(Duration::from_millis(50));
     }
 
