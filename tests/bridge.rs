@@ -452,6 +452,21 @@ fn check_refuses_a_shadow_it_cannot_compare() {
         "{}",
         o.err
     );
+    // check --db prepares the shadow's statement on its own database too.
+    std::fs::write(
+        v1.join("c.toml"),
+        mapping(&SAME.replace("FROM CUSMST", "FROM NO_SUCH_TABLE"), ""),
+    )
+    .expect("mapping");
+    let o = common::patina(&["check", "--db"], dir.path());
+    assert_eq!(o.code, Some(2), "{}{}", o.out, o.err);
+    assert!(
+        o.err.contains(
+            "route `listCustomersByState#shadow`: source `newdb` could not prepare the statement"
+        ),
+        "{}",
+        o.err
+    );
 }
 
 /// Wait until the gateway has loaded its `n`th catalog (the first is the start).

@@ -377,7 +377,20 @@ pub async fn check_against_sources(
     };
     // A finding about one mapped column points at its line.
     let at = |line: usize, d: Diagnostic| Diagnostic { line, ..d };
-    for (index, route) in catalog.routes.iter().enumerate() {
+    // Each route, then the shadows and mirrors of the migration bridge (on their own sources;
+    // what they describe is not kept for the documents).
+    let plans = catalog
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (Some(i), r))
+        .chain(catalog.routes.iter().flat_map(|r| {
+            r.shadow
+                .iter()
+                .map(|s| (None, &s.plan))
+                .chain(r.mirror.iter().map(|m| (None, m)))
+        }));
+    for (index, route) in plans {
         let Some(source) = sources.get(&route.source) else {
             continue;
         };
@@ -569,7 +582,7 @@ pub async fn check_against_sources(
                 ));
             }
         }
-        if let Some(learned) = learned {
+        if let (Some(learned), Some(index)) = (learned, index) {
             learned.set(index, d);
         }
     }

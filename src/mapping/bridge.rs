@@ -133,6 +133,7 @@ pub(super) fn compile_shadow(
     );
     let mut plan = plan.filter(|_| ok)?;
     plan.statement_timeout = Some(timeout);
+    plan.id = format!("{}#shadow", plan.id);
     let ordered = primary_sql.is_some_and(crate::dialect::has_top_level_order_by);
     Some(Arc::new(Shadow {
         plan: Arc::new(plan),

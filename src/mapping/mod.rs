@@ -42,6 +42,7 @@ use crate::diag::{Diagnostic, Diagnostics, LoadError, SourceFile};
 use crate::dialect::{Dialect, Placeholders};
 
 pub use load::load_dir;
+pub use path::normalize_path;
 pub use schema::mapping_schema;
 
 /// What mapping compilation needs to know about a configured source.
@@ -279,7 +280,7 @@ fn check_across_files(routes: &[Located<'_>], diags: &mut Diagnostics) {
         } else {
             ids.insert(plan.id.clone(), (file.name.clone(), line));
         }
-        let shape = path::normalize_path(&plan.path);
+        let shape = normalize_path(&plan.path);
         if let Some((f, l)) = seen_paths.get(&(plan.method.clone(), shape.clone())) {
             diags.error_hint(
                 file,

@@ -7,8 +7,8 @@ use toml::Spanned;
 use super::fields::is_identifier;
 use crate::diag::{Diagnostics, SourceFile};
 
-/// `/v1/jobs/{a}` and `/v1/jobs/{b}` have the same shape.
-pub(super) fn normalize_path(path: &str) -> String {
+/// `/v1/jobs/{a}` and `/v1/jobs/{b}` have the same shape (the same URLs to a caller).
+pub fn normalize_path(path: &str) -> String {
     let mut out = String::new();
     let mut in_param = false;
     for c in path.chars() {

@@ -13,6 +13,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
+use crate::mapping::normalize_path;
+
 /// How bad a change is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
@@ -43,7 +45,7 @@ pub fn changes(published: &Value, current: &Value, responses: bool) -> Vec<Chang
         for (path, item) in paths {
             for m in METHODS {
                 if let Some(op) = item.get(m) {
-                    now.insert((m, shape(path)), op);
+                    now.insert((m, normalize_path(path)), op);
                 }
             }
         }
@@ -62,28 +64,10 @@ pub fn changes(published: &Value, current: &Value, responses: bool) -> Vec<Chang
                 path: path.clone(),
                 out: &mut out,
             };
-            match now.get(&(m, shape(path))) {
+            match now.get(&(m, normalize_path(path))) {
                 None => found.push(Level::Breaking, "the route is gone".to_string()),
                 Some(new) => found.operation(old, new, responses),
             }
-        }
-    }
-    out
-}
-
-/// `/v1/jobs/{a}` and `/v1/jobs/{b}` are the same URL to a caller.
-fn shape(path: &str) -> String {
-    let mut out = String::new();
-    let mut inside = false;
-    for c in path.chars() {
-        match c {
-            '{' => {
-                inside = true;
-                out.push_str("{}");
-            }
-            '}' => inside = false,
-            _ if inside => {}
-            _ => out.push(c),
         }
     }
     out
