@@ -121,6 +121,7 @@ pub struct Successor {
 impl Successor {
     /// The successor's URL for a request with these (raw, percent-encoded) path values.
     pub fn link(&self, path_params: &[(String, String)]) -> String {
+        use std::fmt::Write as _;
         let mut out = String::with_capacity(self.path.len());
         let mut rest = self.path.as_str();
         while let Some(open) = rest.find('{') {
@@ -130,7 +131,19 @@ impl Successor {
             };
             let name = &rest[open + 1..open + close];
             if let Some((_, v)) = path_params.iter().find(|(k, _)| k == name) {
-                out.push_str(v);
+                // Still percent-encoded as sent; what could end the link is encoded too.
+                for c in v.chars() {
+                    match c {
+                        '<' | '>' | '"' | ',' | ';' | ' ' | '\\' => {
+                            let mut b = [0; 4];
+                            for byte in c.encode_utf8(&mut b).bytes() {
+                                let _ = write!(out, "%{byte:02X}");
+                            }
+                        }
+                        c if c.is_control() => {}
+                        c => out.push(c),
+                    }
+                }
             }
             rest = &rest[open + close + 1..];
         }

@@ -46,7 +46,7 @@ pub fn guard(
             Some((a, s)) if a < min => Some(format!(
                 "its shadow agreed on {:.1}% of {} comparisons in the last {window_text}, below {:.1}%",
                 a * 100.0,
-                s.equal + s.different,
+                s.compared,
                 min * 100.0
             )),
             Some(_) => None,

@@ -443,18 +443,11 @@ async fn run(
                 } else {
                     Arc::clone(&cached.body)
                 },
+                rows: cached.rows,
                 time: run_started.elapsed(),
-                params: path_params
-                    .iter()
-                    .map(|(k, v)| {
-                        let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
-                        (k.clone(), v.into_owned())
-                    })
-                    .chain(
-                        form_urlencoded::parse(query.as_bytes())
-                            .map(|(k, v)| (k.into_owned(), v.into_owned())),
-                    )
-                    .collect(),
+                cached: outcome == cache::Outcome::Hit,
+                path_params,
+                query,
             },
         );
     }

@@ -20,12 +20,16 @@ use crate::codec::BindValue;
 use crate::encode::LayoutCache;
 
 /// What the primary answered, for the comparison.
-pub(super) struct Served {
+pub(super) struct Served<'a> {
     /// The body as served (empty for a `one` route's 404).
     pub body: Arc<[u8]>,
+    pub rows: usize,
     pub time: Duration,
-    /// The request's path and query parameters, for the log.
-    pub params: BTreeMap<String, String>,
+    /// Served from the response cache: not compared (the shadow would read newer data).
+    pub cached: bool,
+    /// The request's raw path parameters and query, for the log.
+    pub path_params: &'a [(String, String)],
+    pub query: &'a str,
 }
 
 /// Compare this request's answer with the shadow's, if the route has one and the request is
@@ -35,11 +39,14 @@ pub(super) fn compare_later(
     route: &Arc<RoutePlan>,
     controls: &Controls,
     params: &[BindValue],
-    served: Served,
+    served: Served<'_>,
 ) {
     let (Some(app), Some(shadow)) = (app, route.shadow.clone()) else {
         return;
     };
+    if served.cached {
+        return;
+    }
     // Only the route's whole answer is compared: no limit, cursor, sort, fields or count.
     if controls.limit.is_some()
         || controls.cursor.is_some()
@@ -76,68 +83,93 @@ pub(super) fn compare_later(
         return;
     };
     let route = Arc::clone(route);
+    // A field sensitive on either side is never quoted (a cut-over swaps the sides).
     let sensitive: HashSet<String> = route
         .columns
         .iter()
+        .chain(shadow.plan.columns.iter())
         .filter(|c| c.sensitive)
         .map(|c| c.output.clone())
         .collect();
+    let params: BTreeMap<String, String> = served
+        .path_params
+        .iter()
+        .map(|(k, v)| {
+            let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
+            (k.clone(), v.into_owned())
+        })
+        .chain(
+            form_urlencoded::parse(served.query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned())),
+        )
+        .collect();
+    let (primary, primary_rows, primary_time) = (served.body, served.rows, served.time);
     tokio::spawn(async move {
+        // The slot is held until the statement ended: its own statement timeout (the shadow's
+        // `timeout`) ends it on the database.
         let _permit = permit;
         let layout = Arc::new(LayoutCache::default());
         let started = Instant::now();
-        let ran = tokio::time::timeout(
-            shadow.timeout,
-            super::route::execute(&app, &shadow.plan, &layout, &planned, None),
-        )
-        .await;
+        let ran = super::route::execute(&app, &shadow.plan, &layout, &planned, None).await;
         let shadow_time = started.elapsed();
         let mut entry = Entry {
-            time: crate::clock::now_rfc3339(),
+            time: crate::clock::rfc3339_ms(crate::clock::now_ms()),
             route: route.id.clone(),
             result: "error".into(),
-            params: served.params,
+            params,
             differences: Vec::new(),
             error: None,
-            primary_ms: served.time.as_secs_f64() * 1000.0,
+            primary_ms: primary_time.as_secs_f64() * 1000.0,
             shadow_ms: Some(shadow_time.as_secs_f64() * 1000.0),
         };
+        let cap = route.max_rows;
         let shadow_body = match ran {
-            Err(_) => {
-                entry.error = Some(format!("no answer within {:?}", shadow.timeout));
-                None
-            }
-            Ok(Err(problem)) => {
+            Err(problem) => {
                 entry.error = Some(format!(
                     "the shadow failed: {} ({})",
                     problem.title, problem.slug
                 ));
                 None
             }
-            Ok(Ok(c)) if route.one && c.rows == 0 => Some(Arc::from(Vec::new())),
-            Ok(Ok(c)) => Some(c.body),
-        };
-        if let Some(body) = shadow_body {
-            match bridge::compare(&served.body, &body, route.one, shadow.ordered, &sensitive) {
-                Ok(c) if c.differences.is_empty() => entry.result = "equal".into(),
-                Ok(c) => {
-                    entry.result = "different".into();
-                    entry.differences = c.differences;
-                }
-                Err(e) => entry.error = Some(e),
+            // A list cut off at max_rows may be another subset on each side: not judged.
+            Ok(c) if !route.one && (c.rows >= cap || primary_rows >= cap) => {
+                entry.error = Some(format!("an answer reached max_rows ({cap}): not compared"));
+                None
             }
-        }
-        let result: &'static str = match entry.result.as_str() {
-            "equal" => "equal",
-            "different" => "different",
-            _ => "error",
+            Ok(c) if route.one && c.rows == 0 => Some(Arc::from(Vec::new())),
+            Ok(c) => Some(c.body),
         };
-        app.metrics
-            .shadow(&route.id, result, Some(shadow_time.as_secs_f64()));
+        let (ordered, one) = (shadow.ordered, route.one);
         let log = Arc::clone(&app.bridge_log);
-        let written = tokio::task::spawn_blocking(move || log.append(&entry)).await;
-        if let Ok(Err(e)) = written {
-            warn!(route = %route.id, error = %e, "the bridge log could not be written");
+        // Parsing and comparing two answers is work for a blocking thread, not a request's.
+        let judged = tokio::task::spawn_blocking(move || {
+            if let Some(body) = shadow_body {
+                match bridge::compare(&primary, &body, one, ordered, &sensitive) {
+                    Ok(c) if c.differences.is_empty() => entry.result = "equal".into(),
+                    Ok(c) => {
+                        entry.result = "different".into();
+                        entry.differences = c.differences;
+                    }
+                    Err(e) => entry.error = Some(e),
+                }
+            }
+            let result: &'static str = match entry.result.as_str() {
+                "equal" => "equal",
+                "different" => "different",
+                _ => "error",
+            };
+            (result, log.append(&entry))
+        })
+        .await;
+        match judged {
+            Ok((result, written)) => {
+                app.metrics
+                    .shadow(&route.id, result, Some(shadow_time.as_secs_f64()));
+                if let Err(e) = written {
+                    warn!(route = %route.id, error = %e, "the bridge log could not be written");
+                }
+            }
+            Err(e) => warn!(route = %route.id, error = %e, "a shadow comparison did not finish"),
         }
     });
 }

@@ -264,7 +264,15 @@ impl Found<'_> {
                 );
             }
         }
+        // A wider integer accepts every narrower one (`int32` → `int64`, or none).
+        let widened_integer = matches!(
+            (o["format"].as_str(), n["format"].as_str()),
+            (Some("int32"), Some("int64"))
+        );
         for key in ["pattern", "format"] {
+            if key == "format" && widened_integer {
+                continue;
+            }
             if !n[key].is_null() && n[key] != o[key] {
                 self.push(
                     Level::Breaking,
@@ -674,6 +682,24 @@ mod tests {
                 "parameter `job_number`: `minimum` narrowed from 1 to 100",
                 "parameter `plant` now accepts only \"CL\", \"DT\"",
                 "parameter `plant`: `maxLength` narrowed from 3 to 2",
+            ]
+        );
+        let wider = {
+            let mut p = base_params();
+            p[0]["schema"] = json!({ "type": "integer", "format": "int64" });
+            doc(&op(&p, &["200"]), &row())
+        };
+        let int32 = {
+            let mut p = base_params();
+            p[0]["schema"] = json!({ "type": "integer", "format": "int32", "minimum": 1 });
+            doc(&op(&p, &["200"]), &row())
+        };
+        assert!(messages(&int32, &wider).is_empty(), "int32 → int64 widens");
+        assert_eq!(
+            messages(&wider, &int32),
+            [
+                "parameter `job_number`: `minimum` narrowed from none to 1",
+                "parameter `job_number`: `format` changed from \"int64\" to \"int32\""
             ]
         );
         let retyped = {

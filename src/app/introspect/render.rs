@@ -55,7 +55,13 @@ pub struct Header {
 pub fn render(tables: &[Table], dict: &Dictionary, header: &Header) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "#:schema {}", header.schema);
-    let _ = writeln!(out, "# Made by `{}`.", header.command);
+    // One comment line, whatever the command held.
+    let command: String = header
+        .command
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let _ = writeln!(out, "# Made by `{command}`.");
     out.push_str(
         "# Names come from legacy abbreviations and codecs from SQL types: review them, and every\n\
          # line marked `# confirm:`. Then `patina check --db`.\n",
@@ -119,9 +125,11 @@ fn planned_columns<'a>(t: &'a Table, dict: &Dictionary) -> Vec<Planned<'a>> {
         .iter()
         .map(|c| {
             let mut field = dict.field_name(&c.name);
-            if !used.insert(field.clone()) {
-                field = c.name.to_ascii_lowercase();
-                used.insert(field.clone());
+            // Two columns with one name: the later gets a number.
+            let mut n = 2;
+            while !used.insert(field.clone()) {
+                field = format!("{}_{n}", dict.field_name(&c.name));
+                n += 1;
             }
             let (mut codec, param, confirm) = guess(c, dict.names_a_date(&c.name));
             // A number read as a date serves its zero (no date) as null.
@@ -377,11 +385,13 @@ fn render_list(
             );
         }
         From::Statement(sql) => {
-            let _ = writeln!(
-                out,
-                "sql = \"\"\"\n{}\n\"\"\"",
-                sql.trim().replace("\"\"\"", "\"\"\\\"")
-            );
+            // A literal string keeps the SQL as written (backslashes included); a statement
+            // holding three quotes in a row is written as a basic string instead.
+            if sql.contains("'''") {
+                let _ = writeln!(out, "sql = {}", quoted(sql.trim()));
+            } else {
+                let _ = writeln!(out, "sql = '''\n{}\n'''", sql.trim());
+            }
         }
     }
     write_columns(out, columns);
@@ -626,6 +636,24 @@ mod tests {
         assert!(text.contains("max_rows = 1000"), "{text}");
         assert!(!text.contains("\npage ="), "{text}");
         assert!(!text.contains("getJob"), "{text}");
+    }
+
+    #[test]
+    fn a_statement_is_kept_as_written() {
+        let mut t = jobmst(false);
+        t.key.clear();
+        let sql = "SELECT JOBNO FROM JOBMST\nWHERE JOBDS LIKE 'A\\%' ESCAPE '\\'";
+        t.from = From::Statement(sql.into());
+        let mut h = header();
+        h.command = "patina introspect --sql 'SELECT JOBNO\nFROM JOBMST'".into();
+        let text = render(&[t], &Dictionary::default(), &h);
+        let parsed: toml::Table = toml::from_str(&text).expect("valid TOML");
+        let route = &parsed["route"].as_array().expect("routes")[0];
+        assert_eq!(
+            route["sql"].as_str().map(str::trim_end),
+            Some(sql),
+            "{text}"
+        );
     }
 
     #[test]
