@@ -468,3 +468,20 @@ fn check_refuses_breaking_changes_to_a_published_version() {
         "{accepted:#?}"
     );
 }
+
+#[test]
+fn a_published_folder_that_is_not_there_is_said() {
+    let good = "source = \"demo\"\n[[route]]\nid = \"a\"\npublic = true\npath = \"/a\"\nsql = \"SELECT JOBNO FROM JOBMST\"\n";
+    let dir = project(
+        &format!("[docs]\npublished = \"publishd\"\n\n{}", sqlite_config()),
+        &[("v1/a.toml", good)],
+    );
+    let o = common::patina(&["check"], dir.path());
+    assert_eq!(o.code, Some(1), "a warning: {}{}", o.out, o.err);
+    assert!(
+        o.err
+            .contains("`[docs] published` names `publishd`, which is not a folder"),
+        "{}",
+        o.err
+    );
+}

@@ -344,6 +344,20 @@ impl Config {
             .as_ref()
             .map(|q| compile_queue(&file, q, &mut diags))
             .unwrap_or_default();
+        // A published folder named but missing would turn the breaking-change guard off.
+        if let Some(p) = raw.docs.as_ref().and_then(|d| d.published.as_deref())
+            && !base.join(p).is_dir()
+        {
+            diags.at(
+                crate::diag::Severity::Warning,
+                &file,
+                None,
+                format!(
+                    "`[docs] published` names `{p}`, which is not a folder: breaking changes to published documents are not checked"
+                ),
+                Some("write the documents there with `patina openapi --db --out FOLDER`, or fix the path".into()),
+            );
+        }
         let mut sources = IndexMap::new();
         for (name, src) in raw.sources {
             if let Some(s) = compile_source(&file, &name, src, base, env, &mut diags) {

@@ -49,10 +49,37 @@ pub(super) fn deliveries_base(route_path: &str) -> String {
     format!("/{version}/_deliveries")
 }
 
+/// What a queued write keeps of its request, borrowed from it (or from a mirror's own copy).
+pub(super) struct Incoming<'a> {
+    pub route: &'a std::sync::Arc<crate::catalog::RoutePlan>,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub path_params: &'a [(String, String)],
+    pub claims: &'a BTreeMap<String, String>,
+    pub identity: &'a str,
+    pub params: &'a [crate::codec::BindValue],
+    pub generation: u64,
+}
+
+impl<'a> Incoming<'a> {
+    pub(super) fn of(r: &'a Request<'a>) -> Self {
+        Incoming {
+            route: r.route,
+            path: r.req.path(),
+            query: r.req.query_string(),
+            path_params: r.path_params,
+            claims: &r.claims,
+            identity: r.identity,
+            params: &r.params,
+            generation: r.generation,
+        }
+    }
+}
+
 /// Accept a queued write: `202` + `Location` once it is on disk; `503` when the queue is full.
 pub(super) async fn accept(
     state: &AppState,
-    r: &Request<'_>,
+    r: &Incoming<'_>,
     queue: &QueuePlan,
     objects: &[Object],
     bytes: Vec<u8>,
@@ -82,11 +109,11 @@ pub(super) async fn accept(
     let order_key = queue
         .order_key
         .as_ref()
-        .map(|(_, v)| format!("{}\n{}", r.route.id, key_text(*v, &r.params, objects)));
+        .map(|(_, v)| format!("{}\n{}", r.route.id, key_text(*v, r.params, objects)));
     let request = StoredRequest {
-        path: r.req.path().to_string(),
+        path: r.path.to_string(),
         path_params: r.path_params.to_vec(),
-        query: r.req.query_string().to_string(),
+        query: r.query.to_string(),
         claims: r.claims.clone(),
         body: String::from_utf8(bytes).unwrap_or_default(),
     };
@@ -134,10 +161,10 @@ pub(super) async fn accept(
 }
 
 /// Queue a direct write's mirror (the same request, for the new database) after the write
-/// committed. The client's answer is the write's; a mirror that cannot be queued is logged
-/// and counted (`patina_writes_total{outcome="mirror-not-queued"}`), never silent.
-pub(super) async fn mirror(
-    state: &AppState,
+/// committed, in a task of its own: the client's answer (the write's) does not wait for it,
+/// and a client that goes away does not take it along. A mirror that cannot be queued is
+/// logged and counted (`patina_writes_total{outcome="mirror-not-queued"}`), never silent.
+pub(super) fn mirror(
     r: &Request<'_>,
     (mirror, params, objects, bytes): (
         std::sync::Arc<crate::catalog::RoutePlan>,
@@ -146,23 +173,32 @@ pub(super) async fn mirror(
         Vec<u8>,
     ),
 ) {
-    let Some(queue) = mirror.write.as_ref().and_then(|w| w.queue.as_ref()) else {
+    let Some(app) = r.req.app_data::<actix_web::web::Data<AppState>>().cloned() else {
         return;
     };
-    let request = Request {
-        req: r.req,
-        payload: None,
-        route: &mirror,
-        identity: r.identity,
-        params,
-        path_params: r.path_params,
-        claims: r.claims.clone(),
-        generation: r.generation,
-    };
-    if let Err(p) = accept(state, &request, queue, &objects, bytes, None).await {
-        error!(route = %r.route.id, problem = %p.slug, "the write committed, but its mirror could not be queued for the new database");
-        state.metrics.write(&mirror.id, "mirror-not-queued");
-    }
+    let (path, query) = (r.req.path().to_string(), r.req.query_string().to_string());
+    let (path_params, claims) = (r.path_params.to_vec(), r.claims.clone());
+    let (identity, generation, route_id) =
+        (r.identity.to_string(), r.generation, r.route.id.clone());
+    tokio::spawn(async move {
+        let Some(queue) = mirror.write.as_ref().and_then(|w| w.queue.as_ref()) else {
+            return;
+        };
+        let incoming = Incoming {
+            route: &mirror,
+            path: &path,
+            query: &query,
+            path_params: &path_params,
+            claims: &claims,
+            identity: &identity,
+            params: &params,
+            generation,
+        };
+        if let Err(p) = accept(&app, &incoming, queue, &objects, bytes, None).await {
+            error!(route = %route_id, problem = %p.slug, "the write committed, but its mirror could not be queued for the new database");
+            app.metrics.write(&mirror.id, "mirror-not-queued");
+        }
+    });
 }
 
 /// The text of the order key's value (empty for none).

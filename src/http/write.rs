@@ -74,7 +74,15 @@ pub(super) async fn serve(state: &AppState, mut r: Request<'_>) -> Result<HttpRe
     ]);
     if let Some(queue) = &plan.queue {
         let key = key.map(|k| (format!("{}\n{}\n{k}", r.identity, r.route.id), fingerprint));
-        return super::queue::accept(state, &r, queue, &objects, bytes, key).await;
+        return super::queue::accept(
+            state,
+            &super::queue::Incoming::of(&r),
+            queue,
+            &objects,
+            bytes,
+            key,
+        )
+        .await;
     }
     // A mirrored write is queued for the new database once this one has committed.
     let mirror = r.route.mirror.as_ref().map(|m| {
@@ -90,7 +98,7 @@ pub(super) async fn serve(state: &AppState, mut r: Request<'_>) -> Result<HttpRe
         if let (Some(m), Ok(res)) = (mirror, &answer)
             && res.status().is_success()
         {
-            super::queue::mirror(state, &r, m).await;
+            super::queue::mirror(&r, m);
         }
         return answer;
     };
@@ -117,7 +125,7 @@ pub(super) async fn serve(state: &AppState, mut r: Request<'_>) -> Result<HttpRe
     if let (Some(m), Ok(res)) = (mirror, &answer)
         && res.status().is_success()
     {
-        super::queue::mirror(state, &r, m).await;
+        super::queue::mirror(&r, m);
     }
     let rid = super::request_id_of(r.req);
     let response = match answer {
