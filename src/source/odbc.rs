@@ -247,13 +247,27 @@ impl Worker {
             .target
             .odbc_connection_string()
             .ok_or_else(|| SourceError::Unavailable("not an ODBC source".into()))?;
-        match env.connect_with_connection_string(
-            connection_string.expose(),
-            ConnectionOptions {
-                login_timeout_sec: Some(login),
-                ..ConnectionOptions::default()
-            },
-        ) {
+        let connect = || {
+            env.connect_with_connection_string(
+                connection_string.expose(),
+                ConnectionOptions {
+                    login_timeout_sec: Some(login),
+                    ..ConnectionOptions::default()
+                },
+            )
+        };
+        // The driver manager now and then fails to load a driver library that is there
+        // ("Can't open lib … file not found"), for every connection of a process at once, and
+        // loads it a moment later: a load failure is tried once more before it counts.
+        let connected = match connect() {
+            Err(e) if e.to_string().contains("Can't open lib") => {
+                debug!(source = %self.cfg.name, error = %e, "driver did not load; trying again");
+                std::thread::sleep(Duration::from_millis(250));
+                connect()
+            }
+            other => other,
+        };
+        match connected {
             Ok(c) => {
                 if self.last_failure.take().is_some() {
                     info!(source = %self.cfg.name, "source reachable again");
