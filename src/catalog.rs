@@ -157,11 +157,10 @@ impl Successor {
 #[derive(Clone, Debug)]
 pub struct Shadow {
     /// The route as the shadow runs it: its source, statement and columns, the route's
-    /// parameters; its statement timeout is the shadow's `timeout`.
+    /// parameters; its statement timeout is the shadow's `timeout`, which ends it.
     pub plan: Arc<RoutePlan>,
     /// The share of requests compared, in (0, 1].
     pub sample: f64,
-    pub timeout: Duration,
     /// Shadow statements of this route at once; beyond, a request is not compared.
     pub concurrency: usize,
     /// The route orders its rows: positions must agree.

@@ -3,7 +3,7 @@
 //! the two answers are compared ([`crate::bridge::compare`]). The client's response, status
 //! and latency never wait for it: the shadow runs in a task of its own, at most
 //! `shadow.concurrency` at once per route (beyond, the request is not compared), each bounded
-//! by `shadow.timeout` (also its statement timeout on the database).
+//! by `shadow.timeout`, its statement timeout on the database (its slot is held until then).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;

@@ -138,7 +138,6 @@ pub(super) fn compile_shadow(
     Some(Arc::new(Shadow {
         plan: Arc::new(plan),
         sample,
-        timeout,
         concurrency,
         ordered,
     }))
@@ -191,19 +190,15 @@ pub(super) fn compile_mirror(
         return None;
     }
     let queued_word = Spanned::new(span, DeValue::String("queued".into()));
-    let errors_before = diags.errors().count();
-    let plan = derive(
+    // `derive` gives nothing when the mirror has a mistake (each reported).
+    let mut plan = derive(
         sx,
         "mirror",
         NOT_INHERITED_BY_MIRROR,
         &["source", "sql", "step", "dedup_table", "retry", "order_key"],
         Some(("delivery", queued_word)),
         diags,
-    );
-    if diags.errors().count() > errors_before {
-        return None;
-    }
-    let mut plan = plan?;
+    )?;
     plan.id = format!("{}#mirror", plan.id);
     Some(Arc::new(plan))
 }
