@@ -29,6 +29,8 @@ pub struct Cached {
     pub acquire_time: Option<Duration>,
     pub db_time: Option<Duration>,
     pub encode_time: Option<Duration>,
+    /// A `batch` route's lookup: how many lookups its statement answered (1: alone).
+    pub batch: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -164,6 +166,7 @@ mod tests {
             acquire_time: None,
             db_time: None,
             encode_time: None,
+            batch: None,
         }
     }
 

@@ -204,6 +204,8 @@ pub struct RoutePlan {
     /// Why breaking changes to this route's published document are accepted (`patina check`
     /// compares it with `openapi/<version>.json`).
     pub accept_breaking: Option<String>,
+    /// A `one = true` read whose concurrent lookups may run as one statement (`batch`).
+    pub batch: Option<Arc<crate::sql::batch::Batched>>,
     /// One object (404 when no row) rather than a list.
     pub one: bool,
     /// Row cap for list routes.

@@ -264,6 +264,28 @@ impl Dialect {
         }
     }
 
+    /// Whether `=` on text ignores trailing spaces (a shorter value padded with blanks): SQL
+    /// Server and DB2 for every string type, PostgreSQL for CHAR, SQLite never. A batched
+    /// lookup matches its rows to keys the same way.
+    pub fn pads_trailing_spaces(self, fixed: bool) -> bool {
+        match self {
+            Self::Mssql | Self::Db2i => true,
+            Self::Postgres => fixed,
+            Self::Sqlite => false,
+        }
+    }
+
+    /// The comparison that looks up `n` values of `:key` at once in a batched lookup (every
+    /// dialect here takes an IN list; the placeholders are rewritten afterwards).
+    pub fn in_list(self, column: &str, key: &str, n: usize) -> String {
+        let list = vec![format!(":{key}"); n].join(", ");
+        match self {
+            Self::Db2i | Self::Mssql | Self::Postgres | Self::Sqlite => {
+                format!("{column} IN ({list})")
+            }
+        }
+    }
+
     /// A statement that touches no table, to see whether the database answers.
     pub fn ping_sql(self) -> &'static str {
         match self {

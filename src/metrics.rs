@@ -16,6 +16,12 @@ const BUCKETS: [f64; 12] = [
 /// Most route/client pairs kept for calls to deprecated routes.
 const DEPRECATED_SERIES: usize = 1000;
 
+/// Bucket bounds of the number of lookups in one batched statement.
+const BATCH_BUCKETS: [usize; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+/// Counts per bucket of [`BATCH_BUCKETS`], sum, count.
+type BatchSizes = ([u64; BATCH_BUCKETS.len()], u64, u64);
+
 /// Bucket bounds of attempts per finished delivery.
 const ATTEMPT_BUCKETS: [u32; 7] = [1, 2, 3, 5, 8, 13, 21];
 
@@ -67,6 +73,9 @@ pub struct Metrics {
     /// Attempts per finished delivery: counts per bucket of [`ATTEMPT_BUCKETS`], sum, count.
     attempts: Mutex<([u64; ATTEMPT_BUCKETS.len()], u64, u64)>,
     latency: Mutex<BTreeMap<String, Histogram>>,
+    /// Per `batch` route, requests by the size of the statement they ran in: counts per
+    /// bucket of [`BATCH_BUCKETS`], sum, count.
+    batches: Mutex<BTreeMap<String, BatchSizes>>,
     queries: Mutex<BTreeMap<String, Histogram>>,
     pub rate_limited: AtomicU64,
     cache_hits: AtomicU64,
@@ -264,6 +273,20 @@ impl Metrics {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A lookup of a `batch` route ran in a statement with `size` lookups (1: alone).
+    pub fn batch(&self, route: &str, size: usize) {
+        if let Ok(mut m) = self.batches.lock() {
+            let (buckets, sum, count) = m.entry(route.to_string()).or_default();
+            for (i, b) in BATCH_BUCKETS.iter().enumerate() {
+                if size <= *b {
+                    buckets[i] += 1;
+                }
+            }
+            *sum += size as u64;
+            *count += 1;
+        }
+    }
+
     pub fn query(&self, source: &str, seconds: f64) {
         if let Ok(mut m) = self.queries.lock() {
             m.entry(source.to_string()).or_default().observe(seconds);
@@ -360,6 +383,28 @@ impl Metrics {
                     "patina_request_duration_seconds",
                     &format!("route=\"{}\"", escape(route)),
                 );
+            }
+        }
+        out.push_str(
+            "# HELP patina_batch_size Lookups of a batch route by the number of lookups in the statement they ran in (1: alone).\n",
+        );
+        out.push_str("# TYPE patina_batch_size histogram\n");
+        if let Ok(m) = self.batches.lock() {
+            for (route, (buckets, sum, count)) in m.iter() {
+                let route = escape(route);
+                for (i, b) in BATCH_BUCKETS.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "patina_batch_size_bucket{{route=\"{route}\",le=\"{b}\"}} {}",
+                        buckets[i]
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "patina_batch_size_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}"
+                );
+                let _ = writeln!(out, "patina_batch_size_sum{{route=\"{route}\"}} {sum}");
+                let _ = writeln!(out, "patina_batch_size_count{{route=\"{route}\"}} {count}");
             }
         }
         out.push_str(

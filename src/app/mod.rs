@@ -395,23 +395,45 @@ pub async fn check_against_sources(
             continue;
         };
         // A read has one statement; a write one per step, each prepared, never run.
-        let statements: Vec<(Arc<str>, usize)> = match &route.write {
-            None => vec![(Arc::clone(&route.sql), route.bind_order.len())],
-            Some(w) => w
-                .steps
+        // A batch route's batched statements come first, its own statement last (the answer's
+        // columns are the last statement's).
+        let statements: Vec<(Arc<str>, usize, String)> = match &route.write {
+            None => route
+                .batch
                 .iter()
-                .map(|s| (Arc::clone(&s.sql), s.binds.len()))
+                .flat_map(|b| b.forms.iter())
+                .map(|(n, sql)| {
+                    (
+                        Arc::clone(sql),
+                        route.bind_order.len() - 1 + n,
+                        format!("batch of {n}: "),
+                    )
+                })
+                .chain([(
+                    Arc::clone(&route.sql),
+                    route.bind_order.len(),
+                    String::new(),
+                )])
                 .collect(),
+            Some(w) => {
+                let many = w.steps.len() > 1;
+                w.steps
+                    .iter()
+                    .enumerate()
+                    .map(|(k, s)| {
+                        let step = if many {
+                            format!("step {}: ", k + 1)
+                        } else {
+                            String::new()
+                        };
+                        (Arc::clone(&s.sql), s.binds.len(), step)
+                    })
+                    .collect()
+            }
         };
-        let many = statements.len() > 1;
-        let last_sql = statements.last().map(|(sql, _)| Arc::clone(sql));
+        let last_sql = statements.last().map(|(sql, _, _)| Arc::clone(sql));
         let mut last = None;
-        for (k, (sql, binds)) in statements.into_iter().enumerate() {
-            let step = if many {
-                format!("step {}: ", k + 1)
-            } else {
-                String::new()
-            };
+        for (sql, binds, step) in statements {
             let described = tokio::time::timeout(DESCRIBE_TIMEOUT, source.describe(sql))
                 .await
                 .unwrap_or(Err(SourceError::Timeout));

@@ -307,6 +307,8 @@ struct Timing {
     acquire: Option<std::time::Duration>,
     db: Option<std::time::Duration>,
     encode: Option<std::time::Duration>,
+    /// How many lookups the statement answered (a `batch` route's).
+    batch: Option<usize>,
 }
 
 impl Timing {
@@ -327,6 +329,9 @@ impl Timing {
         }
         if let Some(d) = self.encode {
             parts.push(format!("encode;dur={:.3}", ms(d)));
+        }
+        if let Some(n) = self.batch {
+            parts.push(format!("batch;desc=\"{n} lookup(s) in one statement\""));
         }
         if let Some(o) = self.cache {
             parts.push(format!(
@@ -428,6 +433,7 @@ async fn run(
         .acquire_time
         .filter(|_| outcome == cache::Outcome::Miss);
     timing.cache = route.cache.map(|_| outcome);
+    timing.batch = cached.batch.filter(|_| outcome == cache::Outcome::Miss);
     if route.cache.is_some() {
         state.metrics.cache(outcome);
     }
@@ -653,15 +659,37 @@ pub(super) async fn execute(
             .tally(Arc::clone(&tally)),
     );
     let db_started = Instant::now();
-    let result = source
-        .query(
-            Arc::clone(&planned.sql),
-            planned.binds.clone(),
-            planned.max_rows,
-            route.statement_timeout,
-            sink,
-        )
-        .await;
+    let (result, batch) = match &route.batch {
+        // A lookup of the route's own statement: batched with those waiting beside it.
+        Some(batched) if planned.page.is_none() && Arc::ptr_eq(&planned.sql, &route.sql) => {
+            let looked = source
+                .lookup(
+                    batched,
+                    crate::source::batch::Lookup {
+                        sql: Arc::clone(&planned.sql),
+                        binds: planned.binds.clone(),
+                        max_rows: planned.max_rows,
+                        timeout: route.statement_timeout,
+                    },
+                    sink,
+                )
+                .await;
+            state.metrics.batch(&route.id, looked.batch);
+            (looked.result, Some(looked.batch))
+        }
+        _ => {
+            let result = source
+                .query(
+                    Arc::clone(&planned.sql),
+                    planned.binds.clone(),
+                    planned.max_rows,
+                    route.statement_timeout,
+                    sink,
+                )
+                .await;
+            (result, None)
+        }
+    };
     let db_time = db_started.elapsed();
     state.metrics.query(&route.source, db_time.as_secs_f64());
     for (field, policy, n) in tally.counts() {
@@ -703,6 +731,7 @@ pub(super) async fn execute(
         acquire_time: Some(waited),
         db_time: Some(db_time.saturating_sub(waited)),
         encode_time: Some(encode_started.elapsed()),
+        batch,
     })
 }
 

@@ -32,6 +32,7 @@ pub(super) struct Derive<'a, 'v> {
 /// Fields of the route that the shadow does not take from it.
 const NOT_INHERITED: &[&str] = &[
     "shadow",
+    "batch",
     "mirror",
     "sql",
     "source",

@@ -10,6 +10,7 @@
 //! read and [`fields`] the small value helpers they share. This file holds the public API and
 //! the checks that span files (unique ids, one route per method and path).
 
+mod batch;
 mod body;
 mod bridge;
 mod columns;

@@ -153,6 +153,23 @@ pub(super) struct RawRoute {
     /// Queued writes: `retry = { base = "1s", cap = "5m", max_attempts = 20, max_age = "24h" }`.
     #[schemars(with = "Option<RawRetry>")]
     pub(super) retry: Option<Spanned<RawRetry>>,
+    /// `one = true` reads: concurrent lookups of this route waiting for a connection run as one
+    /// statement (`column IN (…)`): `batch = { max = 32 }`. Needs SQL of the form
+    /// `SELECT … WHERE column = :key AND …`.
+    #[schemars(with = "Option<RawBatch>")]
+    pub(super) batch: Option<Spanned<RawBatch>>,
+}
+
+/// `batch = { ... }` of a `one = true` read.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBatch {
+    /// Most lookups in one statement, 2 to 256. Default 32.
+    #[schemars(with = "Option<usize>")]
+    pub(super) max: Option<Spanned<usize>>,
+    /// The parameter looked up (default: the route's only path parameter).
+    #[schemars(with = "Option<String>")]
+    pub(super) key: Option<Spanned<String>>,
 }
 
 /// `page = { ... }` of a list route.

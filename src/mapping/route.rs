@@ -141,6 +141,10 @@ pub(super) fn compile_route(
     let statement_timeout = statement_timeout(&cx, raw.statement_timeout.as_ref(), diags);
     let rate_limit = rate_limit(&cx, raw.rate_limit.as_ref(), diags);
     let deprecation = deprecation(&cx, &raw, diags);
+    let batch = raw
+        .batch
+        .as_ref()
+        .and_then(|b| super::batch::compile_batch(&cx, &raw, b, &params, is_write, info, diags));
     let tags = if raw.tags.is_empty() {
         Path::new(&file.name)
             .file_stem()
@@ -200,6 +204,7 @@ pub(super) fn compile_route(
         accept_breaking: raw.accept_breaking.as_ref().map(|a| a.get_ref().clone()),
         shadow,
         mirror,
+        batch,
         one: raw.one,
         max_rows,
         source,

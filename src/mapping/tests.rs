@@ -595,3 +595,65 @@ columns.STSCD = { name = "status", codes = { R = "released", " " = "none" } }
         .expect("a blank code");
     assert_eq!(String::from_utf8_lossy(&out), "false \"none\"");
 }
+
+#[test]
+fn batch_compiles_on_a_lookup_and_refuses_what_it_cannot_rewrite() {
+    let route = |source: &str, sql: &str, extra: &str| {
+        format!(
+            r#"source = "{source}"
+[[route]]
+id = "getJob"
+path = "/jobs/{{job_number}}"
+public = true
+one = true
+sql = "{sql}"
+{extra}
+params.job_number = {{ type = "integer" }}
+columns.JOBNO = {{ name = "job_number", type = "integer" }}
+"#
+        )
+    };
+    let sql = "SELECT JOBNO FROM JOBMST WHERE JOBNO = :job_number";
+    let c = compile_text(
+        "j.toml",
+        &route("ms", sql, "batch = { max = 8 }"),
+        &sources(),
+    )
+    .expect("compiles");
+    let b = c.routes[0].batch.as_ref().expect("batched");
+    assert_eq!(b.key_at, 0);
+    assert_eq!(
+        b.forms.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        [2, 4, 8]
+    );
+    assert_eq!(
+        b.forms[0].1.as_ref(),
+        "SELECT JOBNO AS patina_batch_key, JOBNO FROM JOBMST WHERE JOBNO IN (@P1, @P2)"
+    );
+    let e = errors(
+        "j.toml",
+        &route(
+            "db",
+            "SELECT JOBNO FROM JOBMST WHERE JOBNO = :job_number OR JOBNO = 0",
+            "batch = {}",
+        ),
+    );
+    assert!(
+        e.iter()
+            .any(|e| e.contains("`batch` cannot rewrite this SQL")
+                && e.contains("top-level OR")
+                && e.contains("j.toml:7:")),
+        "{e:?}"
+    );
+    let e = errors("j.toml", &route("db", sql, "batch = { max = 1 }"));
+    assert!(e.iter().any(|e| e.contains("between 2 and 256")), "{e:?}");
+    let e = errors("j.toml", &route("db", sql, "batch = { key = \"nope\" }"));
+    assert!(e.iter().any(|e| e.contains("not a parameter")), "{e:?}");
+    let list = route("db", sql, "batch = {}").replace("one = true\n", "");
+    let e = errors("j.toml", &list);
+    assert!(
+        e.iter()
+            .any(|e| e.contains("applies to `one = true` reads")),
+        "{e:?}"
+    );
+}

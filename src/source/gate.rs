@@ -19,7 +19,7 @@ pub struct Gate {
     size: usize,
     max_waiting: usize,
     acquire_timeout: Duration,
-    waiting: AtomicUsize,
+    waiting: Arc<AtomicUsize>,
     permits: Arc<Semaphore>,
     breaker: Breaker,
 }
@@ -31,7 +31,7 @@ impl Gate {
             size: cfg.max_concurrent,
             max_waiting: cfg.max_waiting,
             acquire_timeout: cfg.acquire_timeout,
-            waiting: AtomicUsize::new(0),
+            waiting: Arc::new(AtomicUsize::new(0)),
             permits: Arc::new(Semaphore::new(cfg.max_concurrent)),
             breaker: Breaker::new(cfg.breaker_failures, cfg.breaker_cooldown),
         }
@@ -46,6 +46,22 @@ impl Gate {
     pub async fn enter(&self) -> Result<OwnedSemaphorePermit, SourceError> {
         self.breaker.check()?;
         self.acquire().await
+    }
+
+    /// A turn now, or none: `Ok(None)` when every connection is busy; the breaker is asked
+    /// only once a turn was free (so a refused try leaves no probe behind).
+    pub fn try_enter(&self) -> Result<Option<OwnedSemaphorePermit>, SourceError> {
+        match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(p) => self.breaker.check().map(|()| Some(p)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// A place in the wait queue held by a lookup waiting for its batch (given back on
+    /// drop); `None` when the queue is full.
+    pub fn hold_place(&self) -> Option<HeldPlace> {
+        Place::take(&self.waiting, self.max_waiting)?.forget();
+        Some(HeldPlace(Arc::clone(&self.waiting)))
     }
 
     /// A turn without the breaker (describing statements for `check --db`).
@@ -113,6 +129,23 @@ impl<'a> Place<'a> {
             return None;
         }
         Some(Place(waiting))
+    }
+}
+
+impl Place<'_> {
+    /// Keep the place taken; its new owner gives it back.
+    fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
+/// A place in the wait queue owned by a waiting lookup; given back on drop.
+#[derive(Debug)]
+pub struct HeldPlace(Arc<AtomicUsize>);
+
+impl Drop for HeldPlace {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -4,6 +4,7 @@
 //! [`gate::Gate`] whatever the kind. The kind-specific pools live in [`odbc`] and [`mssql`];
 //! the HTTP layer never sees a driver type.
 
+pub mod batch;
 pub mod gate;
 pub mod mssql;
 pub mod odbc;
@@ -84,6 +85,30 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// The same error again, for each request of a batch that failed as one statement.
+    #[must_use]
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::Busy(d) => Self::Busy(*d),
+            Self::Unavailable(t) => Self::Unavailable(t.clone()),
+            Self::CircuitOpen(d) => Self::CircuitOpen(*d),
+            Self::QueueFull => Self::QueueFull,
+            Self::Timeout => Self::Timeout,
+            Self::Query(t) => Self::Query(t.clone()),
+            Self::Decode(e) => Self::Decode(e.clone()),
+            Self::OutOfRange { placeholder, range } => Self::OutOfRange {
+                placeholder: *placeholder,
+                range: *range,
+            },
+            Self::BadValue(t) => Self::BadValue(t.clone()),
+            Self::Conflict(t) => Self::Conflict(t.clone()),
+            Self::Constraint(t) => Self::Constraint(t.clone()),
+            Self::Deadlock(t) => Self::Deadlock(t.clone()),
+            Self::Stopped => Self::Stopped,
+            Self::Closed => Self::Closed,
+        }
+    }
+
     /// The error a database reported, in the class the dialect gave it.
     pub fn of_class(class: ErrorClass, text: String) -> Self {
         match class {
@@ -243,6 +268,8 @@ pub struct Source {
     ping_sql: Arc<str>,
     gate: Gate,
     pool: Pool,
+    /// Lookups of `batch` routes being gathered.
+    batches: batch::Batcher,
 }
 
 impl Source {
@@ -257,6 +284,7 @@ impl Source {
             ping_sql: Arc::from(cfg.dialect.ping_sql()),
             gate: Gate::new(cfg),
             pool,
+            batches: batch::Batcher::default(),
         }))
     }
 

@@ -6,6 +6,8 @@
 
 use std::ops::Range;
 
+pub mod batch;
+
 use crate::dialect::{Dialect, Placeholders};
 
 /// One `:name` found in SQL text.
