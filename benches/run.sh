@@ -31,13 +31,15 @@ cleanup() {
   rm -rf "$pg_dir"
 }
 trap cleanup EXIT
-PG_EXTRA_OPTS="-c shared_buffers=256MB -c max_connections=100" pg_start "$pg_dir"
+PG_EXTRA_OPTS="-c shared_buffers=256MB -c max_connections=100 -c shared_preload_libraries=pg_stat_statements" pg_start "$pg_dir"
 export PGOPTIONS="-c client_min_messages=warning"
 pg_psql -d postgres -c "CREATE ROLE bench LOGIN PASSWORD 'bench'" -c "CREATE DATABASE bench OWNER bench"
 export PGPASSWORD=bench
 started=$(date +%s)
 psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U bench -d bench \
   -f fixtures/demo/schema.postgres.sql -f benches/scale.sql
+# Statements the database ran, counted where it runs them (every call, also the gateway's).
+pg_psql -d bench -c "CREATE EXTENSION pg_stat_statements"
 echo "==> loaded 200,000 jobs and 1,000,000 operations in $(( $(date +%s) - started )) s"
 
 port="$(free_port)"
@@ -58,6 +60,15 @@ gateway_pid=$!
 base="http://127.0.0.1:$port"
 for _ in $(seq 1 100); do curl -fsS "$base/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 curl -fsS "$base/v1/jobs/1" >/dev/null
+
+# statements: calls the database ran so far in the bench database.
+statements() {
+  psql -X -qAt -h 127.0.0.1 -p "$PG_PORT" -U bench -d bench \
+    -c "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'bench')"
+}
+# cpu_ticks: the gateway's user + system CPU so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$gateway_pid/stat"; }
+tick_hz=$(getconf CLK_TCK)
 
 # wrk_run LUA CONNS -> "rps p50_ms p99_ms non2xx"
 wrk_run() {
@@ -129,18 +140,34 @@ PY
 
 echo "==> warming up"
 wrk -t2 -c32 -d2s -s benches/point.lua "$base" >/dev/null
+wrk -t2 -c32 -d2s -s benches/point_batched.lua "$base" >/dev/null
 
-declare -A label=([point]="point lookup by key" [customer]="50 jobs of one customer, by date" [filtered]="status + due-date range, 50 rows" [note]="write: insert a note and read it back, one transaction")
+declare -A label=([point]="point lookup by key" [point_batched]="point lookup by key, \`batch = { max = 32 }\`" [customer]="50 jobs of one customer, by date" [filtered]="status + due-date range, 50 rows" [note]="write: insert a note and read it back, one transaction")
+# The batched lookup is compared with the same pgbench run as the plain one.
+declare -A pg_script=([point]=point [point_batched]=point [customer]=customer [filtered]=filtered [note]=note)
+declare -A pg_result=()
 rows=()
-for q in point customer filtered note; do
+for q in point point_batched customer filtered note; do
   for c in 1 32; do
     echo "==> $q, $c connection(s): gateway"
+    s0=$(statements); t0=$(cpu_ticks)
     read -r g_rps g_p50 g_p99 g_bad <<<"$(wrk_run "$q" "$c")"
-    echo "==> $q, $c connection(s): pgbench"
-    read -r p_tps p_p50 p_p99 _ <<<"$(pg_run "$q" "$c")"
+    s1=$(statements); t1=$(cpu_ticks)
+    g_reqs=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$work/wrk-$q-$c.txt")
+    g_sps=$(python3 -c "print(f'{($s1 - $s0 - 1) / $seconds:.0f}')")
+    g_cpu=$(python3 -c "print(f'{($t1 - $t0) * 1e6 / $tick_hz / max($g_reqs, 1):.0f}')")
+    key="${pg_script[$q]}-$c"
+    if [ -z "${pg_result[$key]:-}" ]; then
+      echo "==> ${pg_script[$q]}, $c connection(s): pgbench"
+      s0=$(statements)
+      pg_out="$(pg_run "${pg_script[$q]}" "$c")"
+      s1=$(statements)
+      pg_result[$key]="$pg_out $(python3 -c "print(f'{($s1 - $s0 - 1) / $seconds:.0f}')")"
+    fi
+    read -r p_tps p_p50 p_p99 _ p_sps <<<"${pg_result[$key]}"
     ratio=$(python3 -c "print(f'{$g_rps/$p_tps:.2f}')")
     p99x=$(python3 -c "print(f'{$g_p99/max($p_p99,0.001):.1f}')")
-    rows+=("| ${label[$q]} | $c | $g_rps | $g_p50 | $g_p99 | $p_tps | $p_p50 | $p_p99 | **$ratio×** | $p99x× | $g_bad |")
+    rows+=("| ${label[$q]} | $c | $g_rps | $g_p50 | $g_p99 | $p_tps | $p_p50 | $p_p99 | **$ratio×** | $p99x× | $g_sps | $p_sps | $g_cpu | $g_bad |")
   done
 done
 echo "==> the same write with a fresh Idempotency-Key each time, 32 connections"
@@ -244,8 +271,8 @@ startup_ms=$(printf '%s\n' "${startups[@]}" | sort -n | sed -n 2p)
 {
   echo "Patina benchmark, $(date -u +%Y-%m-%d), $(nproc) cores, loopback; ${seconds}s per run; gateway pool $pool; PostgreSQL 15 through psqlODBC."
   echo
-  echo "| query | conns | gateway req/s | p50 ms | p99 ms | pgbench tps | p50 ms | p99 ms | gateway/pgbench | p99 gateway/pgbench | non-2xx |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| query | conns | gateway req/s | p50 ms | p99 ms | pgbench tps | p50 ms | p99 ms | gateway/pgbench | p99 gateway/pgbench | DB statements/s (gateway) | DB statements/s (pgbench) | gateway CPU µs/req | non-2xx |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
   echo
   echo "- the ODBC driver alone (examples/odbc_point_loop, prepared, every column as text): 1 thread $d1_qps q/s (p50 $d1_p50 ms, p99 $d1_p99 ms); 32 threads $d32_qps q/s (p50 $d32_p50 ms, p99 $d32_p99 ms)"

@@ -728,3 +728,117 @@ fn introspect_reads_a_table_through_the_tds_statements_it_sends() {
     let o = common::patina(&["check"], dir.path());
     assert!(!o.err.contains("error:"), "{}{}", o.out, o.err);
 }
+
+/// Batched lookups over TDS: while one lookup holds the pool's only connection, four more
+/// queue and run as one statement, the exact batched text the test server knows (it ignores
+/// bound values, so the rows it answers stand for keys 2 and 3); each request gets its key's
+/// row, a repeated key the same row, and a key without a row 404.
+#[test]
+fn queued_lookups_run_as_one_batched_statement_over_tds() {
+    let mock = Mock::start();
+    let columns = || {
+        vec![
+            ColumnDefinition::new("ID", SqlDataType::Int),
+            ColumnDefinition::new("NAME", SqlDataType::NVarChar),
+        ]
+    };
+    mock.register(
+        "SELECT ID, NAME FROM PARTS WHERE ID = @P1",
+        QueryResponse::new(
+            columns(),
+            vec![Row::new(vec![
+                ColumnValue::Int(1),
+                ColumnValue::NVarChar("one".into()),
+            ])],
+        )
+        .with_delay(Duration::from_millis(800)),
+    );
+    for n in [2usize, 4, 8] {
+        let list: Vec<String> = (1..=n).map(|i| format!("@P{i}")).collect();
+        let mut cols = vec![ColumnDefinition::new("PATINA_BATCH_KEY", SqlDataType::Int)];
+        cols.extend(columns());
+        mock.register(
+            &format!(
+                "SELECT ID AS PATINA_BATCH_KEY, ID, NAME FROM PARTS WHERE ID IN ({})",
+                list.join(", ")
+            ),
+            QueryResponse::new(
+                cols,
+                [(2, "two"), (3, "three")]
+                    .into_iter()
+                    .map(|(k, name)| {
+                        Row::new(vec![
+                            ColumnValue::Int(k),
+                            ColumnValue::Int(k),
+                            ColumnValue::NVarChar(name.into()),
+                        ])
+                    })
+                    .collect(),
+            ),
+        );
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let mappings = dir.path().join("mappings/v1");
+    std::fs::create_dir_all(&mappings).expect("mkdir");
+    std::fs::write(
+        mappings.join("parts.toml"),
+        r#"source = "erp"
+
+[[route]]
+id = "getPart"
+path = "/parts/{id}"
+public = true
+one = true
+batch = { max = 8 }
+sql = "SELECT ID, NAME FROM PARTS WHERE ID = :id"
+params.id = { type = "integer", minimum = 1 }
+columns.ID = { name = "id", type = "integer" }
+columns.NAME = { name = "name" }
+"#,
+    )
+    .expect("mapping");
+    let cfg = dir.path().join("patina.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nmappings = \"mappings\"\n\n[sources.erp]\nkind = \"mssql\"\n\
+             port = {}\nhost = \"127.0.0.1\"\nencrypt = \"off\"\ndatabase = \"ERP\"\nuser = \"patina\"\n\
+             password = \"not-a-secret\"\npool = {{ max = 1 }}\n",
+            mock.port
+        ),
+    )
+    .expect("config");
+    let gw = Gateway::from_config(&cfg);
+    std::thread::scope(|s| {
+        let first = s.spawn(|| gw.anonymous("/v1/parts/1"));
+        std::thread::sleep(Duration::from_millis(300));
+        let rest: Vec<_> = [2, 3, 2, 9]
+            .into_iter()
+            .map(|k| {
+                let gw = &gw;
+                s.spawn(move || (k, gw.anonymous(&format!("/v1/parts/{k}"))))
+            })
+            .collect();
+        let first = first.join().expect("first");
+        assert_eq!(first.status, 200, "{}", first.text);
+        assert_eq!(first.json(), serde_json::json!({ "id": 1, "name": "one" }));
+        for h in rest {
+            let (k, r) = h.join().expect("lookup");
+            match k {
+                2 => assert_eq!(r.json(), serde_json::json!({ "id": 2, "name": "two" })),
+                3 => assert_eq!(r.json(), serde_json::json!({ "id": 3, "name": "three" })),
+                _ => assert_eq!(r.status, 404, "{}", r.text),
+            }
+            let timing = r.header("server-timing").unwrap_or_default().to_string();
+            assert!(
+                timing.contains("batch;desc=\"4 lookup(s) in one statement\""),
+                "{timing}"
+            );
+        }
+    });
+    let metrics = gw.anonymous("/metrics").text;
+    assert!(
+        metrics.contains("patina_batch_size_sum{route=\"getPart\"} 17"),
+        "one lookup alone and four in a batch of four: {metrics}"
+    );
+}

@@ -628,7 +628,7 @@ columns.JOBNO = {{ name = "job_number", type = "integer" }}
     );
     assert_eq!(
         b.forms[0].1.as_ref(),
-        "SELECT JOBNO AS patina_batch_key, JOBNO FROM JOBMST WHERE JOBNO IN (@P1, @P2)"
+        "SELECT JOBNO AS PATINA_BATCH_KEY, JOBNO FROM JOBMST WHERE JOBNO IN (@P1, @P2)"
     );
     let e = errors(
         "j.toml",

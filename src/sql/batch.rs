@@ -12,7 +12,7 @@ use super::{ScanError, rewrite, scan_named};
 use crate::dialect::{Dialect, Placeholders};
 
 /// The name the key column is selected under in a batched statement (first column).
-pub const KEY_ALIAS: &str = "patina_batch_key";
+pub const KEY_ALIAS: &str = "PATINA_BATCH_KEY";
 
 /// Where a by-key statement is rewritten for a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -433,7 +433,7 @@ mod tests {
         assert_eq!(&sql[s.conjunct.clone()], "t.ID = :id");
         assert_eq!(
             s.render(sql, "id", 3, Dialect::Postgres),
-            "SELECT t.ID AS patina_batch_key, a, b FROM t WHERE x = :other AND t.ID IN (:id, :id, :id) AND y BETWEEN 1 AND 2 ORDER BY a"
+            "SELECT t.ID AS PATINA_BATCH_KEY, a, b FROM t WHERE x = :other AND t.ID IN (:id, :id, :id) AND y BETWEEN 1 AND 2 ORDER BY a"
         );
         let b = Batched::build(sql, &s, "id", 6, Dialect::Postgres, Placeholders::Question)
             .expect("forms");
@@ -446,7 +446,7 @@ mod tests {
         assert_eq!(b.form(7), None);
         assert_eq!(
             b.forms[0].1.as_ref(),
-            "SELECT t.ID AS patina_batch_key, a, b FROM t WHERE x = ? AND t.ID IN (?, ?) AND y BETWEEN 1 AND 2 ORDER BY a"
+            "SELECT t.ID AS PATINA_BATCH_KEY, a, b FROM t WHERE x = ? AND t.ID IN (?, ?) AND y BETWEEN 1 AND 2 ORDER BY a"
         );
         let b = Batched::build(sql, &s, "id", 32, Dialect::Mssql, Placeholders::Numbered)
             .expect("forms");
