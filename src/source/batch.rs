@@ -442,14 +442,17 @@ impl Drop for Lane {
         let Some(group) = groups.get_mut(&self.name) else {
             return;
         };
-        if group.queue.is_empty() {
-            group.running -= 1;
-            if group.running == 0 {
-                groups.remove(&self.name);
-            }
-        } else {
-            // The lane passes to the lookups that queued meanwhile.
-            tokio::spawn(Arc::clone(&self.source).drive(self.name.clone()));
+        // The lane passes to the lookups that queued meanwhile (on a runtime: a request
+        // dropped while the runtime shuts down has nobody to pass it to).
+        if !group.queue.is_empty()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(Arc::clone(&self.source).drive(self.name.clone()));
+            return;
+        }
+        group.running -= 1;
+        if group.running == 0 && group.queue.is_empty() {
+            groups.remove(&self.name);
         }
     }
 }
