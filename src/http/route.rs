@@ -327,10 +327,7 @@ impl Timing {
             parts.push(format!("acquire;dur={}", ms(d)));
         }
         if let Some(d) = self.db {
-            parts.push(format!(
-                "query;desc=\"statement and rows\";dur={}",
-                ms(d)
-            ));
+            parts.push(format!("query;desc=\"statement and rows\";dur={}", ms(d)));
         }
         if let Some(d) = self.encode {
             parts.push(format!("encode;dur={}", ms(d)));
