@@ -79,6 +79,57 @@ mod sqlite {
         assert!(r.header("retry-after").is_some());
         assert_no_leak(&r.text);
     }
+
+    /// unixODBC keeps what it read of odbcinst.ini for 20 seconds per process: a driver it
+    /// once did not find there stays "Can't open lib 'SQLite3'" for every connection, even
+    /// after the file names it (what happened, now and then, to a process opening its first
+    /// connections). The gateway then reads odbcinst.ini itself and names the library by path.
+    #[test]
+    fn a_driver_the_driver_manager_missed_is_loaded_by_its_path() {
+        let db = common::sqlite();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let odbc = dir.path().join("odbc");
+        std::fs::create_dir_all(&odbc).expect("mkdir");
+        let ini = odbc.join("odbcinst.ini");
+        std::fs::write(&ini, "[Other]\nDriver=/nonexistent/libother.so\n").expect("ini");
+        std::fs::write(odbc.join("odbc.ini"), "").expect("odbc.ini");
+        std::fs::write(
+            dir.path().join("patina.toml"),
+            format!(
+                "[sources.demo]\nkind = \"odbc\"\ndialect = \"sqlite\"\nconnection_string = \"{}\"\n\
+                 pool = {{ max = 1, breaker_failures = 1000 }}\n",
+                db.connection_string
+            ),
+        )
+        .expect("config");
+        let mappings = dir.path().join("mappings/v1");
+        std::fs::create_dir_all(&mappings).expect("mkdir");
+        std::fs::write(
+            mappings.join("r.toml"),
+            mapping("SELECT CUSNO FROM CUSMST WHERE CUSNO = 1001", "one = true"),
+        )
+        .expect("mapping");
+        let served = common::serve_with_env(
+            &dir.path().join("patina.toml"),
+            &[("ODBCSYSINI", odbc.as_os_str())],
+        );
+        let get = || reqwest::blocking::get(format!("{}/v1/r", served.base)).expect("answers");
+        let missing = get();
+        assert_eq!(missing.status().as_u16(), 503, "no driver entry yet");
+        assert_no_leak(&missing.text().expect("body"));
+
+        // The entry is there now; the driver manager, within its 20 seconds, does not see it.
+        let system = std::env::var_os("ODBCSYSINI").map_or_else(
+            || std::path::PathBuf::from("/etc"),
+            std::path::PathBuf::from,
+        );
+        let real = std::fs::read_to_string(system.join("odbcinst.ini")).expect("odbcinst.ini");
+        std::fs::write(&ini, real).expect("ini");
+        let found = get();
+        assert_eq!(found.status().as_u16(), 200);
+        let body: serde_json::Value = found.json().expect("json");
+        assert_eq!(body["cusno"], 1001, "{body}");
+    }
 }
 
 mod postgres {

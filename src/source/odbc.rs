@@ -247,23 +247,31 @@ impl Worker {
             .target
             .odbc_connection_string()
             .ok_or_else(|| SourceError::Unavailable("not an ODBC source".into()))?;
-        let connect = || {
+        let connect = |cs: &str| {
             env.connect_with_connection_string(
-                connection_string.expose(),
+                cs,
                 ConnectionOptions {
                     login_timeout_sec: Some(login),
                     ..ConnectionOptions::default()
                 },
             )
         };
-        // The driver manager now and then fails to load a driver library that is there
-        // ("Can't open lib … file not found"), for every connection of a process at once, and
-        // loads it a moment later: a load failure is tried once more before it counts.
-        let connected = match connect() {
+        // The driver manager now and then misses the driver's entry in odbcinst.ini and then
+        // fails every connection by driver name for 20 seconds ("Can't open lib 'SQLite3' :
+        // file not found"): on that error the library is looked up here and named by its path.
+        let connected = match connect(connection_string.expose()) {
             Err(e) if e.to_string().contains("Can't open lib") => {
-                debug!(source = %self.cfg.name, error = %e, "driver did not load; trying again");
-                std::thread::sleep(Duration::from_millis(250));
-                connect()
+                match super::odbcinst::driver_library(connection_string.expose()) {
+                    Some(library) => {
+                        warn!(source = %self.cfg.name, library = %library,
+                              "the driver manager did not find the driver; naming its library instead");
+                        connect(&super::odbcinst::with_driver(
+                            connection_string.expose(),
+                            &library,
+                        ))
+                    }
+                    None => Err(e),
+                }
             }
             other => other,
         };

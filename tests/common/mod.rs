@@ -575,6 +575,11 @@ impl Drop for Served {
 
 /// Start `patina serve --config CONFIG` on a free port and wait until it answers.
 pub fn serve(config: &Path) -> Served {
+    serve_with_env(config, &[])
+}
+
+/// [`serve`], with more environment variables.
+pub fn serve_with_env(config: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Served {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -584,6 +589,7 @@ pub fn serve(config: &Path) -> Served {
             .args(["serve", "--config"])
             .arg(config)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             // PATINA_TEST_LOG=1 shows the gateway's log.
             .stderr(if std::env::var_os("PATINA_TEST_LOG").is_some() {
