@@ -118,6 +118,20 @@ fn group_key(batched: &Batched, l: &Lookup) -> String {
 }
 
 impl Source {
+    /// The lookup as its own statement, through the gate like any other.
+    async fn alone(&self, lookup: Lookup, sink: Box<dyn RowSink>) -> Looked {
+        let result = self
+            .query(
+                lookup.sql,
+                lookup.binds,
+                lookup.max_rows,
+                lookup.timeout,
+                sink,
+            )
+            .await;
+        Looked { result, batch: 1 }
+    }
+
     /// Look one key up, in a batch with the lookups that wait beside it, or alone.
     pub async fn lookup(
         self: &Arc<Self>,
@@ -126,16 +140,7 @@ impl Source {
         sink: Box<dyn RowSink>,
     ) -> Looked {
         let Some(key) = lookup.binds.get(batched.key_at).cloned() else {
-            let result = self
-                .query(
-                    lookup.sql,
-                    lookup.binds,
-                    lookup.max_rows,
-                    lookup.timeout,
-                    sink,
-                )
-                .await;
-            return Looked { result, batch: 1 };
+            return self.alone(lookup, sink).await;
         };
         let name = group_key(batched, &lookup);
         let started = Instant::now();
@@ -159,18 +164,7 @@ impl Source {
         };
         match rx.await {
             Ok(Answer::Done(looked)) => looked,
-            Ok(Answer::Alone(sink)) => {
-                let result = self
-                    .query(
-                        lookup.sql,
-                        lookup.binds,
-                        lookup.max_rows,
-                        lookup.timeout,
-                        sink,
-                    )
-                    .await;
-                Looked { result, batch: 1 }
-            }
+            Ok(Answer::Alone(sink)) => self.alone(lookup, sink).await,
             Err(_) => Looked {
                 result: Err(SourceError::Closed),
                 batch: 1,
