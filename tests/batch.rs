@@ -335,6 +335,42 @@ columns.JOBNO = { name = "job_number", type = "integer" }
     );
 }
 
+/// Lookups that filled the wait queue are all answered: the lane that runs their batch waits
+/// for the connection on their places, not on one more (which the full queue would refuse).
+#[test]
+fn a_full_queue_of_lookups_is_answered() {
+    let Some(db) = common::postgres() else {
+        return;
+    };
+    let slow = r#"source = "demo"
+
+[[route]]
+id = "getSlow"
+path = "/slow/{job_number}"
+public = true
+one = true
+batch = {}
+sql = "SELECT JOBNO FROM JOBMST, (SELECT pg_sleep(0.3)) AS s WHERE JOBNO = :job_number"
+params.job_number = { type = "integer", minimum = 1 }
+columns.JOBNO = { name = "job_number", type = "integer" }
+"#;
+    let files = [("v1/jobs.toml", slow)];
+    let gw = Gateway::start(
+        &db,
+        &Options {
+            source_extra: "pool = { max = 1, max_waiting = 8, acquire_timeout = \"20s\" }",
+            mappings: Some(&files),
+            ..Options::default()
+        },
+    );
+    // One holds the connection for 0.3 s; eight wait, as many as the queue takes.
+    let paths: Vec<String> = (0..9).map(|_| "/v1/slow/100001".to_string()).collect();
+    let got = concurrently(&gw, &paths, 9, &|_| Vec::new());
+    for (status, body, _) in &got {
+        assert_eq!(*status, 200, "{body}");
+    }
+}
+
 /// A key the database refuses (text where JOBNO is a number: SQLSTATE 22P02) fails only its
 /// own request: the batch it was in runs again one lookup at a time.
 #[test]

@@ -258,33 +258,51 @@ impl Source {
     /// One lane of a group: wait for a connection, take what waits (up to `max`), run it,
     /// and go on while more waits.
     async fn drive(self: Arc<Self>, name: String) {
+        let mut lane = Driving {
+            source: Arc::clone(&self),
+            name: name.clone(),
+            armed: true,
+        };
         loop {
-            {
+            let deadline = {
                 let mut groups = self.batches.lock();
                 let Some(group) = groups.get_mut(&name) else {
+                    lane.armed = false;
                     return;
                 };
-                if group.queue.is_empty() {
+                let Some(oldest) = group.queue.front() else {
+                    lane.armed = false;
                     group.running -= 1;
                     if group.running == 0 {
                         groups.remove(&name);
                     }
                     return;
-                }
-            }
-            let permit = self.gate.enter().await;
+                };
+                oldest.started + self.gate.acquire_timeout()
+            };
+            // The waiters hold their places in the queue already: the lane takes none.
+            let permit = self.gate.enter_held(deadline).await;
             let (batched, template, waiters) = {
                 let mut groups = self.batches.lock();
                 let Some(group) = groups.get_mut(&name) else {
+                    lane.armed = false;
                     return;
                 };
                 let take = match &permit {
                     Ok(_) => group.queue.len().min(group.batched.max),
-                    // No connection: every lookup waiting here gets what it would have got.
+                    // No connection in time: the lookups whose own wait is over get what they
+                    // would have got alone; the others wait on.
+                    Err(SourceError::Busy(_)) => group
+                        .queue
+                        .iter()
+                        .take_while(|w| w.started + self.gate.acquire_timeout() <= Instant::now())
+                        .count(),
+                    // The breaker is open or the source closed: every lookup waiting here.
                     Err(_) => group.queue.len(),
                 };
                 let waiters: Vec<Waiter> = group.queue.drain(..take).collect();
-                if waiters.is_empty() {
+                if waiters.is_empty() && group.queue.is_empty() {
+                    lane.armed = false;
                     group.running -= 1;
                     if group.running == 0 {
                         groups.remove(&name);
@@ -387,11 +405,15 @@ impl Source {
         for ((slot, reply), waited) in d.slots.drain(..).zip(replies).zip(waited) {
             let Some(sink) = slot.sink else { continue };
             let answer = match &ran {
-                // A bound value the database refused fails the whole statement: each runs
-                // alone and gets its own answer.
-                Err(SourceError::OutOfRange { .. } | SourceError::BadValue(_)) => {
-                    Answer::Alone(sink)
-                }
+                // A bound value the database refused, or a stored value that could not be
+                // read, fails the whole statement: each lookup runs alone and gets its own
+                // answer (one whose sink already took rows cannot start again: it gets the
+                // error).
+                Err(
+                    SourceError::OutOfRange { .. }
+                    | SourceError::BadValue(_)
+                    | SourceError::Decode(_),
+                ) if !slot.began => Answer::Alone(sink),
                 Err(_) => Answer::Done(Looked {
                     result: Err(result
                         .as_ref()
@@ -419,6 +441,32 @@ impl Source {
                 },
             };
             let _ = reply.send(answer);
+        }
+    }
+}
+
+/// A lane's `drive` task, dropped before it returned (its runtime shut down): the lane is
+/// given back, and when it was the group's last, the lookups still queued are let go (each
+/// answers 503, its place in the queue given back) rather than wait for a lane that never
+/// comes.
+struct Driving {
+    source: Arc<Source>,
+    name: String,
+    armed: bool,
+}
+
+impl Drop for Driving {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut groups = self.source.batches.lock();
+        let Some(group) = groups.get_mut(&self.name) else {
+            return;
+        };
+        group.running -= 1;
+        if group.running == 0 {
+            groups.remove(&self.name);
         }
     }
 }

@@ -48,6 +48,23 @@ impl Gate {
         self.acquire().await
     }
 
+    /// A turn for lookups that already hold their places in the queue (a batch's lane), by
+    /// `deadline`, the oldest one's acquire timeout: no place of its own is taken, so waiters
+    /// that filled the queue are not refused for it.
+    pub async fn enter_held(&self, deadline: Instant) -> Result<OwnedSemaphorePermit, SourceError> {
+        self.breaker.check()?;
+        if let Ok(p) = Arc::clone(&self.permits).try_acquire_owned() {
+            return Ok(p);
+        }
+        match tokio::time::timeout_at(deadline.into(), Arc::clone(&self.permits).acquire_owned())
+            .await
+        {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(_)) => Err(SourceError::Closed),
+            Err(_) => Err(SourceError::Busy(self.acquire_timeout)),
+        }
+    }
+
     /// A turn now, or none: `Ok(None)` when every connection is busy; the breaker is asked
     /// only once a turn was free (so a refused try leaves no probe behind).
     pub fn try_enter(&self) -> Result<Option<OwnedSemaphorePermit>, SourceError> {
