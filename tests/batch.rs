@@ -371,6 +371,43 @@ columns.JOBNO = { name = "job_number", type = "integer" }
     }
 }
 
+/// With no wait queue at all (`max_waiting = 0`), lookups beyond the batch's lanes still run
+/// on the connections that are free, as they would without `batch`.
+#[test]
+fn without_a_queue_lookups_use_the_free_connections() {
+    let Some(db) = common::postgres() else {
+        return;
+    };
+    let slow = r#"source = "demo"
+
+[[route]]
+id = "getSlow"
+path = "/slow/{job_number}"
+public = true
+one = true
+batch = {}
+sql = "SELECT JOBNO FROM JOBMST, (SELECT pg_sleep(0.3)) AS s WHERE JOBNO = :job_number"
+params.job_number = { type = "integer", minimum = 1 }
+columns.JOBNO = { name = "job_number", type = "integer" }
+"#;
+    let files = [("v1/jobs.toml", slow)];
+    let gw = Gateway::start(
+        &db,
+        &Options {
+            source_extra: "pool = { max = 9, max_waiting = 0 }",
+            mappings: Some(&files),
+            ..Options::default()
+        },
+    );
+    // Nine at once: more than the lanes of one batch group (at most eight), no more than
+    // the connections.
+    let paths: Vec<String> = (0..9).map(|_| "/v1/slow/100001".to_string()).collect();
+    let got = concurrently(&gw, &paths, 9, &|_| Vec::new());
+    for (status, body, _) in &got {
+        assert_eq!(*status, 200, "{body}");
+    }
+}
+
 /// A key the database refuses (text where JOBNO is a number: SQLSTATE 22P02) fails only its
 /// own request: the batch it was in runs again one lookup at a time.
 #[test]

@@ -210,10 +210,20 @@ impl Source {
             }
         }
         let Some(place) = self.gate.hold_place() else {
+            // The queue is full (or `max_waiting = 0`): a free connection still serves this
+            // lookup alone, as it would without `batch`.
+            let refused = match self.gate.try_enter() {
+                Ok(Some(permit)) => {
+                    group.running += 1;
+                    return Step::Now(permit, sink);
+                }
+                Ok(None) => SourceError::QueueFull,
+                Err(e) => e,
+            };
             if group.running == 0 && group.queue.is_empty() {
                 groups.remove(name);
             }
-            return Step::Fail(SourceError::QueueFull);
+            return Step::Fail(refused);
         };
         let (reply, rx) = oneshot::channel();
         group.queue.push_back(Waiter {
