@@ -335,77 +335,59 @@ columns.JOBNO = { name = "job_number", type = "integer" }
     );
 }
 
+/// A batched lookup that holds its connection for 0.3 s (PostgreSQL's `pg_sleep`).
+const SLOW_BATCHED: &str = r#"source = "demo"
+
+[[route]]
+id = "getSlow"
+path = "/slow/{job_number}"
+public = true
+one = true
+batch = {}
+sql = "SELECT JOBNO FROM JOBMST, (SELECT pg_sleep(0.3)) AS s WHERE JOBNO = :job_number"
+params.job_number = { type = "integer", minimum = 1 }
+columns.JOBNO = { name = "job_number", type = "integer" }
+"#;
+
+/// Nine slow lookups at once through a gateway whose source has `pool`: every one answers 200.
+fn nine_slow_lookups_answer(db: &TestDb, pool: &str) {
+    let files = [("v1/jobs.toml", SLOW_BATCHED)];
+    let gw = Gateway::start(
+        db,
+        &Options {
+            source_extra: pool,
+            mappings: Some(&files),
+            ..Options::default()
+        },
+    );
+    let paths: Vec<String> = (0..9).map(|_| "/v1/slow/100001".to_string()).collect();
+    for (status, body, _) in concurrently(&gw, &paths, 9, &|_| Vec::new()) {
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
 /// Lookups that filled the wait queue are all answered: the lane that runs their batch waits
 /// for the connection on their places, not on one more (which the full queue would refuse).
+/// One holds the connection; eight wait, as many as the queue takes.
 #[test]
 fn a_full_queue_of_lookups_is_answered() {
     let Some(db) = common::postgres() else {
         return;
     };
-    let slow = r#"source = "demo"
-
-[[route]]
-id = "getSlow"
-path = "/slow/{job_number}"
-public = true
-one = true
-batch = {}
-sql = "SELECT JOBNO FROM JOBMST, (SELECT pg_sleep(0.3)) AS s WHERE JOBNO = :job_number"
-params.job_number = { type = "integer", minimum = 1 }
-columns.JOBNO = { name = "job_number", type = "integer" }
-"#;
-    let files = [("v1/jobs.toml", slow)];
-    let gw = Gateway::start(
+    nine_slow_lookups_answer(
         &db,
-        &Options {
-            source_extra: "pool = { max = 1, max_waiting = 8, acquire_timeout = \"20s\" }",
-            mappings: Some(&files),
-            ..Options::default()
-        },
+        "pool = { max = 1, max_waiting = 8, acquire_timeout = \"20s\" }",
     );
-    // One holds the connection for 0.3 s; eight wait, as many as the queue takes.
-    let paths: Vec<String> = (0..9).map(|_| "/v1/slow/100001".to_string()).collect();
-    let got = concurrently(&gw, &paths, 9, &|_| Vec::new());
-    for (status, body, _) in &got {
-        assert_eq!(*status, 200, "{body}");
-    }
 }
 
-/// With no wait queue at all (`max_waiting = 0`), lookups beyond the batch's lanes still run
-/// on the connections that are free, as they would without `batch`.
+/// With no wait queue at all (`max_waiting = 0`), lookups beyond the batch's lanes (at most
+/// eight) still run on the connections that are free, as they would without `batch`.
 #[test]
 fn without_a_queue_lookups_use_the_free_connections() {
     let Some(db) = common::postgres() else {
         return;
     };
-    let slow = r#"source = "demo"
-
-[[route]]
-id = "getSlow"
-path = "/slow/{job_number}"
-public = true
-one = true
-batch = {}
-sql = "SELECT JOBNO FROM JOBMST, (SELECT pg_sleep(0.3)) AS s WHERE JOBNO = :job_number"
-params.job_number = { type = "integer", minimum = 1 }
-columns.JOBNO = { name = "job_number", type = "integer" }
-"#;
-    let files = [("v1/jobs.toml", slow)];
-    let gw = Gateway::start(
-        &db,
-        &Options {
-            source_extra: "pool = { max = 9, max_waiting = 0 }",
-            mappings: Some(&files),
-            ..Options::default()
-        },
-    );
-    // Nine at once: more than the lanes of one batch group (at most eight), no more than
-    // the connections.
-    let paths: Vec<String> = (0..9).map(|_| "/v1/slow/100001".to_string()).collect();
-    let got = concurrently(&gw, &paths, 9, &|_| Vec::new());
-    for (status, body, _) in &got {
-        assert_eq!(*status, 200, "{body}");
-    }
+    nine_slow_lookups_answer(&db, "pool = { max = 9, max_waiting = 0 }");
 }
 
 /// A key the database refuses (text where JOBNO is a number: SQLSTATE 22P02) fails only its
