@@ -279,11 +279,7 @@ impl Dialect {
     /// dialect here takes an IN list; the placeholders are rewritten afterwards).
     pub fn in_list(self, column: &str, key: &str, n: usize) -> String {
         let list = vec![format!(":{key}"); n].join(", ");
-        match self {
-            Self::Db2i | Self::Mssql | Self::Postgres | Self::Sqlite => {
-                format!("{column} IN ({list})")
-            }
-        }
+        format!("{column} IN ({list})")
     }
 
     /// A statement that touches no table, to see whether the database answers.

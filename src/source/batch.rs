@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
-use super::gate::HeldPlace;
+use super::gate::Place;
 use super::{Admitted, Queried, RowSink, SinkError, Source, SourceError};
 use crate::codec::{BindValue, Cell};
 use crate::dialect::Dialect;
@@ -65,7 +65,7 @@ struct Waiter {
     max_rows: usize,
     started: Instant,
     reply: oneshot::Sender<Answer>,
-    _place: HeldPlace,
+    _place: Place,
 }
 
 impl std::fmt::Debug for Waiter {
@@ -331,7 +331,7 @@ impl Source {
                 Err(e) => {
                     for w in waiters {
                         let _ = w.reply.send(Answer::Done(Looked {
-                            result: Err(e.duplicate()),
+                            result: Err(e.clone()),
                             batch: 1,
                         }));
                     }
@@ -424,11 +424,8 @@ impl Source {
                     | SourceError::BadValue(_)
                     | SourceError::Decode(_),
                 ) if !slot.began => Answer::Alone(sink),
-                Err(_) => Answer::Done(Looked {
-                    result: Err(result
-                        .as_ref()
-                        .err()
-                        .map_or(SourceError::Closed, SourceError::duplicate)),
+                Err(e) => Answer::Done(Looked {
+                    result: Err((*e).clone()),
                     batch: n,
                 }),
                 Ok(()) => match slot.error {

@@ -76,9 +76,8 @@ impl Gate {
 
     /// A place in the wait queue held by a lookup waiting for its batch (given back on
     /// drop); `None` when the queue is full.
-    pub fn hold_place(&self) -> Option<HeldPlace> {
-        Place::take(&self.waiting, self.max_waiting)?.forget();
-        Some(HeldPlace(Arc::clone(&self.waiting)))
+    pub fn hold_place(&self) -> Option<Place> {
+        Place::take(&self.waiting, self.max_waiting)
     }
 
     /// A turn without the breaker (describing statements for `check --db`).
@@ -136,37 +135,22 @@ impl Gate {
     }
 }
 
-/// One place in the wait queue, given back on drop.
-struct Place<'a>(&'a AtomicUsize);
+/// One place in the wait queue, given back on drop (by a request waiting for a connection, or
+/// by a lookup waiting for its batch).
+#[derive(Debug)]
+pub struct Place(Arc<AtomicUsize>);
 
-impl<'a> Place<'a> {
-    fn take(waiting: &'a AtomicUsize, max: usize) -> Option<Self> {
+impl Place {
+    fn take(waiting: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
         if waiting.fetch_add(1, Ordering::Relaxed) >= max {
             waiting.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
-        Some(Place(waiting))
+        Some(Place(Arc::clone(waiting)))
     }
 }
 
-impl Place<'_> {
-    /// Keep the place taken; its new owner gives it back.
-    fn forget(self) {
-        std::mem::forget(self);
-    }
-}
-
-/// A place in the wait queue owned by a waiting lookup; given back on drop.
-#[derive(Debug)]
-pub struct HeldPlace(Arc<AtomicUsize>);
-
-impl Drop for HeldPlace {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl Drop for Place<'_> {
+impl Drop for Place {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
@@ -324,7 +308,7 @@ mod tests {
 
     #[test]
     fn a_place_in_the_queue_is_given_back_when_dropped() {
-        let waiting = AtomicUsize::new(0);
+        let waiting = Arc::new(AtomicUsize::new(0));
         let a = Place::take(&waiting, 2).expect("first");
         let b = Place::take(&waiting, 2).expect("second");
         assert!(Place::take(&waiting, 2).is_none(), "the queue is full");

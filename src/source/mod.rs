@@ -37,7 +37,7 @@ pub trait RowSink: Send {
 }
 
 /// Why a statement did not produce a result.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum SourceError {
     /// No connection became free within the acquire timeout.
     #[error("no connection became free within {0:?}")]
@@ -86,30 +86,6 @@ pub enum SourceError {
 }
 
 impl SourceError {
-    /// The same error again, for each request of a batch that failed as one statement.
-    #[must_use]
-    pub fn duplicate(&self) -> Self {
-        match self {
-            Self::Busy(d) => Self::Busy(*d),
-            Self::Unavailable(t) => Self::Unavailable(t.clone()),
-            Self::CircuitOpen(d) => Self::CircuitOpen(*d),
-            Self::QueueFull => Self::QueueFull,
-            Self::Timeout => Self::Timeout,
-            Self::Query(t) => Self::Query(t.clone()),
-            Self::Decode(e) => Self::Decode(e.clone()),
-            Self::OutOfRange { placeholder, range } => Self::OutOfRange {
-                placeholder: *placeholder,
-                range: *range,
-            },
-            Self::BadValue(t) => Self::BadValue(t.clone()),
-            Self::Conflict(t) => Self::Conflict(t.clone()),
-            Self::Constraint(t) => Self::Constraint(t.clone()),
-            Self::Deadlock(t) => Self::Deadlock(t.clone()),
-            Self::Stopped => Self::Stopped,
-            Self::Closed => Self::Closed,
-        }
-    }
-
     /// The error a database reported, in the class the dialect gave it.
     pub fn of_class(class: ErrorClass, text: String) -> Self {
         match class {
