@@ -17,13 +17,10 @@ const BUCKETS: [f64; 12] = [
 const DEPRECATED_SERIES: usize = 1000;
 
 /// Bucket bounds of the number of lookups in one batched statement.
-const BATCH_BUCKETS: [usize; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
-
-/// Counts per bucket of [`BATCH_BUCKETS`], sum, count.
-type BatchSizes = ([u64; BATCH_BUCKETS.len()], u64, u64);
+const BATCH_BUCKETS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
 /// Bucket bounds of attempts per finished delivery.
-const ATTEMPT_BUCKETS: [u32; 7] = [1, 2, 3, 5, 8, 13, 21];
+const ATTEMPT_BUCKETS: [u64; 7] = [1, 2, 3, 5, 8, 13, 21];
 
 #[derive(Debug, Clone, Default)]
 struct Histogram {
@@ -57,6 +54,51 @@ impl Histogram {
     }
 }
 
+/// A histogram of whole numbers (attempts, lookups per statement) over fixed bounds.
+#[derive(Debug)]
+struct Counted<const N: usize> {
+    counts: [u64; N],
+    sum: u64,
+    count: u64,
+}
+
+impl<const N: usize> Default for Counted<N> {
+    fn default() -> Self {
+        Self {
+            counts: [0; N],
+            sum: 0,
+            count: 0,
+        }
+    }
+}
+
+impl<const N: usize> Counted<N> {
+    fn observe(&mut self, bounds: &[u64; N], n: u64) {
+        for (c, b) in self.counts.iter_mut().zip(bounds) {
+            if n <= *b {
+                *c += 1;
+            }
+        }
+        self.sum += n;
+        self.count += 1;
+    }
+
+    /// The series of `name`, with `labels` (`key="value"` pairs, or none) on each.
+    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[u64; N]) {
+        let (each, own) = if labels.is_empty() {
+            (String::new(), String::new())
+        } else {
+            (format!("{labels},"), format!("{{{labels}}}"))
+        };
+        for (c, b) in self.counts.iter().zip(bounds) {
+            let _ = writeln!(out, "{name}_bucket{{{each}le=\"{b}\"}} {c}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{each}le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{own} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{own} {}", self.count);
+    }
+}
+
 /// All counters of the process.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -71,11 +113,11 @@ pub struct Metrics {
     undecodable: Mutex<BTreeMap<(String, String, &'static str), u64>>,
     deliveries: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// Attempts per finished delivery: counts per bucket of [`ATTEMPT_BUCKETS`], sum, count.
-    attempts: Mutex<([u64; ATTEMPT_BUCKETS.len()], u64, u64)>,
+    attempts: Mutex<Counted<{ ATTEMPT_BUCKETS.len() }>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     /// Per `batch` route, requests by the size of the statement they ran in: counts per
     /// bucket of [`BATCH_BUCKETS`], sum, count.
-    batches: Mutex<BTreeMap<String, BatchSizes>>,
+    batches: Mutex<BTreeMap<String, Counted<{ BATCH_BUCKETS.len() }>>>,
     queries: Mutex<BTreeMap<String, Histogram>>,
     pub rate_limited: AtomicU64,
     cache_hits: AtomicU64,
@@ -159,13 +201,7 @@ impl Metrics {
         if let Some(n) = attempts
             && let Ok(mut h) = self.attempts.lock()
         {
-            for (i, b) in ATTEMPT_BUCKETS.iter().enumerate() {
-                if n <= *b {
-                    h.0[i] += 1;
-                }
-            }
-            h.1 += u64::from(n);
-            h.2 += 1;
+            h.observe(&ATTEMPT_BUCKETS, u64::from(n));
         }
     }
 
@@ -249,18 +285,7 @@ impl Metrics {
              # TYPE patina_delivery_attempts histogram\n",
         );
         if let Ok(h) = self.attempts.lock() {
-            for (i, b) in ATTEMPT_BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "patina_delivery_attempts_bucket{{le=\"{b}\"}} {}",
-                    h.0[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "patina_delivery_attempts_bucket{{le=\"+Inf\"}} {}\npatina_delivery_attempts_sum {}\npatina_delivery_attempts_count {}",
-                h.2, h.1, h.2
-            );
+            h.render(out, "patina_delivery_attempts", "", &ATTEMPT_BUCKETS);
         }
     }
 
@@ -276,14 +301,9 @@ impl Metrics {
     /// A lookup of a `batch` route ran in a statement with `size` lookups (1: alone).
     pub fn batch(&self, route: &str, size: usize) {
         if let Ok(mut m) = self.batches.lock() {
-            let (buckets, sum, count) = m.entry(route.to_string()).or_default();
-            for (i, b) in BATCH_BUCKETS.iter().enumerate() {
-                if size <= *b {
-                    buckets[i] += 1;
-                }
-            }
-            *sum += size as u64;
-            *count += 1;
+            m.entry(route.to_string())
+                .or_default()
+                .observe(&BATCH_BUCKETS, size as u64);
         }
     }
 
@@ -390,21 +410,9 @@ impl Metrics {
         );
         out.push_str("# TYPE patina_batch_size histogram\n");
         if let Ok(m) = self.batches.lock() {
-            for (route, (buckets, sum, count)) in m.iter() {
-                let route = escape(route);
-                for (i, b) in BATCH_BUCKETS.iter().enumerate() {
-                    let _ = writeln!(
-                        out,
-                        "patina_batch_size_bucket{{route=\"{route}\",le=\"{b}\"}} {}",
-                        buckets[i]
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "patina_batch_size_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}"
-                );
-                let _ = writeln!(out, "patina_batch_size_sum{{route=\"{route}\"}} {sum}");
-                let _ = writeln!(out, "patina_batch_size_count{{route=\"{route}\"}} {count}");
+            for (route, sizes) in m.iter() {
+                let labels = format!("route=\"{}\"", escape(route));
+                sizes.render(&mut out, "patina_batch_size", &labels, &BATCH_BUCKETS);
             }
         }
         out.push_str(
