@@ -282,10 +282,7 @@ impl Source {
                 };
                 let Some(oldest) = group.queue.front() else {
                     lane.armed = false;
-                    group.running -= 1;
-                    if group.running == 0 {
-                        groups.remove(&name);
-                    }
+                    give_back(&mut groups, &name);
                     return;
                 };
                 oldest.started + self.gate.acquire_timeout()
@@ -313,10 +310,7 @@ impl Source {
                 let waiters: Vec<Waiter> = group.queue.drain(..take).collect();
                 if waiters.is_empty() && group.queue.is_empty() {
                     lane.armed = false;
-                    group.running -= 1;
-                    if group.running == 0 {
-                        groups.remove(&name);
-                    }
+                    give_back(&mut groups, &name);
                     return;
                 }
                 let template = Lookup {
@@ -467,13 +461,17 @@ impl Drop for Driving {
         if !self.armed {
             return;
         }
-        let mut groups = self.source.batches.lock();
-        let Some(group) = groups.get_mut(&self.name) else {
-            return;
-        };
+        give_back(&mut self.source.batches.lock(), &self.name);
+    }
+}
+
+/// A lane of group `name` is given back; the group goes with its last lane (and with it any
+/// lookup still queued, which then answers 503).
+fn give_back(groups: &mut HashMap<String, Group>, name: &str) {
+    if let Some(group) = groups.get_mut(name) {
         group.running -= 1;
         if group.running == 0 {
-            groups.remove(&self.name);
+            groups.remove(name);
         }
     }
 }
