@@ -129,11 +129,6 @@ fn tokens(sql: &str, dialect: Dialect) -> Result<Vec<Token>, ScanError> {
     let mut out = Vec::new();
     let mut depth = 0usize;
     let mut i = 0;
-    let unclosed = |offset: usize, what: &str| ScanError {
-        offset,
-        message: format!("{what} is never closed"),
-        hint: "close it".into(),
-    };
     while i < b.len() {
         let c = b[i];
         let start = i;
@@ -149,38 +144,20 @@ fn tokens(sql: &str, dialect: Dialect) -> Result<Vec<Token>, ScanError> {
                 continue;
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
-                    i += 1;
-                }
-                if i + 1 >= b.len() {
-                    return Err(unclosed(start, "comment `/*`"));
-                }
-                i += 2;
+                i = super::skip_block_comment(b, i)?;
                 continue;
             }
-            b'\'' | b'"' | b'[' if c != b'[' || dialect.bracket_identifiers() => {
-                let close = if c == b'[' { b']' } else { c };
-                i += 1;
-                loop {
-                    if i >= b.len() {
-                        return Err(unclosed(start, "a quote"));
-                    }
-                    if b[i] == close {
-                        if b.get(i + 1) == Some(&close) {
-                            i += 2;
-                            continue;
-                        }
-                        i += 1;
-                        break;
-                    }
-                    i += 1;
-                }
-                if c == b'\'' {
-                    Kind::Other
-                } else {
-                    Kind::Quoted
-                }
+            b'\'' => {
+                i = super::skip_quoted(b, i, b'\'', "string literal")?;
+                Kind::Other
+            }
+            b'"' => {
+                i = super::skip_quoted(b, i, b'"', "quoted identifier")?;
+                Kind::Quoted
+            }
+            b'[' if dialect.bracket_identifiers() => {
+                i = super::skip_quoted(b, i, b']', "bracketed identifier")?;
+                Kind::Quoted
             }
             b'$' if dialect.has_dollar_quotes() => {
                 i = super::skip_dollar_quoted(b, i);

@@ -46,24 +46,7 @@ pub fn scan_named(sql: &str, dialect: Dialect) -> Result<Vec<NamedParam>, ScanEr
                     i += 1;
                 }
             }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                let start = i;
-                i += 2;
-                loop {
-                    if i + 1 >= bytes.len() {
-                        return Err(ScanError {
-                            offset: start,
-                            message: "comment `/*` is never closed".into(),
-                            hint: "close it with `*/`".into(),
-                        });
-                    }
-                    if bytes[i] == b'*' && bytes[i + 1] == b'/' {
-                        i += 2;
-                        break;
-                    }
-                    i += 1;
-                }
-            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i)?,
             b'$' if dialect.has_dollar_quotes() => i = skip_dollar_quoted(bytes, i),
             b'?' => {
                 return Err(ScanError {
@@ -97,6 +80,22 @@ pub fn scan_named(sql: &str, dialect: Dialect) -> Result<Vec<NamedParam>, ScanEr
         }
     }
     Ok(out)
+}
+
+/// Past a `/* ... */` comment that starts at `start`.
+fn skip_block_comment(bytes: &[u8], start: usize) -> Result<usize, ScanError> {
+    let mut i = start + 2;
+    while i + 1 < bytes.len() {
+        if bytes[i] == b'*' && bytes[i + 1] == b'/' {
+            return Ok(i + 2);
+        }
+        i += 1;
+    }
+    Err(ScanError {
+        offset: start,
+        message: "comment `/*` is never closed".into(),
+        hint: "close it with `*/`".into(),
+    })
 }
 
 fn skip_quoted(bytes: &[u8], start: usize, close: u8, what: &str) -> Result<usize, ScanError> {
