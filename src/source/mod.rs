@@ -8,7 +8,7 @@ pub mod batch;
 pub mod gate;
 pub mod mssql;
 pub mod odbc;
-mod odbcinst;
+pub mod odbcinst;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

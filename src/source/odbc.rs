@@ -238,8 +238,6 @@ impl Worker {
         if let Some(c) = &self.conn {
             return Ok(Arc::clone(c));
         }
-        let env = odbc_api::environment()
-            .map_err(|e| SourceError::Unavailable(format!("ODBC environment: {e}")))?;
         let login = u32::try_from(self.cfg.login_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
         let started = Instant::now();
         let connection_string = self
@@ -247,34 +245,18 @@ impl Worker {
             .target
             .odbc_connection_string()
             .ok_or_else(|| SourceError::Unavailable("not an ODBC source".into()))?;
-        let connect = |cs: &str| {
-            env.connect_with_connection_string(
-                cs,
-                ConnectionOptions {
-                    login_timeout_sec: Some(login),
-                    ..ConnectionOptions::default()
-                },
-            )
+        let options = ConnectionOptions {
+            login_timeout_sec: Some(login),
+            ..ConnectionOptions::default()
         };
-        // The driver manager now and then misses the driver's entry in odbcinst.ini and then
-        // fails every connection by driver name for 20 seconds ("Can't open lib 'SQLite3' :
-        // file not found"): on that error the library is looked up here and named by its path.
-        let connected = match connect(connection_string.expose()) {
-            Err(e) if e.to_string().contains("Can't open lib") => {
-                match super::odbcinst::driver_library(connection_string.expose()) {
-                    Some(library) => {
-                        warn!(source = %self.cfg.name, library = %library,
-                              "the driver manager did not find the driver; naming its library instead");
-                        connect(&super::odbcinst::with_driver(
-                            connection_string.expose(),
-                            &library,
-                        ))
-                    }
-                    None => Err(e),
+        let connected =
+            super::odbcinst::connect(connection_string.expose(), options).map(|(c, library)| {
+                if let Some(library) = library {
+                    warn!(source = %self.cfg.name, library = %library,
+                          "the driver manager did not find the driver; named its library instead");
                 }
-            }
-            other => other,
-        };
+                c
+            });
         match connected {
             Ok(c) => {
                 if self.last_failure.take().is_some() {

@@ -3,9 +3,41 @@
 //! and a lookup that once came back empty (seen now and then when a process opens its first
 //! connections) makes every connection by driver name fail with "Can't open lib '<name>'" until
 //! the entry expires. Given the library's path instead of its name, the driver manager loads it
-//! without reading odbcinst.ini. Pure text work: no ODBC calls here.
+//! without reading odbcinst.ini. unixODBC before 2.3.13 has this race between threads that
+//! connect at the same time (Debian 12 ships 2.3.11), so it is met wherever a process opens
+//! connections on several threads: the gateway's pool, and a test beside a running gateway.
+//! [`connect`] is the one place that connects by connection string; the rest is text work.
 
 use std::path::PathBuf;
+
+use odbc_api::{Connection, ConnectionOptions};
+
+/// Connect with `connection_string`. When the driver manager answers "Can't open lib" for a
+/// driver named in odbcinst.ini, connect once more naming that library by its path. Returns
+/// the connection and, when it was needed, the library named.
+///
+/// # Errors
+/// The driver manager's or driver's error (of the second attempt when there was one).
+pub fn connect(
+    connection_string: &str,
+    options: ConnectionOptions,
+) -> Result<(Connection<'static>, Option<String>), odbc_api::Error> {
+    let env = odbc_api::environment()?;
+    match env.connect_with_connection_string(connection_string, options) {
+        Err(e) if e.to_string().contains("Can't open lib") => {
+            match driver_library(connection_string) {
+                Some(library) => env
+                    .connect_with_connection_string(
+                        &with_driver(connection_string, &library),
+                        options,
+                    )
+                    .map(|c| (c, Some(library))),
+                None => Err(e),
+            }
+        }
+        other => other.map(|c| (c, None)),
+    }
+}
 
 /// The value of the `Driver` attribute of an ODBC connection string, without its braces.
 pub fn driver_name(connection_string: &str) -> Option<&str> {

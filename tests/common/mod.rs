@@ -73,13 +73,17 @@ pub fn sqlite_fresh() -> (tempfile::TempDir, TestDb) {
     (dir, db)
 }
 
+/// Connect to a test database directly, as the gateway does (past unixODBC's odbcinst.ini race
+/// between threads: a test connects while its gateway's pool does).
+pub fn connect(cs: &str) -> Result<odbc_api::Connection<'static>, odbc_api::Error> {
+    patina::source::odbcinst::connect(cs, odbc_api::ConnectionOptions::default()).map(|(c, _)| c)
+}
+
 /// Create the demo database at `path` through the SQLite ODBC driver.
 fn build_sqlite_demo(path: &Path) -> TestDb {
     let cs = format!("Driver={{SQLite3}};Database={}", path.display());
-    let env = odbc_api::environment().expect("ODBC environment");
-    let conn = env
-        .connect_with_connection_string(&cs, odbc_api::ConnectionOptions::default())
-        .expect("the SQLite3 ODBC driver is installed (deploy/test.sh installs it)");
+    let conn =
+        connect(&cs).expect("the SQLite3 ODBC driver is installed (deploy/test.sh installs it)");
     for file in ["schema.sqlite.sql", "data.sql"] {
         let script = std::fs::read_to_string(Path::new(ROOT).join("fixtures/demo").join(file))
             .expect("fixture");
@@ -120,13 +124,7 @@ pub(crate) use on_both_writable;
 /// Run a query on `db` directly (not through the gateway): each row's values as text.
 pub fn query_db(db: &TestDb, sql: &str) -> Vec<Vec<Option<String>>> {
     use odbc_api::Cursor as _;
-    let env = odbc_api::environment().expect("ODBC environment");
-    let conn = env
-        .connect_with_connection_string(
-            &db.connection_string,
-            odbc_api::ConnectionOptions::default(),
-        )
-        .expect("connect");
+    let conn = connect(&db.connection_string).expect("connect");
     let mut out = Vec::new();
     if let Some(mut cursor) = conn.execute(sql, (), None).expect("query") {
         let cols = usize::try_from(
