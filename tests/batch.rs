@@ -284,10 +284,80 @@ fn claims_never_mix(db: &TestDb) {
     assert!(sum > count, "no batch formed: {sum} / {count}");
 }
 
+/// A stored value longer than `max_text_bytes` fails only the lookup whose row holds it, with
+/// its column named, as alone: the batch that met it runs again one lookup at a time.
+fn a_value_too_long_fails_only_its_own_lookup(db: &TestDb) {
+    let long = match db.dialect {
+        "sqlite" => "printf('%600s', 'x')",
+        _ => "repeat('x', 600)",
+    };
+    let mapping = format!(
+        r#"source = "demo"
+
+[[route]]
+id = "getLong"
+path = "/long/{{job_number}}"
+public = true
+one = true
+BATCH
+sql = "SELECT JOBNO, CASE WHEN JOBNO = 200007 THEN {long} ELSE 'short' END AS NOTE FROM JOBMST WHERE JOBNO = :job_number"
+params.job_number = {{ type = "integer", minimum = 1 }}
+columns.JOBNO = {{ name = "job_number", type = "integer" }}
+columns.NOTE = {{ name = "note" }}
+"#
+    );
+    let start = |batch: &str| {
+        Gateway::start(
+            db,
+            &Options {
+                source_extra: "pool = { max = 1, acquire_timeout = \"20s\" }\nmax_text_bytes = 256",
+                mappings: Some(&[("v1/jobs.toml", &mapping.replace("BATCH", batch))]),
+                ..Options::default()
+            },
+        )
+    };
+    let alone = start("");
+    let want = alone.anonymous("/v1/long/200007");
+    assert_eq!(want.status, 500, "{}", want.text);
+    assert_eq!(
+        want.json()["type"],
+        "/problems/undecodable-value",
+        "{}",
+        want.text
+    );
+    // The column as the database names it (PostgreSQL folds it to lower case).
+    assert!(
+        want.text.to_ascii_uppercase().contains("`NOTE`"),
+        "{}",
+        want.text
+    );
+    assert_eq!(alone.anonymous("/v1/long/200008").status, 200);
+    drop(alone);
+    let gw = start("batch = {}");
+    let paths: Vec<String> = (0..30)
+        .map(|i| format!("/v1/long/{}", 200_001 + i))
+        .collect();
+    let got = concurrently(&gw, &paths, 30, &|_| Vec::new());
+    for (p, (status, body, _)) in paths.iter().zip(&got) {
+        if p.ends_with("/200007") {
+            assert_eq!(*status, want.status, "{body}");
+            let p: serde_json::Value = serde_json::from_str(body).expect("problem");
+            assert_eq!(p["type"], want.json()["type"], "{body}");
+            assert_eq!(p["detail"], want.json()["detail"], "{body}");
+        } else {
+            assert_eq!(*status, 200, "{p}: {body}");
+            assert!(body.contains("\"short\""), "{p}: {body}");
+        }
+    }
+    let (count, sum) = batched_requests(&gw, "getLong");
+    assert!(sum > count, "no batch formed: {sum} / {count}");
+}
+
 common::on_both!(
     lookups_get_their_own_row,
     char_keys_answer_as_the_database_compares_them,
-    claims_never_mix
+    claims_never_mix,
+    a_value_too_long_fails_only_its_own_lookup
 );
 
 /// A batch whose statement times out fails each of its requests as the statement alone would

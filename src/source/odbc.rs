@@ -383,15 +383,11 @@ impl Worker {
     /// A failed run as a source error. A statement the driver failed may leave its handle in a
     /// bad state: it is prepared afresh next time.
     fn run_failed(&mut self, sql: &Arc<str>, e: RunError) -> SourceError {
-        let max_text = self.cfg.max_text_bytes;
         match e {
             RunError::Sink(s) => SourceError::Decode(s),
             RunError::OutOfRange((placeholder, range)) => {
                 SourceError::OutOfRange { placeholder, range }
             }
-            RunError::Truncated => SourceError::Query(format!(
-                "a value is longer than max_text_bytes ({max_text}); raise it for this source"
-            )),
             RunError::Odbc(e) => {
                 let classified = self.classify(&e);
                 self.statements.remove(sql);
@@ -482,15 +478,36 @@ enum RunError {
     /// A value the parameter's SQL type cannot hold: (placeholder index, its range).
     OutOfRange((usize, IntRange)),
     Sink(SinkError),
-    Truncated,
 }
 
 impl From<odbc_api::Error> for RunError {
     fn from(e: odbc_api::Error) -> Self {
-        match e {
-            odbc_api::Error::TooLargeValueForBuffer { .. } => RunError::Truncated,
-            e => RunError::Odbc(e),
-        }
+        RunError::Odbc(e)
+    }
+}
+
+/// A fetch that failed; a value longer than its buffer (`max_text_bytes`) is that column's
+/// decode error, as on SQL Server.
+fn fetch_failed(e: odbc_api::Error, columns: &[ColumnInfo], max_text: usize) -> RunError {
+    match e {
+        odbc_api::Error::TooLargeValueForBuffer {
+            indicator,
+            buffer_index,
+        } => RunError::Sink(SinkError {
+            column: columns
+                .get(buffer_index)
+                .map_or_else(String::new, |c| c.name.clone()),
+            reason: match indicator {
+                Some(n) => format!(
+                    "a value of {n} bytes is longer than max_text_bytes ({max_text}); \
+                     raise it for this source"
+                ),
+                None => format!(
+                    "a value is longer than max_text_bytes ({max_text}); raise it for this source"
+                ),
+            },
+        }),
+        e => RunError::Odbc(e),
     }
 }
 
@@ -545,7 +562,10 @@ fn run_statement(
     let mut block = cursor.bind_buffer(buffer)?;
     let mut remaining = max_rows;
     'fetch: while remaining > 0 {
-        let Some(rows) = block.fetch_with_truncation_check(true)? else {
+        let Some(rows) = block
+            .fetch_with_truncation_check(true)
+            .map_err(|e| fetch_failed(e, columns, max_text))?
+        else {
             break;
         };
         let slices: Vec<_> = (0..rows.num_cols()).map(|c| rows.column(c)).collect();
