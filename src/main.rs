@@ -272,7 +272,14 @@ fn init_logging(format: &str) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let code = run(Cli::parse());
+    // No thread may be inside an ODBC driver while the process ends (see `settle`): wait for
+    // connections still opening or closing, as long as a login may take.
+    patina::source::odbc::settle(std::time::Duration::from_secs(10));
+    code
+}
+
+fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve {
             config,

@@ -165,6 +165,43 @@ fn check_db_proves_mappings_against_the_database() {
     );
 }
 
+/// `check --db` ends only after every connection its workers began has logged in: a process
+/// that ends while a thread is inside the driver can abort in the driver's libraries' exit
+/// handlers (libpq's Kerberos did, now and then). Every connection after the first is held
+/// for a second before PostgreSQL sees it; none may be hung up on meanwhile.
+#[test]
+fn check_db_ends_only_after_its_connections_have_logged_in() {
+    let Some(db) = common::postgres() else {
+        return;
+    };
+    let pg_port: u16 = db
+        .connection_string
+        .split(';')
+        .find_map(|kv| kv.strip_prefix("Port="))
+        .and_then(|p| p.parse().ok())
+        .expect("Port= in PATINA_TEST_PG");
+    let proxy = common::proxy::Proxy::start_holding(pg_port, std::time::Duration::from_secs(1));
+    let cs = db
+        .connection_string
+        .replace(&format!("Port={pg_port}"), &format!("Port={}", proxy.port));
+    let config = format!(
+        "[sources.demo]\nkind = \"odbc\"\ndialect = \"postgres\"\nconnection_string = \"{cs}\"\npool = {{ max = 3 }}\n"
+    );
+    let mapping = "source = \"demo\"\n[[route]]\nid = \"a\"\npublic = true\npath = \"/a/{n}\"\nsql = \"SELECT JOBNO FROM JOBMST WHERE JOBNO = :n\"\nparams.n = \"integer\"\n";
+    let dir = project(&config, &[("v1/a.toml", mapping)]);
+    let o = common::patina(&["check", "--db"], dir.path());
+    assert!(o.ok(), "{}{}", o.out, o.err);
+    assert_eq!(proxy.accepted(), 3, "one connection per worker");
+    assert_eq!(proxy.held.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(
+        proxy
+            .closed_while_held
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "check --db ended while connections were still logging in"
+    );
+}
+
 #[test]
 fn check_db_tells_whether_page_keys_are_unique() {
     // STSCD repeats; STSCD then JOBNO does not; a required parameter leaves it unknown.

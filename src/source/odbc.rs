@@ -61,14 +61,80 @@ enum Job {
 /// A pool of connections to one ODBC source.
 #[derive(Debug)]
 pub struct OdbcPool {
-    jobs: crossbeam_channel::Sender<Job>,
+    jobs: crossbeam_channel::Sender<(Job, Call)>,
+}
+
+/// Driver calls this process has started and not finished: statements queued or running,
+/// connections being opened or closed, and whether the process is ending ([`settle`]).
+struct Calls {
+    in_flight: usize,
+    ending: bool,
+}
+
+static CALLS: std::sync::Mutex<Calls> = std::sync::Mutex::new(Calls {
+    in_flight: 0,
+    ending: false,
+});
+static CALLS_DONE: std::sync::Condvar = std::sync::Condvar::new();
+
+/// One driver call counted in flight until dropped.
+struct Call;
+
+impl Call {
+    /// `None` once the process is ending: no driver call starts then.
+    fn begin() -> Option<Call> {
+        let mut c = CALLS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if c.ending {
+            return None;
+        }
+        c.in_flight += 1;
+        Some(Call)
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        let mut c = CALLS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        c.in_flight -= 1;
+        if c.in_flight == 0 {
+            CALLS_DONE.notify_all();
+        }
+    }
+}
+
+/// Before the process ends: wait (at most `max`) until no thread is inside an ODBC driver, and
+/// let no new driver call start. Libraries a driver loads may tear down their locks in the
+/// process's exit handlers (libpq's Kerberos does), and a thread still connecting, running a
+/// statement or disconnecting then aborts the process as it ends. Returns whether every call
+/// finished in time.
+pub fn settle(max: Duration) -> bool {
+    let deadline = Instant::now() + max;
+    let mut c = CALLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    c.ending = true;
+    while c.in_flight > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        c = CALLS_DONE
+            .wait_timeout(c, left)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0;
+    }
+    true
 }
 
 impl OdbcPool {
     /// Spawn the workers. Each opens its connection right away (logging a failure) and again
     /// whenever a statement needs one.
     pub fn start(cfg: SourceConfig) -> Self {
-        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let (tx, rx) = crossbeam_channel::unbounded::<(Job, Call)>();
         let cfg = Arc::new(cfg);
         info!(
             source = %cfg.name,
@@ -81,14 +147,26 @@ impl OdbcPool {
         for i in 0..cfg.pool_max {
             let rx = rx.clone();
             let cfg = Arc::clone(&cfg);
+            // Counted from here, not from when the thread first runs: a process that ends
+            // at once still waits for this connection to be opened.
+            let first = Call::begin();
             let spawned = std::thread::Builder::new()
                 .name(format!("odbc-{}-{i}", cfg.name))
-                .spawn(move || Worker::new(cfg).run(&rx));
+                .spawn(move || Worker::new(cfg).run(first, &rx));
             if let Err(e) = spawned {
                 warn!(error = %e, "could not start an ODBC worker thread");
             }
         }
         Self { jobs: tx }
+    }
+
+    /// Queue `job` for a free worker, counted as a driver call until it is done; handed back
+    /// when the workers are gone or the process is ending.
+    fn send(&self, job: Job) -> Result<(), Job> {
+        let Some(call) = Call::begin() else {
+            return Err(job);
+        };
+        self.jobs.send((job, call)).map_err(|e| e.into_inner().0)
     }
 
     /// Hand an admitted statement to a free worker and wait for its rows.
@@ -99,13 +177,12 @@ impl OdbcPool {
     ) -> Result<super::Queried, SourceError> {
         let waited = admitted.started.elapsed();
         let (reply, rx) = oneshot::channel();
-        self.jobs
-            .send(Job::Query {
-                admitted,
-                sink,
-                reply,
-            })
-            .map_err(|_| SourceError::Closed)?;
+        self.send(Job::Query {
+            admitted,
+            sink,
+            reply,
+        })
+        .map_err(|_| SourceError::Closed)?;
         let result = rx.await.map_err(|_| SourceError::Closed)?;
         result.map(|sink| super::Queried { sink, waited })
     }
@@ -119,14 +196,14 @@ impl OdbcPool {
         permit: OwnedSemaphorePermit,
     ) -> Transacted {
         let (reply, rx) = oneshot::channel();
-        if let Err(e) = self.jobs.send(Job::Transact {
+        if let Err(job) = self.send(Job::Transact {
             script,
             options,
             started,
             reply,
             _permit: permit,
         }) {
-            let Job::Transact { script, .. } = e.into_inner() else {
+            let Job::Transact { script, .. } = job else {
                 unreachable!("the job sent is a transaction")
             };
             return Transacted {
@@ -149,13 +226,12 @@ impl OdbcPool {
         sql: Arc<str>,
     ) -> Result<Described, SourceError> {
         let (reply, rx) = oneshot::channel();
-        self.jobs
-            .send(Job::Describe {
-                sql,
-                reply,
-                _permit: permit,
-            })
-            .map_err(|_| SourceError::Closed)?;
+        self.send(Job::Describe {
+            sql,
+            reply,
+            _permit: permit,
+        })
+        .map_err(|_| SourceError::Closed)?;
         rx.await.map_err(|_| SourceError::Closed)?
     }
 }
@@ -191,11 +267,14 @@ impl Worker {
         }
     }
 
-    fn run(mut self, jobs: &crossbeam_channel::Receiver<Job>) {
-        if let Err(e) = self.connection() {
+    fn run(mut self, first: Option<Call>, jobs: &crossbeam_channel::Receiver<(Job, Call)>) {
+        if first.is_some()
+            && let Err(e) = self.connection()
+        {
             warn!(source = %self.cfg.name, error = %e, "source not reachable at start; will retry on demand");
         }
-        while let Ok(job) = jobs.recv() {
+        drop(first);
+        while let Ok((job, _call)) = jobs.recv() {
             match job {
                 Job::Query {
                     admitted,
@@ -231,6 +310,15 @@ impl Worker {
                     });
                 }
             }
+        }
+        // The pool is gone. Closing the statements and the connection calls the driver too:
+        // counted, or, when the process is ending, left to the process's end.
+        match Call::begin() {
+            Some(call) => {
+                drop(self);
+                drop(call);
+            }
+            None => std::mem::forget(self),
         }
     }
 

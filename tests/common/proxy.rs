@@ -1,11 +1,12 @@
 //! A TCP proxy in front of a database, which tests cut (connections reset, new ones refused)
-//! and restore on the same port: the database "goes away" for one gateway only.
+//! and restore on the same port: the database "goes away" for one gateway only. It can also
+//! hold every connection but the first for a while before the database sees it (a slow login).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A TCP proxy to a database that can be cut (connections reset, new ones refused) and
 /// restored on the same port.
@@ -18,11 +19,23 @@ pub struct Proxy {
     /// reaches the client: the connection is cut right after.
     commit_trap: Arc<AtomicBool>,
     /// How many times the trap went off.
-    pub commits_cut: Arc<std::sync::atomic::AtomicUsize>,
+    pub commits_cut: Arc<AtomicUsize>,
+    /// Every connection after the first waits this long before it reaches the database.
+    hold: Duration,
+    accepted: Arc<AtomicUsize>,
+    /// Connections held, and those of them whose client hung up during the hold.
+    pub held: Arc<AtomicUsize>,
+    pub closed_while_held: Arc<AtomicUsize>,
 }
 
 impl Proxy {
     pub fn start(target: u16) -> Proxy {
+        Self::start_holding(target, Duration::ZERO)
+    }
+
+    /// A proxy that holds every connection after the first for `hold` before it reaches the
+    /// database (what the client sent meanwhile is passed on after).
+    pub fn start_holding(target: u16, hold: Duration) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let p = Proxy {
@@ -32,6 +45,10 @@ impl Proxy {
             streams: Arc::new(Mutex::new(Vec::new())),
             commit_trap: Arc::new(AtomicBool::new(false)),
             commits_cut: Arc::default(),
+            hold,
+            accepted: Arc::default(),
+            held: Arc::default(),
+            closed_while_held: Arc::default(),
         };
         p.serve(listener);
         p
@@ -40,15 +57,28 @@ impl Proxy {
     fn serve(&self, listener: TcpListener) {
         let (up, streams, target) = (Arc::clone(&self.up), Arc::clone(&self.streams), self.target);
         let (trap, cut) = (Arc::clone(&self.commit_trap), Arc::clone(&self.commits_cut));
+        let (hold, accepted) = (self.hold, Arc::clone(&self.accepted));
+        let (held, closed) = (Arc::clone(&self.held), Arc::clone(&self.closed_while_held));
         listener.set_nonblocking(true).expect("nonblocking");
         std::thread::spawn(move || {
             while up.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((client, _)) => {
+                    Ok((mut client, _)) => {
                         client.set_nonblocking(false).expect("blocking");
-                        let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                        let mut early = Vec::new();
+                        if accepted.fetch_add(1, Ordering::SeqCst) > 0 && !hold.is_zero() {
+                            held.fetch_add(1, Ordering::SeqCst);
+                            if !hold_connection(&mut client, hold, &mut early) {
+                                closed.fetch_add(1, Ordering::SeqCst);
+                                continue;
+                            }
+                        }
+                        let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)) else {
                             continue;
                         };
+                        if server.write_all(&early).is_err() {
+                            continue;
+                        }
                         let mut s = streams.lock().expect("lock");
                         // Cut while this one was being accepted: it must not outlive the cut.
                         if !up.load(Ordering::SeqCst) {
@@ -102,6 +132,11 @@ impl Proxy {
         });
     }
 
+    /// Connections the proxy accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
     pub fn cut(&self) {
         // Under the streams' lock, so that a connection being accepted sees it (see `serve`).
         let mut streams = self.streams.lock().expect("lock");
@@ -124,4 +159,29 @@ impl Proxy {
         self.up.store(true, Ordering::Relaxed);
         self.serve(listener);
     }
+}
+
+/// Keep `client` from the database for `hold`, gathering what it sends into `early`: false when
+/// it hung up meanwhile.
+fn hold_connection(client: &mut TcpStream, hold: Duration, early: &mut Vec<u8>) -> bool {
+    let until = Instant::now() + hold;
+    client
+        .set_read_timeout(Some(Duration::from_millis(10)))
+        .expect("timeout");
+    let mut buf = [0u8; 4096];
+    let mut open = true;
+    while open && Instant::now() < until {
+        match client.read(&mut buf) {
+            Ok(0) => open = false,
+            Ok(n) => early.extend_from_slice(&buf[..n]),
+            Err(e) => {
+                open = matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                );
+            }
+        }
+    }
+    client.set_read_timeout(None).expect("timeout");
+    open
 }
