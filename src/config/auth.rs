@@ -8,7 +8,7 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 use toml::Spanned;
 
-use super::env::expand_env;
+use super::env::{expand_at, expand_env};
 use super::raw::{RawAuth, RawRateLimit};
 use super::{DURATION_UNITS, parse_duration};
 use crate::diag::{Diagnostics, SourceFile};
@@ -156,12 +156,16 @@ pub(super) fn compile_auth(
                 None
             }
         };
-        if let Some(u) = &j.jwks_url {
-            let url = u.get_ref();
+        let jwks_url = j
+            .jwks_url
+            .as_ref()
+            .and_then(|u| expand_at(file, u, "`auth.jwt.jwks_url`", env, diags));
+        if let (Some(u), Some(url)) = (&j.jwks_url, &jwks_url) {
             let loopback = ["http://127.", "http://localhost", "http://[::1]"]
                 .iter()
                 .any(|p| url.starts_with(p));
-            if !url.starts_with("https://") && !loopback {
+            // `check` stands in for a variable it may not know: the URL is not known either.
+            if !url.starts_with("https://") && !loopback && !super::stands_in(url) {
                 diags.error_hint(
                     file,
                     u.span(),
@@ -185,12 +189,18 @@ pub(super) fn compile_auth(
             );
         }
         JwtSettings {
-            issuer: j.issuer,
-            audience: j.audience,
+            issuer: j
+                .issuer
+                .as_ref()
+                .and_then(|v| expand_at(file, v, "`auth.jwt.issuer`", env, diags)),
+            audience: j
+                .audience
+                .as_ref()
+                .and_then(|v| expand_at(file, v, "`auth.jwt.audience`", env, diags)),
             hs256_secret,
             public_key,
             jwks_file: j.jwks_file.as_ref().map(|f| base.join(f.get_ref())),
-            jwks_url: j.jwks_url.clone().map(Spanned::into_inner),
+            jwks_url,
             jwks_refresh: duration(
                 &j.jwks_refresh,
                 "jwks_refresh",

@@ -44,6 +44,37 @@ pub fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
     }
 }
 
+/// `value` with `${VAR}` expanded; a variable that is not set is an error at the value's place
+/// in the file, said of `what` (the setting, e.g. "`server.listen`").
+pub(super) fn expand_at(
+    file: &crate::diag::SourceFile,
+    value: &toml::Spanned<String>,
+    what: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    diags: &mut crate::diag::Diagnostics,
+) -> Option<String> {
+    match expand_env(value.get_ref(), env) {
+        Ok(s) => Some(s),
+        Err(missing) => {
+            diags.error_hint(
+                file,
+                value.span(),
+                format!(
+                    "{what}: environment variable{} {} not set",
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing
+                        .iter()
+                        .map(|m| format!("`{m}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "export it before starting, or give a default: ${VAR:-value}",
+            );
+            None
+        }
+    }
+}
+
 /// A connection string with password-like attributes replaced, for logs.
 pub fn redact_connection_string(s: &str) -> String {
     s.split(';')

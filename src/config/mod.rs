@@ -242,7 +242,11 @@ impl Config {
         let listen = server
             .as_ref()
             .and_then(|s| s.listen.as_ref())
-            .map_or_else(|| "127.0.0.1:8080".to_string(), |l| l.get_ref().clone());
+            .map_or_else(
+                || Some("127.0.0.1:8080".to_string()),
+                |l| env::expand_at(&file, l, "`server.listen`", env, &mut diags),
+            )
+            .unwrap_or_default();
         let mappings_dir = server
             .as_ref()
             .and_then(|s| s.mappings.as_ref())
@@ -413,6 +417,11 @@ impl Config {
 
 /// What an unset variable is read as by [`Config::load_for_check`].
 const UNSET_MARK: &str = "<unset:";
+
+/// Whether `value` holds `check`'s stand-in for a variable the environment does not set.
+fn stands_in(value: &str) -> bool {
+    value.contains(UNSET_MARK)
+}
 
 /// A `${VAR}` that `patina check` found unset.
 #[derive(Clone, Debug)]

@@ -216,9 +216,11 @@ pub(super) struct RawDocs {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawJwt {
     /// Required `iss`.
-    pub issuer: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub issuer: Option<Spanned<String>>,
     /// Required `aud`.
-    pub audience: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub audience: Option<Spanned<String>>,
     /// Shared secret for HS256 tokens (at least 32 bytes); use `${VAR}`.
     #[schemars(with = "Option<String>")]
     pub hs256_secret: Option<Spanned<String>>,

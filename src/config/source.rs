@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::env::expand_env;
+use super::env::expand_at;
 use super::mssql::{MssqlTarget, compile_mssql};
 use super::raw::{RawKindOptions, RawSource};
 use super::{DURATION_HINT, parse_duration};
@@ -121,28 +121,8 @@ pub(super) fn compile_source(
         options,
     } = src;
     let errors_before = diags.errors().count();
-    let mut expand = |v: &Spanned<String>, what: &str, diags: &mut Diagnostics| match expand_env(
-        v.get_ref(),
-        env,
-    ) {
-        Ok(s) => Some(s),
-        Err(missing) => {
-            diags.error_hint(
-                file,
-                v.span(),
-                format!(
-                    "source `{name}`: {what}: environment variable{} {} not set",
-                    if missing.len() == 1 { "" } else { "s" },
-                    missing
-                        .iter()
-                        .map(|m| format!("`{m}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                "export it before starting, or give a default: ${VAR:-value}",
-            );
-            None
-        }
+    let mut expand = |v: &Spanned<String>, what: &str, diags: &mut Diagnostics| {
+        expand_at(file, v, &format!("source `{name}`: {what}"), env, diags)
     };
     let target = match options {
         Some(RawKindOptions::Odbc(o)) => match &o.connection_string {

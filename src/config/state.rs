@@ -5,7 +5,7 @@
 
 use toml::Spanned;
 
-use super::env::expand_env;
+use super::env::expand_at;
 use super::raw::RawState;
 use crate::diag::{Diagnostics, SourceFile};
 use crate::secret::Secret;
@@ -111,26 +111,8 @@ pub(super) fn compile_backend(
         );
         return StateBackend::Embedded;
     };
-    let url = match expand_env(url.get_ref(), env) {
-        Ok(u) => check_url(file, url, u, diags),
-        Err(missing) => {
-            diags.error_hint(
-                file,
-                url.span(),
-                format!(
-                    "`redis_url`: environment variable{} {} not set",
-                    if missing.len() == 1 { "" } else { "s" },
-                    missing
-                        .iter()
-                        .map(|m| format!("`{m}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                "export it before starting, or give a default: ${VAR:-value}",
-            );
-            None
-        }
-    };
+    let url = expand_at(file, url, "`redis_url`", env, diags)
+        .and_then(|u| check_url(file, url, u, diags));
     match url {
         Some(url) => StateBackend::Redis(RedisSettings { url, unreachable }),
         None => StateBackend::Embedded,

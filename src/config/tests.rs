@@ -373,3 +373,42 @@ fn redis_keys_without_the_redis_backend_are_warned_about_not_expanded() {
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     assert!(c.warnings[0].message.contains("unused"), "{:?}", c.warnings);
 }
+
+/// `${VAR}` works in every setting a deployment varies, not only in secrets: the JWT issuer,
+/// audience and JWKS URL, and the listen address. A variable not set is an error at its line.
+#[test]
+fn auth_and_listen_settings_read_the_environment() {
+    let text = "[server]\nlisten = \"0.0.0.0:${PORT:-8080}\"\n\
+                [auth.jwt]\nissuer = \"https://${HOST}/\"\naudience = \"${AUD:-patina}\"\n\
+                jwks_url = \"https://${HOST}/jwks\"\n";
+    let c = Config::parse(Path::new("p.toml"), text, &env).expect("valid");
+    assert_eq!(c.listen, "0.0.0.0:8080");
+    let jwt = c.auth.jwt.expect("jwt");
+    assert_eq!(jwt.issuer.as_deref(), Some("https://db1/"));
+    assert_eq!(jwt.audience.as_deref(), Some("patina"));
+    assert_eq!(jwt.jwks_url.as_deref(), Some("https://db1/jwks"));
+
+    let text = "[server]\nlisten = \"${LISTEN}\"\n[auth.jwt]\nissuer = \"${ISSUER}\"\n\
+                jwks_url = \"${JWKS}\"\n";
+    let msg = Config::parse(Path::new("p.toml"), text, &env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("p.toml:2:10: error: `server.listen`: environment variable `LISTEN` not set"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(
+            "p.toml:4:10: error: `auth.jwt.issuer`: environment variable `ISSUER` not set"
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("`auth.jwt.jwks_url`: environment variable `JWKS` not set"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("https://"),
+        "no URL complaint for a value not known: {msg}"
+    );
+}
