@@ -611,7 +611,12 @@ fn token(
     if let Some(aud) = &jwt.audience {
         map.insert("aud".into(), aud.clone().into());
     }
-    map.insert("scope".into(), split_scopes(scopes).join(" ").into());
+    // Where the gateway reads scopes from (`[auth] scopes_claim`).
+    let claim = match config.auth.scopes_claim.as_str() {
+        "" => "scope",
+        c => c,
+    };
+    map.insert(claim.into(), split_scopes(scopes).join(" ").into());
     for c in claims {
         let Some((k, v)) = c.split_once('=') else {
             eprintln!("patina: --claim takes NAME=VALUE");

@@ -589,6 +589,29 @@ fn token_command_mints_usable_development_tokens() {
     assert_eq!(rows[0]["job_number"], 100_002);
 }
 
+/// With `[auth] scopes_claim = "scp"`, `patina token` puts the scopes where the gateway reads
+/// them: its token opens a scoped route.
+#[test]
+fn token_command_writes_the_configured_scopes_claim() {
+    let first = Gateway::demo(&common::sqlite());
+    let config = first.dir.join("patina.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace("[auth]\n", "[auth]\nscopes_claim = \"scp\"\n"),
+    )
+    .expect("config");
+    // `first` keeps the folder; this gateway reads the changed config from it.
+    let gw = Gateway::from_config(&config);
+    let ran = patina(
+        &["token", "--scopes", "portal", "--claim", "customer_id=1002"],
+        &gw.dir,
+    );
+    assert!(ran.ok(), "{}", ran.err);
+    let r = gw.get_with("/v1/my/jobs", &[("Authorization", &bearer(&ran.out))]);
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
 /// Serve whatever `body` holds at any path, over plain HTTP on loopback.
 fn tiny_server(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
     use std::io::{Read as _, Write as _};
