@@ -128,6 +128,50 @@ common::on_both_writable!(
     a_poison_write_is_a_dead_letter_at_once_and_replays_once_fixed,
 );
 
+/// A queued write to a public route, sent without credentials, is read back without them
+/// from the sender's address (as its idempotency keys are kept); a signed-in stranger gets 404.
+#[test]
+fn a_public_queued_write_is_read_back_by_its_anonymous_sender() {
+    let (_dir, db) = common::sqlite_fresh();
+    let public = MAPPING.replace("scopes = [\"jobs:write\"]", "public = true");
+    let gw = Gateway::start(
+        &db,
+        &Options {
+            mappings: Some(&[("v1/q.toml", &public)]),
+            config_extra: "[queue]\nconcurrency = 1\n",
+            ..Options::default()
+        },
+    );
+    let json = [("Content-Type", "application/json")];
+    let res = gw.send(
+        Method::POST,
+        "/v1/jobs/200209/notes/queued",
+        &json,
+        Some(r#"{"text": "anonymous"}"#),
+    );
+    assert_eq!(res.status, 202, "{}", res.text);
+    let href = res.header("location").expect("location").to_string();
+    let started = Instant::now();
+    let done = loop {
+        let r = gw.send(Method::GET, &href, &[], None);
+        assert_eq!(r.status, 200, "{}", r.text);
+        let v = r.json();
+        if v["status"] != "pending" {
+            break v;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "pending: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(done["status"], "delivered", "{done}");
+    assert_eq!(done["result"]["text"], "anonymous", "{done}");
+    let stranger = format!(
+        "Bearer {}",
+        token("stranger", "jobs:read", serde_json::json!({}))
+    );
+    let r = gw.send(Method::GET, &href, &[("Authorization", &stranger)], None);
+    assert_eq!(r.status, 404, "{}", r.text);
+}
+
 fn a_queued_write_is_accepted_then_delivered(db: &TestDb) {
     let (gw, auth) = gateway(db, "");
     let job = 200_201;

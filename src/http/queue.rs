@@ -215,14 +215,14 @@ fn key_text(v: ValueRef, params: &[crate::codec::BindValue], objects: &[Object])
 }
 
 /// `GET /{version}/_deliveries/{id}`: the sender (or an administrator) reads where a queued
-/// write stands. Anyone else gets the same 404 as for an unknown id.
+/// write stands. Anyone else gets the same 404 as for an unknown id. A write to a public route
+/// sent without credentials is the sender's address's, as its idempotency keys are: read back
+/// without credentials from that address.
 pub(super) async fn show(req: &HttpRequest, state: &AppState, id: &str) -> HttpResponse {
     let rid = super::request_id_of(req);
     let answer = async {
         let identity = super::route::authenticate(req, state).await?;
-        if !identity.is_authenticated() {
-            return Err(Problem::unauthorized(super::route::challenges(state, None)));
-        }
+        let sender = super::route::sender_label(req, state, &identity);
         let not_found = || Problem::not_found("No delivery has this id.");
         let store = state.queue_store().map_err(|e| {
             error!(error = %e, "the write queue cannot be reached");
@@ -237,8 +237,14 @@ pub(super) async fn show(req: &HttpRequest, state: &AppState, id: &str) -> HttpR
             })?
             .ok_or_else(not_found)?;
         let admin = identity.scopes().iter().any(|s| s == super::admin::SCOPE);
-        if found.identity != identity.label() && !admin {
-            return Err(not_found());
+        if found.identity != sender && !admin {
+            // Without credentials, a delivery of someone else's may be the caller's own under
+            // their credentials: ask for them rather than say there is none.
+            return Err(if identity.is_authenticated() {
+                not_found()
+            } else {
+                Problem::unauthorized(super::route::challenges(state, None))
+            });
         }
         Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -73,11 +73,7 @@ pub(super) async fn serve(
                     req,
                     payload: Some(payload),
                     route,
-                    // Anonymous callers' keys are kept apart by their address.
-                    identity: &match identity {
-                        Identity::Anonymous => format!("ip:{}", client_ip(req, state)),
-                        _ => identity_label.clone(),
-                    },
+                    identity: &sender_label(req, state, &identity),
                     params,
                     path_params,
                     claims: route
@@ -204,6 +200,15 @@ fn authorize(state: &AppState, route: &RoutePlan, identity: &Identity) -> Result
 
 /// The client's address: the peer, or, behind a trusted proxy, the last untrusted hop of
 /// `X-Forwarded-For`.
+/// Whose a write is: the identity's label, or for a caller without credentials its address
+/// (anonymous callers' idempotency keys and deliveries are kept apart by it).
+pub(super) fn sender_label(req: &HttpRequest, state: &AppState, identity: &Identity) -> String {
+    match identity {
+        Identity::Anonymous => format!("ip:{}", client_ip(req, state)),
+        _ => identity.label(),
+    }
+}
+
 fn client_ip(req: &HttpRequest, state: &AppState) -> String {
     let peer = req.peer_addr().map(|a| a.ip());
     let trusted = &state.rate_settings.trusted_proxies;
