@@ -436,8 +436,8 @@ pub struct WritePlan {
     /// 204 when it answers with none.
     pub status: u16,
     pub location: Option<Vec<LocationPart>>,
-    /// `None`: the route does not take the header (PUT and DELETE are idempotent already).
-    pub idempotency: Option<Idempotency>,
+    /// Whether an `Idempotency-Key` may or must come (every write takes one).
+    pub idempotency: Idempotency,
     pub if_match: Option<IfMatch>,
     /// A column of the last step's row whose values map to responses (return codes).
     pub outcome_column: Option<String>,

@@ -164,6 +164,71 @@ common::on_both_writable!(
     if_match_guards_against_lost_updates,
 );
 
+/// A DELETE takes an `Idempotency-Key` like any write: a retry whose first answer was lost gets
+/// that answer again (204), not the 404 of a second delete. A route that cannot check
+/// `If-Match` (no `etag_from`) refuses entity tags with 412 and writes nothing; `*` goes on.
+#[test]
+fn deletes_replay_their_answer_and_unchecked_if_match_is_refused() {
+    let (_dir, db) = common::sqlite_fresh();
+    let mapping = r#"source = "demo"
+
+[[route]]
+id = "deleteNote"
+method = "DELETE"
+path = "/jobs/{job_number}/notes/{sequence}"
+scopes = ["jobs:write"]
+params.job_number = { type = "integer", minimum = 1 }
+params.sequence = { type = "integer", minimum = 1 }
+
+[[route.step]]
+sql = "DELETE FROM JOBNOTE WHERE JOBNO = :job_number AND NOTSQ = :sequence"
+require_rows = true
+"#;
+    let gw = Gateway::start(
+        &db,
+        &Options {
+            mappings: Some(&[("v1/n.toml", mapping)]),
+            ..Options::default()
+        },
+    );
+    let auth = format!(
+        "Bearer {}",
+        token("tester", "jobs:write", serde_json::json!({}))
+    );
+    let job = 200_031;
+    query_db(
+        &db,
+        &format!(
+            "INSERT INTO JOBNOTE (JOBNO, NOTSQ, NOTTX, NOTBY, NOTDT) VALUES \
+             ({job}, 1, 'one', 'T', 0), ({job}, 2, 'two', 'T', 0)"
+        ),
+    );
+    let delete = |seq: u32, extra: &[(&str, &str)]| {
+        let mut headers = vec![("Authorization", auth.as_str())];
+        headers.extend_from_slice(extra);
+        gw.send(
+            Method::DELETE,
+            &format!("/v1/jobs/{job}/notes/{seq}"),
+            &headers,
+            None,
+        )
+    };
+    let first = delete(1, &[("Idempotency-Key", "delete-1")]);
+    assert_eq!(first.status, 204, "{}", first.text);
+    let again = delete(1, &[("Idempotency-Key", "delete-1")]);
+    assert_eq!(again.status, 204, "{}", again.text);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    delete(1, &[]).problem(404, "not-found");
+
+    delete(2, &[("If-Match", "\"abc\"")]).problem(412, "precondition-failed");
+    let left = query_db(
+        &db,
+        &format!("SELECT NOTSQ FROM JOBNOTE WHERE JOBNO = {job}"),
+    );
+    assert_eq!(left, [[Some("2".to_string())]], "nothing was written");
+    assert_eq!(delete(2, &[("If-Match", "*")]).status, 204);
+}
+
 fn a_note_is_written_in_the_legacy_form(db: &TestDb) {
     let (gw, auth) = gateway(db);
     let job = 200_011;

@@ -256,11 +256,10 @@ async fn read_body(
     Ok(out)
 }
 
-/// The entity tags of `If-Match` (`*` as itself); 428 when the route requires one.
+/// The entity tags of `If-Match` (`*` as itself); 428 when the route requires one. A route
+/// that cannot check the header (no `etag_from`) answers 412 to entity tags rather than write
+/// as if they had matched: none can match a record it has no ETag for.
 fn if_match(req: &HttpRequest, plan: &WritePlan) -> Result<Option<Vec<String>>, Problem> {
-    let Some(m) = &plan.if_match else {
-        return Ok(None);
-    };
     // A header without a single tag (empty, or only commas) is no precondition at all.
     let given = req
         .headers()
@@ -274,6 +273,18 @@ fn if_match(req: &HttpRequest, plan: &WritePlan) -> Result<Option<Vec<String>>, 
                 .collect::<Vec<_>>()
         })
         .filter(|tags| !tags.is_empty());
+    let Some(m) = &plan.if_match else {
+        return match given {
+            Some(tags) if tags.iter().any(|t| t != "*") => Err(Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                "Precondition Failed",
+                "This route cannot check If-Match (its mapping names no etag_from): send the \
+                 write without it. Nothing was written.",
+            )),
+            _ => Ok(None),
+        };
+    };
     match given {
         Some(tags) => Ok(Some(tags)),
         None if m.required => Err(Problem::new(
@@ -289,9 +300,7 @@ fn if_match(req: &HttpRequest, plan: &WritePlan) -> Result<Option<Vec<String>>, 
 
 /// The `Idempotency-Key` header, checked; 400 when the route requires one and it is missing.
 fn idempotency_key(req: &HttpRequest, plan: &WritePlan) -> Result<Option<String>, Problem> {
-    let Some(mode) = plan.idempotency else {
-        return Ok(None);
-    };
+    let mode = plan.idempotency;
     let bad = |detail: &str| {
         Problem::new(
             StatusCode::BAD_REQUEST,

@@ -119,14 +119,13 @@ pub(super) fn location(
 pub(super) fn idempotency(
     cx: &RouteCx<'_>,
     v: Option<&Spanned<String>>,
-    method: &str,
     diags: &mut Diagnostics,
-) -> Option<Idempotency> {
+) -> Idempotency {
     match v.map(|v| (v, v.get_ref().as_str())) {
-        None if matches!(method, "POST" | "PATCH") => Some(Idempotency::Optional),
-        None => None,
-        Some((_, "optional")) => Some(Idempotency::Optional),
-        Some((_, "required")) => Some(Idempotency::Required),
+        // Every write replays its first answer to a retry with the same key: a DELETE whose
+        // answer was lost answers 204 again, not 404.
+        None | Some((_, "optional")) => Idempotency::Optional,
+        Some((_, "required")) => Idempotency::Required,
         Some((v, other)) => {
             diags.error_hint(
                 cx.file,
@@ -134,7 +133,7 @@ pub(super) fn idempotency(
                 format!("route `{}`: unknown `idempotency` value `{other}`", cx.id),
                 "use optional or required",
             );
-            None
+            Idempotency::Optional
         }
     }
 }

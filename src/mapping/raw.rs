@@ -108,7 +108,7 @@ pub(super) struct RawRoute {
     /// 200; 204 when nothing is answered).
     #[schemars(with = "Option<u16>")]
     pub(super) status: Option<Spanned<u16>>,
-    /// Writes: `optional` (default for POST and PATCH) or `required` (400 without the
+    /// Writes: `optional` (the default) or `required` (400 without the
     /// `Idempotency-Key` header).
     #[schemars(with = "Option<RequirementName>")]
     pub(super) idempotency: Option<Spanned<String>>,

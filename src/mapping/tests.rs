@@ -408,7 +408,7 @@ sql = "INSERT INTO L VALUES (:order, :n, :item)"
     let w = r.write.as_ref().expect("a write");
     assert_eq!(r.method, "POST");
     assert_eq!(w.status, 201);
-    assert_eq!(w.idempotency, Some(crate::catalog::Idempotency::Optional));
+    assert_eq!(w.idempotency, crate::catalog::Idempotency::Optional);
     assert_eq!(w.outputs, ["order"]);
     assert_eq!(
         w.steps[0].sql.as_ref(),

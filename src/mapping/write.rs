@@ -97,7 +97,7 @@ pub(super) fn compile_write(
             200
         }
     };
-    let idempotency = head::idempotency(cx, raw.idempotency.as_ref(), method, diags);
+    let idempotency = head::idempotency(cx, raw.idempotency.as_ref(), diags);
     let if_match = head::if_match(cx, raw, diags);
     let outcomes = head::outcomes(cx, raw, diags);
     if diags.errors().count() > errors_before {

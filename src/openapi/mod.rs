@@ -431,33 +431,33 @@ fn write_operation(
             ))
             .build()
     };
-    if let Some(mode) = w.idempotency {
-        op = op.parameter(header(
-            "Idempotency-Key",
-            mode == crate::catalog::Idempotency::Required,
-            "A unique value per operation, the same on each retry: the first answer is \
-             replayed (Idempotent-Replayed: true) and the write runs once.",
-            // What the gateway takes: visible ASCII (a structured-field string's quotes too).
-            Some("^[!-~]+$"),
-        ));
-        op = op.response(
-            "400",
-            problem_response(
-                match (mode == crate::catalog::Idempotency::Required, has_params) {
-                    (true, false) => "The Idempotency-Key is missing or invalid.",
-                    (true, true) => {
-                        "A parameter is missing, malformed or unknown, or the database refused \
-                         its value; or the Idempotency-Key is missing or invalid."
-                    }
-                    (false, false) => "The Idempotency-Key is invalid.",
-                    (false, true) => {
-                        "A parameter is missing, malformed or unknown, or the database refused \
-                         its value; or the Idempotency-Key is invalid."
-                    }
-                },
-            ),
-        );
-    }
+    let mode = w.idempotency;
+    op = op.parameter(header(
+        "Idempotency-Key",
+        mode == crate::catalog::Idempotency::Required,
+        "A unique value per operation, the same on each retry: the first answer is \
+         replayed (Idempotent-Replayed: true) and the write runs once.",
+        // What the gateway takes: visible ASCII (a structured-field string's quotes too).
+        Some("^[!-~]+$"),
+    ));
+    op = op.response(
+        "400",
+        problem_response(
+            match (mode == crate::catalog::Idempotency::Required, has_params) {
+                (true, false) => "The Idempotency-Key is missing or invalid.",
+                (true, true) => {
+                    "A parameter is missing, malformed or unknown, or the database refused \
+                     its value; or the Idempotency-Key is missing or invalid."
+                }
+                (false, false) => "The Idempotency-Key is invalid.",
+                (false, true) => {
+                    "A parameter is missing, malformed or unknown, or the database refused \
+                     its value; or the Idempotency-Key is invalid."
+                }
+            },
+        ),
+    );
+
     if let Some(m) = &w.if_match {
         op = op
             .parameter(header(
