@@ -444,6 +444,16 @@ fn load(config_path: &std::path::Path) -> Option<app::App> {
         .ok()
 }
 
+/// The config and mappings for a command that neither connects nor signs: `${VAR}`s the
+/// environment does not set are stood in for, as `check` does (CI makes OpenAPI documents and
+/// DDL without the production secrets).
+fn load_offline(config_path: &std::path::Path) -> Option<app::App> {
+    Config::load_for_check(config_path)
+        .and_then(|(config, _unset)| app::App::from_config(config))
+        .map_err(|e| eprintln!("{e}"))
+        .ok()
+}
+
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -489,7 +499,9 @@ fn load_config(path: &std::path::Path) -> Option<Config> {
 fn keys(config_path: &std::path::Path, action: KeysAction) -> ExitCode {
     use patina::auth::keys::{KeysFile, mint};
     use patina::clock::now_rfc3339;
-    let Some(config) = load_config(config_path) else {
+    // Only the keys file's place is read: no secret is needed.
+    let config = Config::load_for_check(config_path).map(|(config, _unset)| config);
+    let Some(config) = config.map_err(|e| eprintln!("{e}")).ok() else {
         return ExitCode::FAILURE;
     };
     let Some(path) = config.auth.api_keys_file else {
@@ -640,7 +652,12 @@ fn token(
 }
 
 fn write_openapi(config_path: &std::path::Path, out: &std::path::Path, db: bool) -> ExitCode {
-    let Some(app::App { config, compiled }) = load(config_path) else {
+    let loaded = if db {
+        load(config_path)
+    } else {
+        load_offline(config_path)
+    };
+    let Some(app::App { config, compiled }) = loaded else {
         return ExitCode::FAILURE;
     };
     let learned = patina::shape::Learned::new(compiled.catalog.routes.len());
@@ -1047,7 +1064,7 @@ fn dedup_table(
         println!("{}", d.dedup_table_ddl(t));
         return ExitCode::SUCCESS;
     }
-    let Some(app::App { config, compiled }) = load(config_path) else {
+    let Some(app::App { config, compiled }) = load_offline(config_path) else {
         return ExitCode::FAILURE;
     };
     let mut seen = std::collections::BTreeSet::new();

@@ -70,6 +70,38 @@ fn missing_environment_variable_stops_start_up() {
     );
 }
 
+/// Commands that neither connect nor sign run without the production secrets: `openapi`
+/// (without `--db`), `dedup-table` and `keys`. `serve` and `token` still need them.
+#[test]
+fn offline_commands_run_without_the_production_secrets() {
+    let config = "[sources.demo]\nkind = \"odbc\"\ndialect = \"db2i\"\nconnection_string = \"System=${PATINA_TEST_UNSET_HOST};PWD=${PATINA_TEST_UNSET_PW}\"\n\
+                  [auth]\napi_keys_file = \"keys.toml\"\n[auth.jwt]\nhs256_secret = \"${PATINA_TEST_UNSET_SECRET}\"\n";
+    let mapping = "source = \"demo\"\n[[route]]\nid = \"a\"\npublic = true\npath = \"/a/{n}\"\nsql = \"SELECT JOBNO FROM JOBMST WHERE JOBNO = :n\"\nparams.n = \"integer\"\n";
+    let dir = project(config, &[("v1/a.toml", mapping)]);
+    let o = common::patina(&["openapi", "--out", "docs"], dir.path());
+    assert!(o.ok(), "{}{}", o.out, o.err);
+    assert!(dir.path().join("docs/v1.json").is_file());
+    // It loaded: what it says is about the mappings, not the environment.
+    let o = common::patina(&["dedup-table"], dir.path());
+    assert!(o.err.contains("no queued route"), "{}{}", o.out, o.err);
+    let o = common::patina(
+        &["keys", "new", "--name", "ci", "--scopes", "jobs:read"],
+        dir.path(),
+    );
+    assert!(o.ok(), "{}{}", o.out, o.err);
+    let o = common::patina(&["keys", "list"], dir.path());
+    assert!(o.ok() && o.out.contains("ci"), "{}{}", o.out, o.err);
+    for args in [&["serve"][..], &["token"][..]] {
+        let o = common::patina(args, dir.path());
+        assert!(!o.ok(), "{args:?} ran without its secrets: {}", o.out);
+        assert!(
+            o.err.contains("PATINA_TEST_UNSET_SECRET"),
+            "{args:?}: {}",
+            o.err
+        );
+    }
+}
+
 #[test]
 fn serve_refuses_a_broken_mapping() {
     let bad = "source = \"demo\"\n[[route]]\nid = \"a\"\npublic = true\npath = \"/a\"\nsql = \"SELECT 1\"\nsummry = \"typo\"\n";
