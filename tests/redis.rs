@@ -303,3 +303,22 @@ fn a_route_without_limits_never_asks_redis() {
     let gw = gateway(mapping, &redis_state(&url, "closed"));
     assert_eq!(gw.anonymous("/v1/free").status, 200);
 }
+
+/// A write whose `Idempotency-Key` cannot be recorded (Redis is away) is refused with 503, a
+/// `Retry-After` and nothing written, and without the Redis password.
+#[test]
+fn an_idempotent_write_without_its_store_is_refused_with_retry_after() {
+    let url = format!("redis://:hunter2@127.0.0.1:{}/", closed_port());
+    let mapping = "source = \"demo\"\n[[route]]\nid = \"touch\"\nmethod = \"POST\"\npath = \"/touch\"\n\
+                   public = true\n[[route.step]]\nsql = \"SELECT 1 AS X\"\n";
+    let gw = gateway(mapping, &redis_state(&url, "closed"));
+    let r = gw.send(
+        reqwest::Method::POST,
+        "/v1/touch",
+        &[("Idempotency-Key", "k-1")],
+        None,
+    );
+    let p = r.problem(503, "state-unavailable");
+    assert_eq!(r.header("retry-after"), Some("1"), "{p}");
+    assert!(!r.text.contains("hunter2"), "{}", r.text);
+}

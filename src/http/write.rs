@@ -194,12 +194,15 @@ pub(super) fn key_reused() -> Problem {
 
 /// 503: the store of idempotency records cannot be used; nothing was run.
 pub(super) fn state_unavailable() -> Problem {
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "state-unavailable",
-        "State Unavailable",
-        "Idempotent writes cannot be recorded right now; nothing was written.",
-    )
+    Problem {
+        retry_after: Some(1),
+        ..Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "state-unavailable",
+            "State Unavailable",
+            "Idempotent writes cannot be recorded right now; nothing was written.",
+        )
+    }
 }
 
 /// The body, within the limit, of the declared content type.
