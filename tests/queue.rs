@@ -170,6 +170,10 @@ fn a_public_queued_write_is_read_back_by_its_anonymous_sender() {
     );
     let r = gw.send(Method::GET, &href, &[("Authorization", &stranger)], None);
     assert_eq!(r.status, 404, "{}", r.text);
+    // Without credentials, an unknown id answers as someone else's would: nothing is told.
+    let unknown = "/v1/_deliveries/00000000-0000-4000-8000-000000000000";
+    let r = gw.send(Method::GET, unknown, &[], None);
+    assert_eq!(r.status, 401, "{}", r.text);
 }
 
 fn a_queued_write_is_accepted_then_delivered(db: &TestDb) {

@@ -593,15 +593,16 @@ fn token_command_mints_usable_development_tokens() {
 /// them: its token opens a scoped route.
 #[test]
 fn token_command_writes_the_configured_scopes_claim() {
-    let first = Gateway::demo(&common::sqlite());
-    let config = first.dir.join("patina.toml");
-    let text = std::fs::read_to_string(&config).expect("config");
+    // The demo gateway's config, with scopes_claim, in a folder of its own (its own state).
+    let demo = Gateway::demo(&common::sqlite());
+    let text = std::fs::read_to_string(demo.dir.join("patina.toml")).expect("config");
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("patina.toml");
     std::fs::write(
         &config,
         text.replace("[auth]\n", "[auth]\nscopes_claim = \"scp\"\n"),
     )
     .expect("config");
-    // `first` keeps the folder; this gateway reads the changed config from it.
     let gw = Gateway::from_config(&config);
     let ran = patina(
         &["token", "--scopes", "portal", "--claim", "customer_id=1002"],

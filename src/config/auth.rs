@@ -164,8 +164,9 @@ pub(super) fn compile_auth(
             let loopback = ["http://127.", "http://localhost", "http://[::1]"]
                 .iter()
                 .any(|p| url.starts_with(p));
-            // `check` stands in for a variable it may not know: the URL is not known either.
-            if !url.starts_with("https://") && !loopback && !super::stands_in(url) {
+            // `check` stands in for a variable it may not know: a URL that begins with one has
+            // no known scheme.
+            if !url.starts_with("https://") && !loopback && !super::stands_in_at_start(url) {
                 diags.error_hint(
                     file,
                     u.span(),
@@ -189,14 +190,17 @@ pub(super) fn compile_auth(
             );
         }
         JwtSettings {
+            // Empty (`${VAR:-}` with VAR unset) is no requirement, not a required empty claim.
             issuer: j
                 .issuer
                 .as_ref()
-                .and_then(|v| expand_at(file, v, "`auth.jwt.issuer`", env, diags)),
+                .and_then(|v| expand_at(file, v, "`auth.jwt.issuer`", env, diags))
+                .filter(|v| !v.is_empty()),
             audience: j
                 .audience
                 .as_ref()
-                .and_then(|v| expand_at(file, v, "`auth.jwt.audience`", env, diags)),
+                .and_then(|v| expand_at(file, v, "`auth.jwt.audience`", env, diags))
+                .filter(|v| !v.is_empty()),
             hs256_secret,
             public_key,
             jwks_file: j.jwks_file.as_ref().map(|f| base.join(f.get_ref())),

@@ -418,9 +418,9 @@ impl Config {
 /// What an unset variable is read as by [`Config::load_for_check`].
 const UNSET_MARK: &str = "<unset:";
 
-/// Whether `value` holds `check`'s stand-in for a variable the environment does not set.
-fn stands_in(value: &str) -> bool {
-    value.contains(UNSET_MARK)
+/// Whether `value` begins with `check`'s stand-in for a variable the environment does not set.
+fn stands_in_at_start(value: &str) -> bool {
+    value.starts_with(UNSET_MARK)
 }
 
 /// A `${VAR}` that `patina check` found unset.

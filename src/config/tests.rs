@@ -411,4 +411,10 @@ fn auth_and_listen_settings_read_the_environment() {
         !msg.contains("https://"),
         "no URL complaint for a value not known: {msg}"
     );
+
+    // An empty default is no requirement (not a required empty `iss`).
+    let text =
+        "[auth.jwt]\nissuer = \"${NOPE:-}\"\nhs256_secret = \"0123456789abcdef0123456789abcdef\"\n";
+    let c = Config::parse(Path::new("p.toml"), text, &env).expect("valid");
+    assert_eq!(c.auth.jwt.expect("jwt").issuer, None);
 }

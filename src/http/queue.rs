@@ -228,6 +228,15 @@ pub(super) async fn show(req: &HttpRequest, state: &AppState, id: &str) -> HttpR
             error!(error = %e, "the write queue cannot be reached");
             super::write::state_unavailable()
         })?;
+        // Without credentials, a delivery that is not the caller's may be theirs under their
+        // credentials: ask for them, for an unknown id too (the answer tells nothing).
+        let refused = || {
+            if identity.is_authenticated() {
+                not_found()
+            } else {
+                Problem::unauthorized(super::route::challenges(state, None))
+            }
+        };
         let found = store
             .delivery(id)
             .await
@@ -235,16 +244,10 @@ pub(super) async fn show(req: &HttpRequest, state: &AppState, id: &str) -> HttpR
                 error!(error = %e, "a delivery could not be read");
                 super::write::state_unavailable()
             })?
-            .ok_or_else(not_found)?;
+            .ok_or_else(refused)?;
         let admin = identity.scopes().iter().any(|s| s == super::admin::SCOPE);
         if found.identity != sender && !admin {
-            // Without credentials, a delivery of someone else's may be the caller's own under
-            // their credentials: ask for them rather than say there is none.
-            return Err(if identity.is_authenticated() {
-                not_found()
-            } else {
-                Problem::unauthorized(super::route::challenges(state, None))
-            });
+            return Err(refused());
         }
         Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -81,6 +81,14 @@ static CALLS_DONE: std::sync::Condvar = std::sync::Condvar::new();
 struct Call;
 
 impl Call {
+    /// Whether the process is ending ([`settle`]).
+    fn ending() -> bool {
+        CALLS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .ending
+    }
+
     /// `None` once the process is ending: no driver call starts then.
     fn begin() -> Option<Call> {
         let mut c = CALLS
@@ -275,6 +283,11 @@ impl Worker {
         }
         drop(first);
         while let Ok((job, _call)) = jobs.recv() {
+            // The process is ending: a job still queued is dropped unstarted (its caller, if
+            // still there, hears `Closed`), so that no driver call starts after `settle`.
+            if Call::ending() {
+                continue;
+            }
             match job {
                 Job::Query {
                     admitted,
@@ -585,15 +598,13 @@ fn fetch_failed(e: odbc_api::Error, columns: &[ColumnInfo], max_text: usize) -> 
             column: columns
                 .get(buffer_index)
                 .map_or_else(String::new, |c| c.name.clone()),
-            reason: match indicator {
-                Some(n) => format!(
-                    "a value of {n} bytes is longer than max_text_bytes ({max_text}); \
-                     raise it for this source"
-                ),
-                None => format!(
-                    "a value is longer than max_text_bytes ({max_text}); raise it for this source"
-                ),
-            },
+            // The buffer is the column's declared length or max_text_bytes, whichever is less.
+            reason: format!(
+                "a value{} is longer than its buffer (the column's declared length, or \
+                 max_text_bytes = {max_text} when less): raise max_text_bytes for this source, \
+                 or CAST the column wider",
+                indicator.map_or_else(String::new, |n| format!(" of {n} bytes"))
+            ),
         }),
         e => RunError::Odbc(e),
     }

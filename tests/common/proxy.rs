@@ -55,75 +55,37 @@ impl Proxy {
     }
 
     fn serve(&self, listener: TcpListener) {
-        let (up, streams, target) = (Arc::clone(&self.up), Arc::clone(&self.streams), self.target);
-        let (trap, cut) = (Arc::clone(&self.commit_trap), Arc::clone(&self.commits_cut));
+        let link = Link {
+            up: Arc::clone(&self.up),
+            streams: Arc::clone(&self.streams),
+            target: self.target,
+            trap: Arc::clone(&self.commit_trap),
+            cut: Arc::clone(&self.commits_cut),
+        };
         let (hold, accepted) = (self.hold, Arc::clone(&self.accepted));
         let (held, closed) = (Arc::clone(&self.held), Arc::clone(&self.closed_while_held));
         listener.set_nonblocking(true).expect("nonblocking");
         std::thread::spawn(move || {
-            while up.load(Ordering::Relaxed) {
+            while link.up.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((mut client, _)) => {
                         client.set_nonblocking(false).expect("blocking");
-                        let mut early = Vec::new();
-                        if accepted.fetch_add(1, Ordering::SeqCst) > 0 && !hold.is_zero() {
-                            held.fetch_add(1, Ordering::SeqCst);
-                            if !hold_connection(&mut client, hold, &mut early) {
+                        if accepted.fetch_add(1, Ordering::SeqCst) == 0 || hold.is_zero() {
+                            link.join(client, &[]);
+                            continue;
+                        }
+                        // Held in a thread of its own: each held login waits `hold`, not
+                        // the sum of the holds before it.
+                        held.fetch_add(1, Ordering::SeqCst);
+                        let (link, closed) = (link.clone(), Arc::clone(&closed));
+                        std::thread::spawn(move || {
+                            let mut early = Vec::new();
+                            if hold_connection(&mut client, hold, &mut early) {
+                                link.join(client, &early);
+                            } else {
                                 closed.fetch_add(1, Ordering::SeqCst);
-                                continue;
                             }
-                        }
-                        let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)) else {
-                            continue;
-                        };
-                        if server.write_all(&early).is_err() {
-                            continue;
-                        }
-                        let mut s = streams.lock().expect("lock");
-                        // Cut while this one was being accepted: it must not outlive the cut.
-                        if !up.load(Ordering::SeqCst) {
-                            let _ = client.shutdown(Shutdown::Both);
-                            let _ = server.shutdown(Shutdown::Both);
-                            continue;
-                        }
-                        s.push(client.try_clone().expect("clone"));
-                        s.push(server.try_clone().expect("clone"));
-                        drop(s);
-                        for (upstream, mut from, mut to) in [
-                            (
-                                true,
-                                client.try_clone().expect("c"),
-                                server.try_clone().expect("s"),
-                            ),
-                            (false, server, client),
-                        ] {
-                            let (trap, cut) = (Arc::clone(&trap), Arc::clone(&cut));
-                            std::thread::spawn(move || {
-                                let mut buf = [0u8; 16384];
-                                while let Ok(n) = from.read(&mut buf) {
-                                    let commit = upstream
-                                        && n > 0
-                                        && buf[..n]
-                                            .windows(6)
-                                            .any(|w| w.eq_ignore_ascii_case(b"COMMIT"));
-                                    if commit && trap.swap(false, Ordering::SeqCst) {
-                                        // The client hears nothing more (cut before the COMMIT
-                                        // goes on, so no answer can slip back); the database
-                                        // reads the COMMIT, then the end of the stream.
-                                        let _ = from.shutdown(Shutdown::Both);
-                                        let _ = to.write_all(&buf[..n]);
-                                        std::thread::sleep(Duration::from_millis(300));
-                                        let _ = to.shutdown(Shutdown::Write);
-                                        cut.fetch_add(1, Ordering::SeqCst);
-                                        break;
-                                    }
-                                    if n == 0 || to.write_all(&buf[..n]).is_err() {
-                                        break;
-                                    }
-                                }
-                                let _ = to.shutdown(Shutdown::Both);
-                            });
-                        }
+                        });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
@@ -184,4 +146,71 @@ fn hold_connection(client: &mut TcpStream, hold: Duration, early: &mut Vec<u8>) 
     }
     client.set_read_timeout(None).expect("timeout");
     open
+}
+
+/// What joins an accepted client to the database.
+#[derive(Clone)]
+struct Link {
+    up: Arc<AtomicBool>,
+    streams: Arc<Mutex<Vec<TcpStream>>>,
+    target: u16,
+    trap: Arc<AtomicBool>,
+    cut: Arc<AtomicUsize>,
+}
+
+impl Link {
+    /// Connect `client` to the database (after sending it `early`) and pipe both ways.
+    fn join(&self, client: TcpStream, early: &[u8]) {
+        let Ok(mut server) = TcpStream::connect(("127.0.0.1", self.target)) else {
+            return;
+        };
+        if server.write_all(early).is_err() {
+            return;
+        }
+        let mut s = self.streams.lock().expect("lock");
+        // Cut while this one was being accepted: it must not outlive the cut.
+        if !self.up.load(Ordering::SeqCst) {
+            let _ = client.shutdown(Shutdown::Both);
+            let _ = server.shutdown(Shutdown::Both);
+            return;
+        }
+        s.push(client.try_clone().expect("clone"));
+        s.push(server.try_clone().expect("clone"));
+        drop(s);
+        for (upstream, mut from, mut to) in [
+            (
+                true,
+                client.try_clone().expect("c"),
+                server.try_clone().expect("s"),
+            ),
+            (false, server, client),
+        ] {
+            let (trap, cut) = (Arc::clone(&self.trap), Arc::clone(&self.cut));
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(n) = from.read(&mut buf) {
+                    let commit = upstream
+                        && n > 0
+                        && buf[..n]
+                            .windows(6)
+                            .any(|w| w.eq_ignore_ascii_case(b"COMMIT"));
+                    if commit && trap.swap(false, Ordering::SeqCst) {
+                        // The client hears nothing more (cut before the COMMIT goes on, so no
+                        // answer can slip back); the database reads the COMMIT, then the end
+                        // of the stream.
+                        let _ = from.shutdown(Shutdown::Both);
+                        let _ = to.write_all(&buf[..n]);
+                        std::thread::sleep(Duration::from_millis(300));
+                        let _ = to.shutdown(Shutdown::Write);
+                        cut.fetch_add(1, Ordering::SeqCst);
+                        break;
+                    }
+                    if n == 0 || to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = to.shutdown(Shutdown::Both);
+            });
+        }
+    }
 }
