@@ -1,5 +1,5 @@
 //! The ODBC source: a pool of worker threads, each owning one connection and a cache of
-//! prepared statements, fed through a channel. Driver calls block, so they never run on the
+//! prepared statements, fed through a job queue. Driver calls block, so they never run on the
 //! async runtime; async callers wait on a oneshot reply. A broken connection is dropped and
 //! reopened on the next statement. Owns driver types, what the driver says of parameters
 //! (`SQLDescribeParam`, checked before a statement runs) and reading SQLSTATEs and native error
