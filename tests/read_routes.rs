@@ -14,6 +14,7 @@ common::on_both!(
     one_row_miss_is_404,
     bad_and_unknown_parameters_are_400,
     list_envelope_filters_and_row_cap,
+    an_unpaged_list_cut_at_its_row_cap_says_so,
     legacy_dates_times_and_sentinels,
     customers_money_iso_dates_and_nulls,
     request_ids_and_methods,
@@ -223,6 +224,31 @@ fn list_envelope_filters_and_row_cap(db: &TestDb) {
     assert!(rows.iter().all(|r| r["rush"] == true));
     let empty = gw.get("/v1/customers?name=zzz").json();
     assert_eq!(empty, json!({"data": [], "next": null}));
+}
+
+/// An unpaged list holds at most `max_rows` rows; when it had more, the envelope says
+/// `"truncated": true` (its `next` is null either way); a list within its cap does not.
+fn an_unpaged_list_cut_at_its_row_cap_says_so(db: &TestDb) {
+    let mapping = "source = \"demo\"\n[[route]]\nid = \"few\"\npath = \"/few\"\npublic = true\n\
+                   max_rows = 3\nsql = \"SELECT JOBNO FROM JOBMST WHERE JOBNO >= :from ORDER BY JOBNO\"\n\
+                   params.from = \"integer\"\ncolumns.JOBNO = { name = \"job_number\", type = \"integer\" }\n";
+    let gw = common::with_mapping(db, mapping, "");
+    let cut = gw.get("/v1/few?from=1").json();
+    assert_eq!(cut["data"].as_array().expect("data").len(), 3, "{cut}");
+    assert_eq!(cut["truncated"], true, "{cut}");
+    assert_eq!(cut["next"], serde_json::Value::Null, "{cut}");
+    // Exactly three rows left: all of them, not cut.
+    let last: Vec<i64> = query_col(db, "SELECT JOBNO FROM JOBMST ORDER BY JOBNO DESC");
+    let whole = gw.get(&format!("/v1/few?from={}", last[2])).json();
+    assert_eq!(whole["data"].as_array().expect("data").len(), 3, "{whole}");
+    assert!(whole.get("truncated").is_none(), "{whole}");
+}
+
+fn query_col(db: &TestDb, sql: &str) -> Vec<i64> {
+    common::query_db(db, sql)
+        .into_iter()
+        .filter_map(|r| r.first().cloned().flatten()?.parse().ok())
+        .collect()
 }
 
 fn legacy_dates_times_and_sentinels(db: &TestDb) {

@@ -250,7 +250,12 @@ pub(super) fn plan(
         return Ok(Planned {
             sql: Arc::clone(&route.sql),
             binds,
-            max_rows: export_cap.map_or(route.max_rows, |cap| cap.saturating_add(1)),
+            // One row past the cap tells a complete list (or export) from a cut one.
+            max_rows: match export_cap {
+                Some(cap) => cap.saturating_add(1),
+                None if route.one => route.max_rows,
+                None => route.max_rows.saturating_add(1),
+            },
             page: None,
         });
     };

@@ -654,10 +654,16 @@ pub(super) async fn execute(
         return Err(Problem::from_source(&SourceError::Closed));
     };
     let end = Arc::new(std::sync::Mutex::new(PageEnd::default()));
-    let capture = planned
-        .page
-        .as_ref()
-        .map(|p| PageCapture::new(p.limit, p.keys.clone(), Arc::clone(&end)));
+    // A page stops at its limit; an unpaged list at `max_rows`, noting whether it was cut.
+    let capture = match &planned.page {
+        Some(p) => Some(PageCapture::new(p.limit, p.keys.clone(), Arc::clone(&end))),
+        None if !route.one => Some(PageCapture::new(
+            route.max_rows,
+            Vec::new(),
+            Arc::clone(&end),
+        )),
+        None => None,
+    };
     let tally = Arc::new(InvalidTally::default());
     let sink = Box::new(
         JsonRows::new(Arc::clone(route), Arc::clone(layout))
@@ -708,13 +714,19 @@ pub(super) async fn execute(
         Err(e) => return Err(source_problem(route, &e)),
     };
     let (rows_json, rows) = sink.finish();
-    let next = planned.page.as_ref().and_then(|p| {
+    let (next, truncated) = {
         let end = end
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        end.more
-            .then(|| Arc::from(cursor::seal(&state.cursor_key, &p.binding, &end.last)))
-    });
+        match planned.page.as_ref() {
+            Some(p) => (
+                end.more
+                    .then(|| Arc::from(cursor::seal(&state.cursor_key, &p.binding, &end.last))),
+                false,
+            ),
+            None => (None, end.more),
+        }
+    };
     let body = if route.one {
         rows_json
     } else {
@@ -725,6 +737,10 @@ pub(super) async fn execute(
         match &next {
             Some(c) => write_json_string(c, &mut body),
             None => body.extend_from_slice(b"null"),
+        }
+        // An unpaged list cut at `max_rows` says so: `next` is null, yet rows are missing.
+        if truncated {
+            body.extend_from_slice(b",\"truncated\":true");
         }
         body.push(b'}');
         body

@@ -205,9 +205,20 @@ fn operation(
                     .description(Some(if r.list.page.is_some() {
                         "Cursor of the next page (pass it as `cursor`, with the same parameters and sort); null on the last page."
                     } else {
-                        "Always null: this list is one page."
+                        "Always null: this list is one page (`truncated` says when it was cut at its row cap)."
                     })),
             );
+        if r.list.page.is_none() {
+            envelope = envelope.property(
+                "truncated",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from(Type::Boolean))
+                    .description(Some(format!(
+                        "Present (true) only when the list holds more than {most} rows and \
+                         was cut there."
+                    ))),
+            );
+        }
         if r.list.count.is_some() {
             envelope = envelope.property("total", listing::total_schema());
         }
