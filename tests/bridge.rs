@@ -493,16 +493,8 @@ fn mirrored_writes_reach_the_new_database_after_it_comes_back() {
     let Some(pg) = common::postgres() else {
         return;
     };
-    let pg_port: u16 = pg
-        .connection_string
-        .split(';')
-        .find_map(|kv| kv.strip_prefix("Port="))
-        .and_then(|p| p.parse().ok())
-        .expect("the PostgreSQL port");
-    let proxy = common::proxy::Proxy::start(pg_port);
-    let newdb = pg
-        .connection_string
-        .replace(&format!("Port={pg_port}"), &format!("Port={}", proxy.port));
+    let proxy = common::proxy::Proxy::start(pg.port());
+    let newdb = pg.at_port(proxy.port);
     let (_sqlite_dir, legacy) = common::sqlite_fresh();
     let seq = 70_000 + u32::from(rand::random::<u16>() % 9_000);
     let dir = tempfile::tempdir().expect("dir");

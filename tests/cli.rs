@@ -206,16 +206,8 @@ fn check_db_ends_only_after_its_connections_have_logged_in() {
     let Some(db) = common::postgres() else {
         return;
     };
-    let pg_port: u16 = db
-        .connection_string
-        .split(';')
-        .find_map(|kv| kv.strip_prefix("Port="))
-        .and_then(|p| p.parse().ok())
-        .expect("Port= in PATINA_TEST_PG");
-    let proxy = common::proxy::Proxy::start_holding(pg_port, std::time::Duration::from_secs(1));
-    let cs = db
-        .connection_string
-        .replace(&format!("Port={pg_port}"), &format!("Port={}", proxy.port));
+    let proxy = common::proxy::Proxy::start_holding(db.port(), std::time::Duration::from_secs(1));
+    let cs = db.at_port(proxy.port);
     let config = format!(
         "[sources.demo]\nkind = \"odbc\"\ndialect = \"postgres\"\nconnection_string = \"{cs}\"\npool = {{ max = 3 }}\n"
     );

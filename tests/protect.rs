@@ -148,16 +148,8 @@ fn database_loss_fails_fast_then_recovers() {
     let Some(mut db) = common::postgres() else {
         return;
     };
-    let pg_port: u16 = db
-        .connection_string
-        .split(';')
-        .find_map(|kv| kv.strip_prefix("Port="))
-        .and_then(|p| p.parse().ok())
-        .expect("Port= in PATINA_TEST_PG");
-    let proxy = Proxy::start(pg_port);
-    db.connection_string = db
-        .connection_string
-        .replace(&format!("Port={pg_port}"), &format!("Port={}", proxy.port));
+    let proxy = Proxy::start(db.port());
+    db.connection_string = db.at_port(proxy.port);
     db.connection_string
         .push_str("pqopt={application_name=patina-loss};");
     let gw = common::with_mapping(

@@ -91,6 +91,18 @@ struct Queued {
 }
 
 impl Jobs {
+    /// An open queue without workers yet.
+    fn new() -> Self {
+        Self {
+            queue: std::sync::Mutex::new(Queued {
+                jobs: std::collections::VecDeque::new(),
+                workers: 0,
+                closed: false,
+            }),
+            ready: std::sync::Condvar::new(),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Queued> {
         self.queue
             .lock()
@@ -229,14 +241,7 @@ impl OdbcPool {
     /// Spawn the workers. Each opens its connection right away (logging a failure) and again
     /// whenever a statement needs one.
     pub fn start(cfg: SourceConfig) -> Self {
-        let jobs = Arc::new(Jobs {
-            queue: std::sync::Mutex::new(Queued {
-                jobs: std::collections::VecDeque::new(),
-                workers: 0,
-                closed: false,
-            }),
-            ready: std::sync::Condvar::new(),
-        });
+        let jobs = Arc::new(Jobs::new());
         let cfg = Arc::new(cfg);
         info!(
             source = %cfg.name,
@@ -968,14 +973,7 @@ mod tests {
     /// worker to leave drops what is still queued, so its caller hears `Closed` at once.
     #[test]
     fn the_job_queue_never_strands_a_job() {
-        let jobs = Arc::new(Jobs {
-            queue: std::sync::Mutex::new(Queued {
-                jobs: std::collections::VecDeque::new(),
-                workers: 0,
-                closed: false,
-            }),
-            ready: std::sync::Condvar::new(),
-        });
+        let jobs = Arc::new(Jobs::new());
         assert!(jobs.push(describe_job().0).is_err(), "no worker: refused");
         jobs.lock().workers = 1;
         let staffed = Staffed(Arc::clone(&jobs));

@@ -60,6 +60,24 @@ pub struct TestDb {
     pub dialect: &'static str,
 }
 
+#[allow(dead_code)]
+impl TestDb {
+    /// The port its connection string names (PostgreSQL's).
+    pub fn port(&self) -> u16 {
+        self.connection_string
+            .split(';')
+            .find_map(|kv| kv.strip_prefix("Port="))
+            .and_then(|p| p.parse().ok())
+            .expect("Port= in the connection string")
+    }
+
+    /// Its connection string with another port (a proxy's, say).
+    pub fn at_port(&self, port: u16) -> String {
+        self.connection_string
+            .replace(&format!("Port={}", self.port()), &format!("Port={port}"))
+    }
+}
+
 /// The demo database in SQLite, built once per test process from `fixtures/demo`.
 pub fn sqlite() -> TestDb {
     static DB: OnceLock<(tempfile::TempDir, TestDb)> = OnceLock::new();
