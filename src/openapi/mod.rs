@@ -484,6 +484,14 @@ fn write_operation(
         if m.required {
             op = op.response("428", problem_response("If-Match is required."));
         }
+    } else {
+        op = op.response(
+            "412",
+            problem_response(
+                "An If-Match with entity tags came: this route cannot check it; nothing was \
+                 written.",
+            ),
+        );
     }
     if w.queue.is_some() {
         return queued::responses(op);
