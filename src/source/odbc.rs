@@ -752,8 +752,10 @@ fn run_statement(
         .map(BufferDesc::bytes_per_row)
         .sum::<usize>()
         .max(1);
+    // One past the most rows: a list that reads one row past its cap (to tell a cut list from
+    // a whole one) still takes one round trip for a cap of MAX_BATCH_ROWS.
     let batch = (BATCH_BYTES / row_bytes)
-        .clamp(1, MAX_BATCH_ROWS)
+        .clamp(1, MAX_BATCH_ROWS + 1)
         .min(max_rows.max(1));
     let buffer = match stmt.buffer.take() {
         Some(b) if b.row_array_size() == batch => b,
