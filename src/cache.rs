@@ -22,6 +22,8 @@ pub struct Cached {
     pub etag: String,
     /// The next page's cursor, when there is a next page.
     pub next: Option<Arc<str>>,
+    /// An unpaged list that had more rows than `max_rows` and was cut there.
+    pub truncated: bool,
     /// `Patina-Invalid-Fields`, when values that did not decode were served by their policy.
     pub invalid: Option<Arc<str>>,
     /// How long the wait for a connection, the statement and the envelope took when this
@@ -162,6 +164,7 @@ mod tests {
             rows,
             etag: String::new(),
             next: None,
+            truncated: false,
             invalid: None,
             acquire_time: None,
             db_time: None,

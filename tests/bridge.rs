@@ -155,6 +155,38 @@ fn equal_answers_agree_and_the_report_says_so() {
     assert!(guard.ok(), "{}{}", guard.out, guard.err);
 }
 
+/// A list of exactly `max_rows` rows is whole and compared; one cut at `max_rows` (each side
+/// may have cut another subset) is logged as not compared.
+#[test]
+fn a_list_of_exactly_max_rows_is_compared_and_a_cut_one_is_not() {
+    // The demo has 10 customers in MI and 22 in OH.
+    let text = mapping(SAME, "concurrency = 8").replacen(
+        "public = true\n",
+        "public = true\nmax_rows = 10\n",
+        1,
+    );
+    let Some(b) = bridge(&text) else {
+        return;
+    };
+    let whole = b.gw.anonymous("/v1/customers?state=MI").json();
+    assert_eq!(whole["data"].as_array().expect("data").len(), 10);
+    assert!(whole.get("truncated").is_none(), "{whole}");
+    let e = entries(&b.log, 1);
+    assert_eq!(e[0]["result"], "equal", "{e:#?}");
+    let cut = b.gw.anonymous("/v1/customers?state=OH").json();
+    assert_eq!(cut["truncated"], true, "{cut}");
+    let e = entries(&b.log, 2);
+    let oh = &e[1];
+    assert_eq!(oh["params"]["state"], "OH", "{e:#?}");
+    assert!(
+        oh["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cut at max_rows"),
+        "{e:#?}"
+    );
+}
+
 #[test]
 fn a_different_value_a_missing_row_and_another_order_are_each_caught() {
     // One value differs (a name), one row is missing (1003), and the sensitive credit limit

@@ -456,7 +456,7 @@ async fn run(
                 } else {
                     Arc::clone(&cached.body)
                 },
-                rows: cached.rows,
+                truncated: cached.truncated,
                 time: run_started.elapsed(),
                 cached: outcome == cache::Outcome::Hit,
                 path_params,
@@ -750,6 +750,7 @@ pub(super) async fn execute(
         body: Arc::from(body),
         rows,
         next,
+        truncated,
         invalid: tally.header().map(Arc::from),
         acquire_time: Some(waited),
         db_time: Some(db_time.saturating_sub(waited)),

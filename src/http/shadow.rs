@@ -23,7 +23,8 @@ use crate::encode::LayoutCache;
 pub(super) struct Served<'a> {
     /// The body as served (empty for a `one` route's 404).
     pub body: Arc<[u8]>,
-    pub rows: usize,
+    /// An unpaged list cut at `max_rows`.
+    pub truncated: bool,
     pub time: Duration,
     /// Served from the response cache: not compared (the shadow would read newer data).
     pub cached: bool,
@@ -103,7 +104,7 @@ pub(super) fn compare_later(
                 .map(|(k, v)| (k.into_owned(), v.into_owned())),
         )
         .collect();
-    let (primary, primary_rows, primary_time) = (served.body, served.rows, served.time);
+    let (primary, primary_cut, primary_time) = (served.body, served.truncated, served.time);
     tokio::spawn(async move {
         // The slot is held until the statement ended: its own statement timeout (the shadow's
         // `timeout`) ends it on the database.
@@ -131,9 +132,12 @@ pub(super) fn compare_later(
                 ));
                 None
             }
-            // A list cut off at max_rows may be another subset on each side: not judged.
-            Ok(c) if !route.one && (c.rows >= cap || primary_rows >= cap) => {
-                entry.error = Some(format!("an answer reached max_rows ({cap}): not compared"));
+            // A list cut off at max_rows may be another subset on each side: not judged (a
+            // list of exactly max_rows rows that was not cut is).
+            Ok(c) if !route.one && (c.truncated || primary_cut) => {
+                entry.error = Some(format!(
+                    "an answer was cut at max_rows ({cap}): not compared"
+                ));
                 None
             }
             Ok(c) if route.one && c.rows == 0 => Some(Arc::from(Vec::new())),
