@@ -1,5 +1,5 @@
 //! The ODBC source: a pool of worker threads, each owning one connection and a cache of
-//! prepared statements, fed through a job queue. Driver calls block, so they never run on the
+//! prepared statements, fed through a channel. Driver calls block, so they never run on the
 //! async runtime; async callers wait on a oneshot reply. A broken connection is dropped and
 //! reopened on the next statement. Owns driver types, what the driver says of parameters
 //! (`SQLDescribeParam`, checked before a statement runs) and reading SQLSTATEs and native error
@@ -59,108 +59,9 @@ enum Job {
 }
 
 /// A pool of connections to one ODBC source.
+#[derive(Debug)]
 pub struct OdbcPool {
-    jobs: Arc<Jobs>,
-}
-
-impl std::fmt::Debug for OdbcPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OdbcPool").finish_non_exhaustive()
-    }
-}
-
-impl Drop for OdbcPool {
-    fn drop(&mut self) {
-        self.jobs.close();
-    }
-}
-
-/// The jobs waiting for a worker. An idle worker sleeps on a condition variable until one is
-/// queued, without spinning first: on a machine shared with its database, a worker that
-/// spins (as channel receivers do before they sleep) takes CPU the database needs.
-struct Jobs {
-    queue: std::sync::Mutex<Queued>,
-    ready: std::sync::Condvar,
-}
-
-struct Queued {
-    jobs: std::collections::VecDeque<(Job, Call)>,
-    /// Workers that have not exited; none left, nothing is queued.
-    workers: usize,
-    closed: bool,
-}
-
-impl Jobs {
-    /// An open queue without workers yet.
-    fn new() -> Self {
-        Self {
-            queue: std::sync::Mutex::new(Queued {
-                jobs: std::collections::VecDeque::new(),
-                workers: 0,
-                closed: false,
-            }),
-            ready: std::sync::Condvar::new(),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queued> {
-        self.queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Queue `job`, or hand it back when the pool is closed or has no worker left.
-    fn push(&self, job: (Job, Call)) -> Result<(), (Job, Call)> {
-        let mut q = self.lock();
-        if q.closed || q.workers == 0 {
-            return Err(job);
-        }
-        q.jobs.push_back(job);
-        drop(q);
-        self.ready.notify_one();
-        Ok(())
-    }
-
-    /// The next job, waiting for one; `None` once the pool is closed and nothing is queued.
-    fn pop(&self) -> Option<(Job, Call)> {
-        let mut q = self.lock();
-        loop {
-            if let Some(job) = q.jobs.pop_front() {
-                return Some(job);
-            }
-            if q.closed {
-                return None;
-            }
-            q = self
-                .ready
-                .wait(q)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
-    }
-
-    fn close(&self) {
-        self.lock().closed = true;
-        self.ready.notify_all();
-    }
-}
-
-/// A worker counted in [`Queued::workers`] until its thread ends (a panic too); the last one
-/// drops what is still queued, so that nobody waits for a worker that is not there.
-struct Staffed(Arc<Jobs>);
-
-impl Drop for Staffed {
-    fn drop(&mut self) {
-        let orphans = {
-            let mut q = self.0.lock();
-            q.workers -= 1;
-            if q.workers == 0 {
-                std::mem::take(&mut q.jobs)
-            } else {
-                std::collections::VecDeque::new()
-            }
-        };
-        drop(orphans);
-    }
+    jobs: crossbeam_channel::Sender<(Job, Call)>,
 }
 
 /// Driver calls this process has started and not finished: statements queued or running,
@@ -241,7 +142,7 @@ impl OdbcPool {
     /// Spawn the workers. Each opens its connection right away (logging a failure) and again
     /// whenever a statement needs one.
     pub fn start(cfg: SourceConfig) -> Self {
-        let jobs = Arc::new(Jobs::new());
+        let (tx, rx) = crossbeam_channel::unbounded::<(Job, Call)>();
         let cfg = Arc::new(cfg);
         info!(
             source = %cfg.name,
@@ -252,20 +153,19 @@ impl OdbcPool {
             "starting ODBC source"
         );
         for i in 0..cfg.pool_max {
+            let rx = rx.clone();
             let cfg = Arc::clone(&cfg);
             // Counted from here, not from when the thread first runs: a process that ends
             // at once still waits for this connection to be opened.
             let first = Call::begin();
-            jobs.lock().workers += 1;
-            let staffed = Staffed(Arc::clone(&jobs));
             let spawned = std::thread::Builder::new()
                 .name(format!("odbc-{}-{i}", cfg.name))
-                .spawn(move || Worker::new(cfg).run(first, &staffed));
+                .spawn(move || Worker::new(cfg).run(first, &rx));
             if let Err(e) = spawned {
                 warn!(error = %e, "could not start an ODBC worker thread");
             }
         }
-        Self { jobs }
+        Self { jobs: tx }
     }
 
     /// Queue `job` for a free worker, counted as a driver call until it is done; handed back
@@ -274,7 +174,7 @@ impl OdbcPool {
         let Some(call) = Call::begin() else {
             return Err(job);
         };
-        self.jobs.push((job, call)).map_err(|(job, _)| job)
+        self.jobs.send((job, call)).map_err(|e| e.into_inner().0)
     }
 
     /// Hand an admitted statement to a free worker and wait for its rows.
@@ -375,15 +275,14 @@ impl Worker {
         }
     }
 
-    fn run(mut self, first: Option<Call>, staffed: &Staffed) {
-        let jobs = &staffed.0;
+    fn run(mut self, first: Option<Call>, jobs: &crossbeam_channel::Receiver<(Job, Call)>) {
         if first.is_some()
             && let Err(e) = self.connection()
         {
             warn!(source = %self.cfg.name, error = %e, "source not reachable at start; will retry on demand");
         }
         drop(first);
-        while let Some((job, _call)) = jobs.pop() {
+        while let Ok((job, _call)) = jobs.recv() {
             // The process is ending: a job still queued is dropped unstarted (its caller, if
             // still there, hears `Closed`), so that no driver call starts after `settle`.
             if Call::ending() {
@@ -954,56 +853,6 @@ fn sqlstate(e: &odbc_api::Error) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn describe_job() -> (
-        (Job, Call),
-        oneshot::Receiver<Result<Described, SourceError>>,
-    ) {
-        let (reply, rx) = oneshot::channel();
-        let permit = Arc::new(tokio::sync::Semaphore::new(1))
-            .try_acquire_owned()
-            .expect("permit");
-        let job = Job::Describe {
-            sql: Arc::from("SELECT 1"),
-            reply,
-            _permit: permit,
-        };
-        ((job, Call::begin().expect("not ending")), rx)
-    }
-
-    /// Jobs go to workers in order; a pool without workers, or closed, takes none; the last
-    /// worker to leave drops what is still queued, so its caller hears `Closed` at once.
-    #[test]
-    fn the_job_queue_never_strands_a_job() {
-        let jobs = Arc::new(Jobs::new());
-        assert!(jobs.push(describe_job().0).is_err(), "no worker: refused");
-        jobs.lock().workers = 1;
-        let staffed = Staffed(Arc::clone(&jobs));
-        let (first, mut first_rx) = describe_job();
-        let (second, mut second_rx) = describe_job();
-        assert!(jobs.push(first).is_ok() && jobs.push(second).is_ok());
-        assert!(matches!(jobs.pop(), Some((Job::Describe { .. }, _))));
-        assert!(matches!(
-            first_rx.try_recv(),
-            Err(oneshot::error::TryRecvError::Closed)
-        ));
-        assert!(
-            matches!(
-                second_rx.try_recv(),
-                Err(oneshot::error::TryRecvError::Empty)
-            ),
-            "the second still waits in the queue"
-        );
-        drop(staffed);
-        assert!(matches!(
-            second_rx.try_recv(),
-            Err(oneshot::error::TryRecvError::Closed)
-        ));
-        jobs.lock().workers = 1;
-        jobs.close();
-        assert!(jobs.push(describe_job().0).is_err(), "closed: refused");
-        assert!(jobs.pop().is_none());
-    }
 
     #[test]
     fn every_type_gets_a_buffer_within_bounds() {
