@@ -624,11 +624,10 @@ fn token(
         map.insert("aud".into(), aud.clone().into());
     }
     // Where the gateway reads scopes from (`[auth] scopes_claim`).
-    let claim = match config.auth.scopes_claim.as_str() {
-        "" => "scope",
-        c => c,
-    };
-    map.insert(claim.into(), split_scopes(scopes).join(" ").into());
+    map.insert(
+        config.auth.scopes_claim_name().into(),
+        split_scopes(scopes).join(" ").into(),
+    );
     for c in claims {
         let Some((k, v)) = c.split_once('=') else {
             eprintln!("patina: --claim takes NAME=VALUE");

@@ -88,11 +88,7 @@ impl Authenticator {
                 .clone()
                 .map(KeyStore::open)
                 .transpose()?,
-            scopes_claim: if settings.scopes_claim.is_empty() {
-                "scope".into()
-            } else {
-                settings.scopes_claim.clone()
-            },
+            scopes_claim: settings.scopes_claim_name().to_string(),
         })
     }
 

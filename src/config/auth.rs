@@ -23,6 +23,17 @@ pub struct AuthSettings {
     pub scopes_claim: String,
 }
 
+impl AuthSettings {
+    /// The claim scopes are read from and written into: `scopes_claim`, else `scope` (also
+    /// for settings made without a config file, whose `scopes_claim` is empty).
+    pub fn scopes_claim_name(&self) -> &str {
+        match self.scopes_claim.as_str() {
+            "" => "scope",
+            c => c,
+        }
+    }
+}
+
 /// Settings for JWT verification (`[auth.jwt]`).
 #[derive(Clone, Debug)]
 pub struct JwtSettings {

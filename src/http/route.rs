@@ -198,8 +198,6 @@ fn authorize(state: &AppState, route: &RoutePlan, identity: &Identity) -> Result
     ))
 }
 
-/// The client's address: the peer, or, behind a trusted proxy, the last untrusted hop of
-/// `X-Forwarded-For`.
 /// Whose a write is: the identity's label, or for a caller without credentials its address
 /// (anonymous callers' idempotency keys and deliveries are kept apart by it).
 pub(super) fn sender_label(req: &HttpRequest, state: &AppState, identity: &Identity) -> String {
@@ -209,6 +207,8 @@ pub(super) fn sender_label(req: &HttpRequest, state: &AppState, identity: &Ident
     }
 }
 
+/// The client's address: the peer, or, behind a trusted proxy, the last untrusted hop of
+/// `X-Forwarded-For`.
 fn client_ip(req: &HttpRequest, state: &AppState) -> String {
     let peer = req.peer_addr().map(|a| a.ip());
     let trusted = &state.rate_settings.trusted_proxies;

@@ -77,23 +77,24 @@ static CALLS: std::sync::Mutex<Calls> = std::sync::Mutex::new(Calls {
 });
 static CALLS_DONE: std::sync::Condvar = std::sync::Condvar::new();
 
+fn calls() -> std::sync::MutexGuard<'static, Calls> {
+    CALLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// One driver call counted in flight until dropped.
 struct Call;
 
 impl Call {
     /// Whether the process is ending ([`settle`]).
     fn ending() -> bool {
-        CALLS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .ending
+        calls().ending
     }
 
     /// `None` once the process is ending: no driver call starts then.
     fn begin() -> Option<Call> {
-        let mut c = CALLS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut c = calls();
         if c.ending {
             return None;
         }
@@ -104,9 +105,7 @@ impl Call {
 
 impl Drop for Call {
     fn drop(&mut self) {
-        let mut c = CALLS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut c = calls();
         c.in_flight -= 1;
         if c.in_flight == 0 {
             CALLS_DONE.notify_all();
@@ -121,9 +120,7 @@ impl Drop for Call {
 /// finished in time.
 pub fn settle(max: Duration) -> bool {
     let deadline = Instant::now() + max;
-    let mut c = CALLS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut c = calls();
     c.ending = true;
     while c.in_flight > 0 {
         let left = deadline.saturating_duration_since(Instant::now());
